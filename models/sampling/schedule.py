@@ -1,0 +1,83 @@
+"""The GDF cosine schedule of Stable Cascade and ComfyUI's sigma view of it (spec §3.1, §3.4).
+
+All schedule numbers are computed in float64: they are a handful of scalars per step, and the
+reference table (tests/data/schedules.json) is float64. Samplers turn them into Python floats.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+COSINE_S = 0.008
+MIN_VAR = math.cos(COSINE_S / (1 + COSINE_S) * math.pi * 0.5) ** 2
+VAR_CLAMP = (1e-4, 0.9999)
+# GDF computes the logSNR limits once, at shift 1, and applies them after the shift (spec §3.1).
+LOGSNR_LIMITS = (math.log(VAR_CLAMP[0] / (1 - VAR_CLAMP[0])), math.log(VAR_CLAMP[1] / (1 - VAR_CLAMP[1])))
+COMFY_TABLE_SIZE = 10000
+
+
+def _f64(t: torch.Tensor | float | list[float]) -> torch.Tensor:
+    return torch.as_tensor(t, dtype=torch.float64)
+
+
+def _unshifted_var(t: torch.Tensor) -> torch.Tensor:
+    return torch.cos((t + COSINE_S) / (1 + COSINE_S) * math.pi * 0.5).clamp(0, 1) ** 2 / MIN_VAR
+
+
+def gdf_logsnr(t: torch.Tensor | float | list[float], shift: float = 1.0) -> torch.Tensor:
+    """GDF CosineSchedule logSNR at time t (t=1 is noise), shifted and clamped as in spec §3.1."""
+    var = _unshifted_var(_f64(t)).clamp(*VAR_CLAMP)
+    logsnr = torch.log(var / (1 - var))
+    if shift != 1:
+        logsnr = logsnr + 2 * math.log(1 / shift)
+    return logsnr.clamp(*LOGSNR_LIMITS)
+
+
+def vp_scalers(logsnr: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
+    """VPScaler: a = sqrt(sigmoid(logSNR)) = sqrt(alpha_bar), b = sqrt(sigmoid(-logSNR))."""
+    logsnr = _f64(logsnr)
+    return torch.sigmoid(logsnr).sqrt(), torch.sigmoid(-logsnr).sqrt()
+
+
+def noise_cond(logsnr: torch.Tensor | float) -> torch.Tensor:
+    """CosineTNoiseCond: r from the (shifted) logSNR by inverting the unshifted cosine formula."""
+    v = torch.sigmoid(_f64(logsnr)).clamp(0, 1)
+    return torch.acos(torch.sqrt(v * MIN_VAR)) / (math.pi * 0.5) * (1 + COSINE_S) - COSINE_S
+
+
+def sigma_from_logsnr(logsnr: torch.Tensor | float) -> torch.Tensor:
+    """k-diffusion sigma = b/a = exp(-logSNR/2)."""
+    return torch.exp(-_f64(logsnr) / 2)
+
+
+def logsnr_from_sigma(sigma: torch.Tensor | float) -> torch.Tensor:
+    """Inverse of sigma_from_logsnr; sigma 0 maps to +inf (a clean sample)."""
+    return -2 * torch.log(_f64(sigma))
+
+
+def r_from_sigma(sigma: torch.Tensor | float) -> torch.Tensor:
+    """ComfyUI StableCascadeSampling.timestep: r from sigma via v = 1/(sigma^2+1) (spec §3.4)."""
+    sigma = _f64(sigma)
+    v = (1 / (sigma * sigma + 1)).clamp(0, 1)
+    return torch.acos(torch.sqrt(v * MIN_VAR)) / (math.pi * 0.5) * (1 + COSINE_S) - COSINE_S
+
+
+def comfy_sigma(t: torch.Tensor | float | list[float], shift: float = 1.0) -> torch.Tensor:
+    """ComfyUI's sigma(t): shift applied to the unclamped alpha_bar, clamp after (spec §3.4)."""
+    alpha_bar = _unshifted_var(_f64(t))
+    if shift != 1:
+        alpha_bar = torch.sigmoid(torch.log(alpha_bar / (1 - alpha_bar)) + 2 * math.log(1 / shift))
+    alpha_bar = alpha_bar.clamp(*VAR_CLAMP)
+    return torch.sqrt((1 - alpha_bar) / alpha_bar)
+
+
+def comfy_sigma_table(shift: float = 1.0) -> torch.Tensor:
+    """The 10000-entry ascending sigma table ComfyUI samples from: sigma((k+1)/10000)."""
+    k = torch.arange(COMFY_TABLE_SIZE, dtype=torch.float64)
+    return comfy_sigma((k + 1) / COMFY_TABLE_SIZE, shift)
+
+
+def official_logsnrs(steps: int, shift: float, t_start: float = 1.0, t_end: float = 0.0) -> torch.Tensor:
+    """GDF.sample's grid: logSNR at linspace(t_start, t_end, steps+1) (float64, steps+1 values)."""
+    return gdf_logsnr(torch.linspace(t_start, t_end, steps + 1, dtype=torch.float64), shift)
