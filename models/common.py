@@ -1,0 +1,233 @@
+"""Building blocks shared by Stage C and Stage B (spec §1.1), with the official parameter names.
+
+Speed notes (CPU bf16 is the main target): activations travel as logical NCHW tensors stored
+channels-last, so every "permute to NHWC" below is a free view, LayerNorm and the per-pixel Linears
+run on contiguous memory, and the depthwise convolution runs in oneDNN's channels-last kernel.
+Elementwise tails are fused with addcmul where the algebra allows it.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def nhwc(x: torch.Tensor) -> torch.Tensor:
+    """View a logical NCHW tensor as NHWC (free when x is stored channels-last)."""
+    return x.permute(0, 2, 3, 1)
+
+
+def nchw(x: torch.Tensor) -> torch.Tensor:
+    """View an NHWC tensor as logical NCHW (channels-last storage)."""
+    return x.permute(0, 3, 1, 2)
+
+
+def to_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """Return x stored channels-last (a no-op when it already is)."""
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channel axis of an NCHW tensor (no affine, eps 1e-6 by default)."""
+
+    def __init__(self, c: int, elementwise_affine: bool = False, eps: float = 1e-6):
+        super().__init__(c, elementwise_affine=elementwise_affine, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise channels; output is stored channels-last."""
+        return nchw(F.layer_norm(nhwc(x), self.normalized_shape, self.weight, self.bias, self.eps))
+
+
+class Conv1x1(nn.Conv2d):
+    """A 1x1 Conv2d (same keys) computed as a per-pixel matmul on the NHWC view."""
+
+    def __init__(self, c_in: int, c_out: int, bias: bool = True):
+        super().__init__(c_in, c_out, kernel_size=1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the 1x1 convolution; output is stored channels-last."""
+        return nchw(F.linear(nhwc(x), self.weight.flatten(1), self.bias))
+
+
+class GlobalResponseNorm(nn.Module):
+    """ConvNeXt-V2 GRN on NHWC input: gamma * (x * N) + beta + x."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.zeros(1, 1, 1, dim))
+        self.beta = nn.Parameter(torch.zeros(1, 1, 1, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Rewritten as x * (1 + gamma * N) + beta: one pass over x instead of four."""
+        g = torch.linalg.vector_norm(x, ord=2, dim=(1, 2), keepdim=True)
+        n = g / (g.mean(dim=-1, keepdim=True) + 1e-6)
+        return torch.addcmul(self.beta, x, torch.addcmul(torch.ones_like(n), self.gamma, n))
+
+
+class ResBlock(nn.Module):
+    """Depthwise conv, LN, channelwise MLP with GRN, residual (level letter 'C')."""
+
+    def __init__(self, c: int, c_skip: int = 0, kernel_size: int = 3, dropout: float = 0.0):
+        super().__init__()
+        self.depthwise = nn.Conv2d(c, c, kernel_size=kernel_size, padding=kernel_size // 2, groups=c)
+        self.norm = LayerNorm2d(c)
+        self.channelwise = nn.Sequential(
+            nn.Linear(c + c_skip, c * 4), nn.GELU(), GlobalResponseNorm(c * 4), nn.Dropout(dropout),
+            nn.Linear(c * 4, c),
+        )
+
+    def forward(self, x: torch.Tensor, x_skip: torch.Tensor | None = None) -> torch.Tensor:
+        """x (+ optional skip, concatenated after the norm) -> x + MLP(LN(dwconv(x)))."""
+        x = to_channels_last(x)
+        h = nhwc(self.depthwise(x))
+        h = F.layer_norm(h, self.norm.normalized_shape, None, None, self.norm.eps)
+        if x_skip is not None:
+            h = torch.cat([h, nhwc(x_skip)], dim=-1)
+        cw = self.channelwise
+        h = cw[2](cw[1](cw[0](h)))
+        if self.training:
+            h = cw[3](h)
+        h = cw[4](h)
+        return nchw(h.add_(nhwc(x)))
+
+
+class TimestepBlock(nn.Module):
+    """FiLM-style modulation by the r-embedding: x * (1 + a) + b (level letter 'T')."""
+
+    def __init__(self, c: int, c_timestep: int, conds: tuple[str, ...] | list[str] = ()):
+        super().__init__()
+        self.mapper = nn.Linear(c_timestep, c * 2)
+        self.conds = tuple(conds)
+        for name in self.conds:
+            setattr(self, f"mapper_{name}", nn.Linear(c_timestep, c * 2))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Modulate x [B,C,H,W] with the r-embedding t [B, c_r * (1 + len(conds))]."""
+        ts = t.chunk(len(self.conds) + 1, dim=1)
+        ab = self.mapper(ts[0])
+        for i, name in enumerate(self.conds):
+            ab = ab + getattr(self, f"mapper_{name}")(ts[i + 1])
+        a, b = ab[:, None, None, :].chunk(2, dim=-1)
+        x = to_channels_last(x)
+        return nchw(torch.addcmul(b, nhwc(x), a + 1))
+
+
+class _Attention(nn.Module):
+    """Holds the packed nn.MultiheadAttention so that keys read `attention.attn.in_proj_weight`."""
+
+    def __init__(self, c: int, nhead: int, dropout: float = 0.0):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(c, nhead, dropout=dropout, bias=True, batch_first=True)
+
+
+class AttnBlock(nn.Module):
+    """Image tokens attend to [image tokens; conditioning tokens] (level letter 'A')."""
+
+    def __init__(self, c: int, c_cond: int, nhead: int, self_attn: bool = True, dropout: float = 0.0):
+        super().__init__()
+        self.self_attn = self_attn
+        self.nhead = nhead
+        self.norm = LayerNorm2d(c)
+        self.attention = _Attention(c, nhead, dropout)
+        self.kv_mapper = nn.Sequential(nn.SiLU(), nn.Linear(c_cond, c))
+
+    def forward(self, x: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+        """Same math as nn.MultiheadAttention (q,k,v rows of in_proj; scale 1/sqrt(head_dim)), via SDPA."""
+        b, c, hh, ww = x.shape
+        attn = self.attention.attn
+        w, bias = attn.in_proj_weight, attn.in_proj_bias
+        kv = self.kv_mapper(kv)
+        x = to_channels_last(x)
+        xn = F.layer_norm(nhwc(x), (c,), None, None, self.norm.eps).reshape(b, hh * ww, c)
+        if self.self_attn:
+            # One matmul gives q, k, v for the image tokens; only k, v are needed for the cond tokens.
+            q, k_img, v_img = F.linear(xn, w, bias).split(c, dim=-1)
+            k_c, v_c = F.linear(kv, w[c:], bias[c:]).split(c, dim=-1)
+            k = torch.cat([k_img, k_c], dim=1)
+            v = torch.cat([v_img, v_c], dim=1)
+        else:
+            q = F.linear(xn, w[:c], bias[:c])
+            k, v = F.linear(kv, w[c:], bias[c:]).split(c, dim=-1)
+        d = c // self.nhead
+        q = q.unflatten(-1, (self.nhead, d)).transpose(1, 2)
+        k = k.unflatten(-1, (self.nhead, d)).transpose(1, 2)
+        v = v.unflatten(-1, (self.nhead, d)).transpose(1, 2)
+        p = attn.dropout if self.training else 0.0
+        o = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+        o = o.transpose(1, 2).reshape(b, hh * ww, c)
+        o = F.linear(o, attn.out_proj.weight, attn.out_proj.bias)
+        return nchw(o.view(b, hh, ww, c).add_(nhwc(x)))
+
+
+class UpDownBlock2d(nn.Module):
+    """1x1 conv plus an optional bilinear resample; `blocks` order fixes the official key index."""
+
+    def __init__(self, c_in: int, c_out: int, mode: str, enabled: bool = True):
+        super().__init__()
+        if mode not in ("up", "down"):
+            raise ValueError(f"mode must be 'up' or 'down', not {mode!r}")
+        interp = _Resample(2.0 if mode == "up" else 0.5) if enabled else nn.Identity()
+        conv = Conv1x1(c_in, c_out)
+        self.blocks = nn.ModuleList([interp, conv] if mode == "up" else [conv, interp])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the blocks in order (no float32 cast: the dtype is kept)."""
+        for blk in self.blocks:
+            x = blk(x)
+        return x
+
+
+class _Resample(nn.Module):
+    """Bilinear (align_corners=True) resampling by a scale factor."""
+
+    def __init__(self, scale: float):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Resample; computed in float32 like the official code, then cast back."""
+        y = F.interpolate(x.float(), scale_factor=self.scale, mode="bilinear", align_corners=True)
+        return y.to(x.dtype)
+
+
+def resize_like(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear align_corners resize to `size`, upcast to float32 and cast back (official behaviour)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    y = F.interpolate(x.float(), size=size, mode="bilinear", align_corners=True)
+    return to_channels_last(y.to(x.dtype))
+
+
+def r_embedding(r: torch.Tensor, c_r: int = 64, max_positions: int = 10000) -> torch.Tensor:
+    """Sinusoidal embedding of r in [0,1]: sines then cosines, float32, shape [B, c_r]."""
+    r = r.float() * max_positions
+    half = c_r // 2
+    freq = torch.arange(half, device=r.device, dtype=torch.float32)
+    freq = torch.exp(freq * (-math.log(max_positions) / (half - 1)))
+    emb = r[:, None] * freq[None, :]
+    emb = torch.cat([emb.sin(), emb.cos()], dim=1)
+    if c_r % 2 == 1:
+        emb = F.pad(emb, (0, 1))
+    return emb
+
+
+def make_block(kind: str, c: int, *, c_cond: int, c_r: int, nhead: int, t_conds, c_skip: int = 0,
+               kernel_size: int = 3, dropout: float = 0.0, self_attn: bool = True) -> nn.Module:
+    """Build one level-config block: 'C' ResBlock, 'T' TimestepBlock, 'A' AttnBlock."""
+    if kind == "C":
+        return ResBlock(c, c_skip, kernel_size=kernel_size, dropout=dropout)
+    if kind == "T":
+        return TimestepBlock(c, c_r, conds=t_conds)
+    if kind == "A":
+        return AttnBlock(c, c_cond, nhead, self_attn=self_attn, dropout=dropout)
+    raise ValueError(f"unknown block type {kind!r} (expected C, T or A)")
+
+
+def model_dtype(module: nn.Module) -> torch.dtype:
+    """The dtype of a module's first floating-point parameter."""
+    for p in module.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32
