@@ -1,0 +1,88 @@
+"""The application environment handed to every node: config, weights folder and model residency."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nodes import weights
+from nodes.residency import ModelManager
+from nodes.types import KIND_FOLDERS
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+DTYPE_CHOICES = ("auto", "bf16", "fp32", "fp16")
+# Spec §4.4: the generators run in bf16; Stage A, effnet and the previewer are small and run in fp32.
+_AUTO_DTYPE = {"stage_c": "bf16", "stage_b": "bf16", "text_encoder": "bf16",
+               "stage_a": "fp32", "effnet": "fp32", "previewer": "fp32"}
+
+
+def _load_module(path: Path, kind: str, dtype: torch.dtype, device: str) -> nn.Module:
+    from models.loading import load  # imported lazily: the loading package is heavy and optional for tests
+
+    return load(path, kind, dtype=dtype, device=device)
+
+
+def pick_device(config: Any) -> str:
+    """Config's device if it has one, else CUDA when available, else CPU."""
+    device = getattr(config, "device", None)
+    if device:
+        return str(device)
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class Env:
+    """Config + weights folder + model manager; built once per server/CLI process as ``Env(config)``."""
+
+    def __init__(self, config: Any, *, load_fn=None) -> None:
+        self.config = config
+        self.device = pick_device(config)
+        self.weights_dir = Path(config.weights_dir)
+        budget_gb = getattr(config, "memory_budget_gb", None)
+        budget = int(budget_gb * (1 << 30)) if budget_gb else None
+        self.models = ModelManager(load_fn or _load_module, budget_bytes=budget, device=self.device)
+        if getattr(config, "demo", False):
+            self.ensure_demo_weights()
+
+    # -- weights folder ------------------------------------------------------------------------
+    def ensure_demo_weights(self) -> list[Path]:
+        """Write the tiny demo weights into the weights folder unless they are already there."""
+        if all(any(Path(n).name.startswith("demo_") for n in weights.list_folder(self.weights_dir, f))
+               for f in KIND_FOLDERS.values()):
+            return []
+        from models.demo import write_demo_weights
+
+        return list(write_demo_weights(self.weights_dir))
+
+    def weight_files(self, kind: str) -> list[str]:
+        """Files offered by the loader of this kind (a folder name or 'loras')."""
+        return weights.list_folder(self.weights_dir, KIND_FOLDERS.get(kind, kind))
+
+    def weight_path(self, kind: str, name: str) -> Path | None:
+        """Absolute path of a listed weights file, or None if missing or outside its subfolder."""
+        root = (self.weights_dir / KIND_FOLDERS.get(kind, kind)).resolve()
+        path = (root / name).resolve()
+        if root not in path.parents or not path.is_file():
+            return None
+        return path
+
+    def weights_listing(self) -> dict[str, list[str]]:
+        """{subfolder: [files]} for the whole weights folder."""
+        return weights.listing(self.weights_dir)
+
+    def weights_report(self) -> str:
+        """Start-up text: what was found and which official files are missing (names, sizes, places)."""
+        return weights.guidance(self.weights_dir)
+
+    # -- models --------------------------------------------------------------------------------
+    def resolve_dtype(self, kind: str, choice: str) -> torch.dtype:
+        """Loader dtype choice → torch dtype ('auto' follows the official per-stage dtypes)."""
+        return DTYPES[_AUTO_DTYPE[kind] if choice == "auto" else choice]
+
+    def load_model(self, kind: str, name: str, dtype_choice: str = "auto") -> nn.Module:
+        """Load (or reuse the resident copy of) a weights file of `kind`."""
+        path = self.weight_path(kind, name)
+        if path is None:
+            raise FileNotFoundError(weights.missing_file_message(self.weights_dir, KIND_FOLDERS[kind], name))
+        return self.models.load(path, kind, self.resolve_dtype(kind, dtype_choice))

@@ -1,0 +1,102 @@
+"""Loader nodes: pick a weights file from its subfolder and a dtype; output a ModelHandle."""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from engine.schema import Input, Node, Output, RunContext
+from models.patching import ModelHandle
+from nodes import types as T
+from nodes.env import DTYPE_CHOICES
+from nodes.weights import DEFAULT_FILES, missing_file_message
+
+_DTYPE_TIP = ("auto: bf16 for Stage C/B and the text encoder, fp32 for Stage A, EffNet and the previewer "
+              "(the official inference dtypes). Never fp16 for Stage C: it overflows.")
+
+
+def _loader_inputs(kind: str, what: str) -> tuple[Input, ...]:
+    folder = T.KIND_FOLDERS[kind]
+    return (
+        Input("file", T.COMBO, default=DEFAULT_FILES[kind], choices=lambda env: env.weight_files(kind),
+              tooltip=f"{what} weights file, from the weights folder's {folder}/ subfolder"),
+        Input("dtype", T.COMBO, default="auto", choices=DTYPE_CHOICES, tooltip=_DTYPE_TIP),
+    )
+
+
+class _Loader(Node):
+    """Shared behaviour: list files of KIND, validate the choice, load through the model manager."""
+
+    KIND: ClassVar[str] = ""
+    CATEGORY = "stable_cascade/loaders"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.DESCRIPTION = cls.__doc__ or ""
+
+    @classmethod
+    def check(cls, env: Any, inputs: dict) -> dict[str, str]:
+        name = inputs.get("file")
+        if isinstance(name, str) and env.weight_path(cls.KIND, name) is None:
+            return {"file": missing_file_message(env.weights_dir, T.KIND_FOLDERS[cls.KIND], name)}
+        return {}
+
+    @classmethod
+    def fingerprint(cls, env: Any, inputs: dict) -> Any:
+        # A file replaced on disk under the same name must reload, so its mtime and size are in the key.
+        name = inputs.get("file")
+        path = env.weight_path(cls.KIND, name) if isinstance(name, str) else None
+        if path is None:
+            return None
+        stat = path.stat()
+        return (stat.st_mtime_ns, stat.st_size)
+
+    def run(self, ctx: RunContext, file: str, dtype: str = "auto") -> tuple:
+        return (ModelHandle(ctx.env.load_model(self.KIND, file, dtype)),)
+
+
+class LoadStageC(_Loader):
+    """Load the Stage C prior (text → 16-channel latent at about 1/42 of the image size)."""
+
+    KIND, TITLE = "stage_c", "Load Stage C"
+    INPUTS = _loader_inputs("stage_c", "Stage C (prior)")
+    OUTPUTS = (Output("stage_c", T.STAGE_C, "the Stage C prior"),)
+
+
+class LoadStageB(_Loader):
+    """Load the Stage B decoder (Stage C latent → 4-channel latent at 1/4 of the image size)."""
+
+    KIND, TITLE = "stage_b", "Load Stage B"
+    INPUTS = _loader_inputs("stage_b", "Stage B (decoder)")
+    OUTPUTS = (Output("stage_b", T.STAGE_B, "the Stage B decoder"),)
+
+
+class LoadStageA(_Loader):
+    """Load Stage A, the VQGAN that turns Stage B latents into pixels (and back)."""
+
+    KIND, TITLE = "stage_a", "Load Stage A"
+    INPUTS = _loader_inputs("stage_a", "Stage A (VQGAN)")
+    OUTPUTS = (Output("stage_a", T.STAGE_A, "the Stage A VQGAN"),)
+
+
+class LoadTextEncoder(_Loader):
+    """Load the CLIP ViT-bigG text encoder used by both Stage C and Stage B."""
+
+    KIND, TITLE = "text_encoder", "Load Text Encoder"
+    INPUTS = _loader_inputs("text_encoder", "CLIP ViT-bigG text encoder")
+    OUTPUTS = (Output("text_encoder", T.TEXT_ENCODER, "the CLIP text encoder"),)
+
+
+class LoadEffNet(_Loader):
+    """Load the EfficientNet encoder that turns an image into a Stage C latent (image-to-image)."""
+
+    KIND, TITLE = "effnet", "Load EffNet Encoder"
+    INPUTS = _loader_inputs("effnet", "EfficientNet encoder")
+    OUTPUTS = (Output("effnet", T.EFFNET, "the EffNet encoder"),)
+
+
+class LoadPreviewer(_Loader):
+    """Load the Previewer that renders Stage C latents as small RGB images for live previews."""
+
+    KIND, TITLE = "previewer", "Load Previewer"
+    INPUTS = _loader_inputs("previewer", "Previewer")
+    OUTPUTS = (Output("previewer", T.PREVIEWER, "the latent previewer"),)
+

@@ -1,0 +1,172 @@
+"""Model residency: load each weights file once, keep it across prompts, evict least-recently-used
+models when the memory budget is exceeded (so Stage C and Stage B need not be resident together).
+
+An evicted module keeps its identity (handles and the executor's output cache still point at it) but
+its tensors move to the ``meta`` device; ``ensure`` reloads them in place before the next use.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+LoadFn = Callable[[Path, str, torch.dtype, str], nn.Module]  # (path, kind, dtype, device) -> module
+
+
+@dataclass
+class _Entry:
+    key: tuple
+    path: Path
+    kind: str
+    dtype: torch.dtype
+    module: nn.Module
+    nbytes: int
+    resident: bool = True
+    tick: int = 0
+
+
+def module_nbytes(module: nn.Module) -> int:
+    """Bytes held by a module's parameters and buffers (meta tensors count as their would-be size)."""
+    total = 0
+    for t in list(module.parameters()) + list(module.buffers()):
+        total += t.numel() * t.element_size()
+    return total
+
+
+def default_budget_bytes(device: str) -> int:
+    """Auto budget: most of the device's memory, leaving room for activations and the OS."""
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return int(torch.cuda.get_device_properties(torch.device(device)).total_memory * 0.8)
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 16 << 30
+    return int(total * 0.6)
+
+
+def _swap_in(module: nn.Module, fresh: nn.Module) -> None:
+    """Move every parameter and buffer of `fresh` into `module` (same architecture), keeping identity."""
+    pairs = list(fresh.named_parameters(remove_duplicate=False)) + list(fresh.named_buffers(remove_duplicate=False))
+    for name, value in pairs:
+        owner_name, _, leaf = name.rpartition(".")
+        owner = module.get_submodule(owner_name)
+        if leaf in owner._parameters:
+            owner._parameters[leaf] = value
+        else:
+            owner._buffers[leaf] = value
+
+
+class ModelManager:
+    """Loads models keyed by (path, mtime, dtype, kind) and keeps them resident under a byte budget."""
+
+    def __init__(self, load_fn: LoadFn, *, budget_bytes: int | None = None, device: str = "cpu") -> None:
+        self._load_fn = load_fn
+        self.device = device
+        self.budget_bytes = budget_bytes if budget_bytes is not None else default_budget_bytes(device)
+        self._entries: dict[tuple, _Entry] = {}
+        self._by_module: dict[int, _Entry] = {}
+        self._tick = 0
+        self._lock = threading.RLock()
+        self.loads = 0  # how many times weights were read from disk (tests assert residency with it)
+        self.evictions = 0
+
+    @staticmethod
+    def key(path: Path, kind: str, dtype: torch.dtype) -> tuple:
+        """Residency key: a file changed on disk (new mtime) is a different model."""
+        path = Path(path).resolve()
+        return (str(path), path.stat().st_mtime_ns, str(dtype), kind)
+
+    def load(self, path: Path, kind: str, dtype: torch.dtype) -> nn.Module:
+        """Return the resident module for this file, loading it (and evicting others) if needed."""
+        with self._lock:
+            key = self.key(path, kind, dtype)
+            entry = self._entries.get(key)
+            if entry is None:
+                self._make_room(self._estimate(path, dtype), keep=None)
+                module = self._read(Path(path), kind, dtype)
+                entry = _Entry(key, Path(path), kind, dtype, module, module_nbytes(module))
+                self._entries[key] = entry
+                self._by_module[id(module)] = entry
+            self._touch(entry)
+            self._rematerialise(entry)
+            return entry.module
+
+    def ensure(self, module: nn.Module) -> nn.Module:
+        """Make sure a managed module is resident before use; unknown modules pass through."""
+        with self._lock:
+            entry = self._by_module.get(id(module))
+            if entry is not None:
+                self._touch(entry)
+                self._rematerialise(entry)
+            return module
+
+    def unload(self, module: nn.Module) -> bool:
+        """Explicitly evict one managed module (its handle stays valid and reloads on next use)."""
+        with self._lock:
+            entry = self._by_module.get(id(module))
+            if entry is None or not entry.resident:
+                return False
+            self._evict(entry)
+            return True
+
+    def resident_bytes(self) -> int:
+        """Bytes of all currently resident managed models."""
+        return sum(e.nbytes for e in self._entries.values() if e.resident)
+
+    def resident(self) -> list[str]:
+        """Resident models as 'kind:file' strings, most recently used last."""
+        live = sorted((e for e in self._entries.values() if e.resident), key=lambda e: e.tick)
+        return [f"{e.kind}:{e.path.name}" for e in live]
+
+    def clear(self) -> None:
+        """Evict everything and forget all entries."""
+        with self._lock:
+            for entry in list(self._entries.values()):
+                if entry.resident:
+                    self._evict(entry)
+            self._entries.clear()
+            self._by_module.clear()
+
+    # -- internals ---------------------------------------------------------------------------
+    def _touch(self, entry: _Entry) -> None:
+        self._tick += 1
+        entry.tick = self._tick
+
+    def _read(self, path: Path, kind: str, dtype: torch.dtype) -> nn.Module:
+        module = self._load_fn(path, kind, dtype, self.device)
+        self.loads += 1
+        return module.eval().requires_grad_(False)
+
+    def _rematerialise(self, entry: _Entry) -> None:
+        if entry.resident:
+            return
+        self._make_room(entry.nbytes, keep=entry)
+        _swap_in(entry.module, self._read(entry.path, entry.kind, entry.dtype))
+        entry.resident = True
+
+    def _make_room(self, incoming: int, keep: _Entry | None) -> None:
+        """Evict least-recently-used models until `incoming` more bytes fit the budget."""
+        victims = sorted((e for e in self._entries.values() if e.resident and e is not keep), key=lambda e: e.tick)
+        for victim in victims:
+            if self.resident_bytes() + incoming <= self.budget_bytes:
+                break
+            self._evict(victim)
+
+    def _evict(self, entry: _Entry) -> None:
+        entry.module.to_empty(device="meta")  # frees the storage; shapes stay for the reload
+        entry.resident = False
+        self.evictions += 1
+        if self.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+
+    @staticmethod
+    def _estimate(path: Path, dtype: torch.dtype) -> int:
+        """Rough in-memory size before loading: file size, scaled when bf16/fp16 files become fp32."""
+        size = Path(path).stat().st_size
+        itemsize = torch.empty((), dtype=dtype).element_size()
+        return size * 2 if itemsize == 4 and "bf16" in Path(path).name else size

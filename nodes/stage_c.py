@@ -1,0 +1,67 @@
+"""StageCSampler: text conditioning → Stage C latent (the prior), with live Previewer previews."""
+from __future__ import annotations
+
+import torch
+
+from engine.schema import Input, Node, Output, RunContext
+from models.patching import ModelHandle
+from models.sampling import batch_seeds, guided_eps, sample, stage_c_hw
+from nodes import types as T
+from nodes.runtime import module_device, module_dtype, using
+from nodes.sampling_inputs import env_preview_size, preview_callback, sampler_inputs, seed_input
+
+CLIP_IMG_DIM = 768  # CLIP ViT-L/14 image embedding width; zeros unless doing image variation
+
+
+class StageCSampler(Node):
+    """Sample a Stage C latent from the prompt (official: 20 steps, cfg 4, shift 2, ddpm, cfg_rho 0.7)."""
+
+    TITLE = "Stage C Sampler"
+    CATEGORY = "stable_cascade/sampling"
+    INPUTS = (
+        Input("stage_c", T.STAGE_C, tooltip="the Stage C prior"),
+        Input("positive", T.CONDITIONING, tooltip="the prompt's conditioning"),
+        Input("negative", T.CONDITIONING, tooltip="the negative prompt's conditioning (officially the empty prompt)"),
+        Input("width", T.INT, default=1024, min=128, max=8192, step=8, tooltip="output image width in pixels"),
+        Input("height", T.INT, default=1024, min=128, max=8192, step=8, tooltip="output image height in pixels"),
+        Input("batch_size", T.INT, default=1, min=1, max=64, tooltip="images per run"),
+        seed_input(),
+        *sampler_inputs(steps=20, cfg=4.0, shift=2.0),
+        Input("denoise", T.FLOAT, default=1.0, min=0.0, max=1.0, step=0.01,
+              tooltip="how much of the schedule to run; below 1 needs an init latent (image-to-image)"),
+        Input("init", T.STAGE_C_LATENT, optional=True,
+              tooltip="optional start latent (EffNet Encode of an image); its size overrides width/height"),
+        Input("previewer", T.PREVIEWER, optional=True, tooltip="optional Previewer for live previews"),
+    )
+    OUTPUTS = (Output("stage_c_latent", T.STAGE_C_LATENT, "the Stage C latent (x0 of the last step)"),)
+
+    def run(self, ctx: RunContext, stage_c: ModelHandle, positive: T.Conditioning, negative: T.Conditioning,
+            width: int, height: int, batch_size: int, seed: int, steps: int, cfg: float, sampler: str,
+            scheduler: str, shift: float, cfg_rho: float, denoise: float = 1.0,
+            init: T.StageCLatent | None = None, previewer: ModelHandle | None = None) -> tuple:
+        init_samples = None
+        if init is not None:
+            init_samples, height, width = init.samples, init.height, init.width
+            if init_samples.shape[0] == 1 and batch_size > 1:
+                init_samples = init_samples.expand(batch_size, -1, -1, -1)
+            batch_size = init_samples.shape[0]
+        elif denoise < 1.0:
+            ctx.warn("denoise < 1 without an init latent starts from noise anyway; running the full schedule")
+            denoise = 1.0
+        h, w = stage_c_hw(width, height)
+        callback = preview_callback(ctx, previewer, env_preview_size(ctx.env))
+        with using(ctx.env, stage_c) as net:
+            device = module_device(net)
+            pos, neg = positive.repeat_to(batch_size), negative.repeat_to(batch_size)
+            clip_img = torch.zeros(1, 1, getattr(getattr(net, "config", None), "c_clip_img", CLIP_IMG_DIM),
+                                   device=device)
+            cond = {"clip_text": pos.hidden.to(device), "clip_text_pooled": pos.pooled.to(device),
+                    "clip_img": clip_img}
+            uncond = {"clip_text": neg.hidden.to(device), "clip_text_pooled": neg.pooled.to(device),
+                      "clip_img": clip_img}
+            x0 = sample(guided_eps(net, cond, uncond, cfg, cfg_rho), (batch_size, 16, h, w),
+                        sampler=sampler, scheduler=scheduler, steps=steps, shift=shift, denoise=denoise,
+                        init=None if init_samples is None else init_samples.to(device),
+                        seeds=batch_seeds(seed, batch_size), device=device, dtype=module_dtype(net),
+                        callback=callback)
+        return (T.StageCLatent(x0.float().cpu(), height, width),)

@@ -1,0 +1,59 @@
+"""Socket type names and the small value types that travel along links between Stable Cascade nodes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from engine.schema import BOOLEAN, COMBO, FLOAT, INT, STRING  # noqa: F401  (re-exported widget types)
+
+# Model sockets: each stage has its own type so the editor and validation refuse swapped files
+# (the most common ComfyUI Stable Cascade mistake: "expected 16 channels, got 4").
+STAGE_C = "STAGE_C"
+STAGE_B = "STAGE_B"
+STAGE_A = "STAGE_A"
+TEXT_ENCODER = "TEXT_ENCODER"
+EFFNET = "EFFNET"
+PREVIEWER = "PREVIEWER"
+
+# Data sockets.
+CONDITIONING = "CONDITIONING"
+STAGE_C_LATENT = "STAGE_C_LATENT"
+STAGE_B_LATENT = "STAGE_B_LATENT"
+IMAGE = "IMAGE"  # float32 [B, H, W, 3] in [0, 1] (ComfyUI's layout, so image nodes stay familiar)
+
+# Weights subfolder per model kind (also the `kind` names understood by models.loading.load).
+KIND_FOLDERS = {
+    "stage_c": "stage_c",
+    "stage_b": "stage_b",
+    "stage_a": "stage_a",
+    "text_encoder": "text_encoder",
+    "effnet": "effnet",
+    "previewer": "previewer",
+}
+LORA_FOLDER = "loras"
+
+
+@dataclass(frozen=True)
+class Conditioning:
+    """Text conditioning: last hidden states [B,77,1280] (before final LN) and pooled [B,1,1280]."""
+
+    hidden: torch.Tensor
+    pooled: torch.Tensor
+
+    def repeat_to(self, batch: int) -> "Conditioning":
+        """Repeat a batch-1 conditioning to `batch` items (num_images_per_prompt semantics)."""
+        if self.hidden.shape[0] == batch:
+            return self
+        if self.hidden.shape[0] != 1:
+            raise ValueError(f"conditioning batch {self.hidden.shape[0]} does not match latent batch {batch}")
+        return Conditioning(self.hidden.expand(batch, -1, -1), self.pooled.expand(batch, -1, -1))
+
+
+@dataclass(frozen=True)
+class StageCLatent:
+    """A Stage C latent [B,16,h,w] plus the pixel size it stands for (Stage B derives its grid from it)."""
+
+    samples: torch.Tensor
+    height: int
+    width: int

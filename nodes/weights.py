@@ -1,0 +1,95 @@
+"""The weights folder: what is in each subfolder, and which official files belong where."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from nodes.types import KIND_FOLDERS, LORA_FOLDER
+
+WEIGHT_SUFFIXES = (".safetensors", ".sft")
+SUBFOLDERS = tuple(KIND_FOLDERS.values()) + (LORA_FOLDER,)
+
+
+@dataclass(frozen=True)
+class OfficialFile:
+    """One official file: where it goes, its name, approximate size and where to download it."""
+
+    folder: str
+    name: str
+    size: str
+    source: str
+    note: str = ""
+
+
+_REPO = "huggingface.co/stabilityai/stable-cascade"
+OFFICIAL_FILES: tuple[OfficialFile, ...] = (
+    OfficialFile("stage_c", "stage_c_bf16.safetensors", "7.2 GB", _REPO, "3.6B prior (recommended)"),
+    OfficialFile("stage_c", "stage_c_lite_bf16.safetensors", "2.1 GB", _REPO, "1B prior (small/fast)"),
+    OfficialFile("stage_b", "stage_b_bf16.safetensors", "3.1 GB", _REPO, "1.5B decoder (recommended)"),
+    OfficialFile("stage_b", "stage_b_lite_bf16.safetensors", "1.4 GB", _REPO, "700M decoder (small/fast)"),
+    OfficialFile("stage_a", "stage_a.safetensors", "74 MB", _REPO),
+    OfficialFile("text_encoder", "model.bf16.safetensors", "1.4 GB", _REPO + " (text_encoder/)",
+                 "CLIP ViT-bigG text tower; model.safetensors (2.8 GB, fp32) works too"),
+    OfficialFile("effnet", "effnet_encoder.safetensors", "81 MB", _REPO, "only for image-to-image"),
+    OfficialFile("previewer", "previewer.safetensors", "16 MB", _REPO, "optional live previews"),
+)
+
+# The file each loader of the default workflow names (first official choice per kind).
+DEFAULT_FILES = {
+    "stage_c": "stage_c_bf16.safetensors",
+    "stage_b": "stage_b_bf16.safetensors",
+    "stage_a": "stage_a.safetensors",
+    "text_encoder": "model.bf16.safetensors",
+    "effnet": "effnet_encoder.safetensors",
+    "previewer": "previewer.safetensors",
+}
+
+
+def list_folder(weights_dir: Path, folder: str) -> list[str]:
+    """Weight files in one subfolder (relative paths, nested folders allowed), sorted, demo files last."""
+    root = Path(weights_dir) / folder
+    if not root.is_dir():
+        return []
+    names = [p.relative_to(root).as_posix() for p in root.rglob("*")
+             if p.is_file() and p.suffix.lower() in WEIGHT_SUFFIXES]
+    return sorted(names, key=lambda n: (Path(n).name.startswith("demo_"), n.lower()))
+
+
+def listing(weights_dir: Path) -> dict[str, list[str]]:
+    """{subfolder: [files]} for every weights subfolder."""
+    return {folder: list_folder(weights_dir, folder) for folder in SUBFOLDERS}
+
+
+def missing_official(weights_dir: Path) -> list[OfficialFile]:
+    """Official files absent from their subfolder (only kinds with no real, non-demo file at all)."""
+    found = listing(weights_dir)
+    have_real = {f: any(not Path(n).name.startswith("demo_") for n in names) for f, names in found.items()}
+    return [o for o in OFFICIAL_FILES if not have_real.get(o.folder) and o.name not in found.get(o.folder, [])]
+
+
+def guidance(weights_dir: Path) -> str:
+    """Human-readable report: what was found, and which official files to put where."""
+    weights_dir = Path(weights_dir)
+    lines = [f"Weights folder: {weights_dir.resolve()}"]
+    for folder, names in listing(weights_dir).items():
+        lines.append(f"  {folder}/: {', '.join(names) if names else '(empty)'}")
+    missing = missing_official(weights_dir)
+    if missing:
+        lines.append("Missing official files (download from the Stable Cascade repo and place them as shown):")
+        for o in missing:
+            note = f"  — {o.note}" if o.note else ""
+            lines.append(f"  {weights_dir / o.folder / o.name}  ({o.size}, from {o.source}){note}")
+        lines.append("Or run with --demo to try the whole flow with tiny random demo weights.")
+    return "\n".join(lines)
+
+
+def missing_file_message(weights_dir: Path, folder: str, name: str) -> str:
+    """Validation message for a loader whose file is not in the weights folder."""
+    hint = next((o for o in OFFICIAL_FILES if o.folder == folder and o.name == name), None)
+    where = Path(weights_dir) / folder / name
+    msg = f"weights file '{name}' not found: expected at {where}"
+    if hint is not None:
+        msg += f" ({hint.size}, download from {hint.source})"
+    found = list_folder(weights_dir, folder)
+    msg += f"; files in {folder}/: {', '.join(found) if found else 'none'}"
+    return msg

@@ -1,0 +1,48 @@
+"""The shipped default workflow, with loader file names fitted to the weights actually present."""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from nodes.loaders import LoadEffNet, LoadPreviewer, LoadStageA, LoadStageB, LoadStageC, LoadTextEncoder
+
+DEFAULT_WORKFLOW = Path(__file__).resolve().parent.parent / "web" / "workflows" / "default.json"
+LOADER_KINDS = {cls.__name__: cls.KIND for cls in
+                (LoadStageC, LoadStageB, LoadStageA, LoadTextEncoder, LoadEffNet, LoadPreviewer)}
+DEMO_SIZE = 256  # demo weights are random: a small image shows the whole flow in seconds
+
+
+def load_default() -> dict:
+    """The default workflow document exactly as shipped."""
+    return json.loads(DEFAULT_WORKFLOW.read_text(encoding="utf-8"))
+
+
+def fit_to_weights(document: dict, env: Any, *, demo: bool | None = None) -> dict:
+    """A copy whose loaders name files that exist: demo files in demo mode, else any file of that kind.
+
+    A named file that exists is kept (outside demo mode). Demo mode also shrinks the image size.
+    """
+    demo = bool(getattr(env.config, "demo", False)) if demo is None else demo
+    doc = copy.deepcopy(document)
+    for node in doc.get("nodes", {}).values():
+        kind = LOADER_KINDS.get(node.get("class_type"))
+        if kind is None:
+            if demo and node.get("class_type") == "StageCSampler":
+                node["inputs"].update(width=DEMO_SIZE, height=DEMO_SIZE)
+            continue
+        files = env.weight_files(kind)
+        current = node["inputs"].get("file")
+        demo_files = [f for f in files if Path(f).name.startswith("demo_")]
+        real_files = [f for f in files if f not in demo_files]
+        if demo and demo_files:
+            node["inputs"]["file"] = demo_files[0]
+        elif current not in files and (real_files or demo_files):
+            node["inputs"]["file"] = (real_files or demo_files)[0]
+    return doc
+
+
+def default_workflow(env: Any) -> dict:
+    """What the editor opens with: the shipped default fitted to this weights folder (and --demo)."""
+    return fit_to_weights(load_default(), env)

@@ -1,0 +1,62 @@
+"""Shared fixtures for the node tests: a Config rooted in a tmp dir, with tiny demo weights."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from config import Config
+
+from nodes.env import Env
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tmp_config(tmp: Path, **changes) -> Config:
+    """A Config whose folders all live under `tmp` (weights shared per test session via `weights`)."""
+    dirs = {name: tmp / name for name in ("output", "input", "temp", "user")}
+    for d in dirs.values():
+        d.mkdir(parents=True, exist_ok=True)
+    base = dict(weights_dir=tmp / "weights", output_dir=dirs["output"], input_dir=dirs["input"],
+                temp_dir=dirs["temp"], data_dir=dirs["user"], demo=True)
+    base.update(changes)
+    return Config(**base)
+
+
+def write_weights(weights_dir: Path) -> None:
+    """Demo weights into `weights_dir` (models.demo, the loading engineer's writer)."""
+    from models.demo import write_demo_weights
+
+    write_demo_weights(weights_dir)
+
+
+def demo_env(config: Config) -> Env:
+    """An Env over the config's weights folder, with demo weights written if absent."""
+    if not any(Path(config.weights_dir).glob("*/demo_*")):
+        write_weights(Path(config.weights_dir))
+    return Env(config)
+
+
+def small_default(env: Env, *, steps_c: int = 3, steps_b: int = 2, size: int = 256) -> dict:
+    """The shipped default workflow fitted to the demo weights, shrunk to a few steps."""
+    from nodes.workflows import default_workflow
+
+    doc = default_workflow(env)
+    for node in doc["nodes"].values():
+        if node["class_type"] == "StageCSampler":
+            node["inputs"].update(steps=steps_c, width=size, height=size, seed=1)
+            node["ui"]["seed_control"] = "fixed"
+        if node["class_type"] == "StageBSampler":
+            node["inputs"].update(steps=steps_b, seed=2)
+            node["ui"]["seed_control"] = "fixed"
+    return doc
+
+
+def node_id(doc: dict, class_type: str) -> str:
+    """The id of the single node of this class in a document."""
+    ids = [i for i, n in doc["nodes"].items() if n["class_type"] == class_type]
+    assert len(ids) == 1, ids
+    return ids[0]
+
+
+def dump(doc: dict) -> str:
+    return json.dumps(doc)
