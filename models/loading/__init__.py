@@ -1,0 +1,10 @@
+"""Checkpoint detection and loading for every Stable Cascade network, in every format users have.
+
+`detect(path)` reports what a file/folder/zip holds from its headers; `load(path, kind)` returns the
+network in eval mode, built on the meta device and filled from memory-mapped safetensors.
+"""
+from .errors import LoadError
+from .load import load
+from .report import Component, FileReport, detect
+
+__all__ = ["Component", "FileReport", "LoadError", "detect", "load"]

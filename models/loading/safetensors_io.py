@@ -1,0 +1,195 @@
+"""Safetensors readers that never unpickle: whole files (via safe_open) and byte ranges of a mapping.
+
+Every reader validates the header against the data size first, so a truncated download is reported as
+such instead of surfacing as an obscure error from deep inside a load.
+"""
+from __future__ import annotations
+
+import json
+import mmap
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from safetensors import safe_open
+
+from .errors import LoadError
+
+DTYPES: dict[str, torch.dtype] = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "BOOL": torch.bool, "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
+}
+# A header larger than this is not a real checkpoint header (safetensors itself caps at 100 MB).
+MAX_HEADER = 100 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """What a file says about one tensor, known without reading its data."""
+
+    dtype: torch.dtype
+    shape: tuple[int, ...]
+
+
+class TensorSource(Protocol):
+    """A read-only, lazily-read mapping of tensor names to tensors."""
+
+    name: str
+
+    def infos(self) -> dict[str, TensorInfo]: ...
+
+    def get(self, key: str) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class Header:
+    """A parsed safetensors header: per-tensor info and byte ranges relative to the data start."""
+
+    infos: dict[str, TensorInfo]
+    ranges: dict[str, tuple[int, int]]
+    data_start: int
+    metadata: dict[str, str]
+
+
+def parse_header(head: bytes, total_size: int, name: str) -> Header:
+    """Parse and validate a safetensors header given its first bytes and the total byte size."""
+    if total_size < 8 or len(head) < 8:
+        raise LoadError(f"{name}: not a safetensors file (only {total_size} bytes)")
+    (n,) = struct.unpack("<Q", head[:8])
+    if n > MAX_HEADER or n < 2:
+        raise LoadError(f"{name}: not a safetensors file (bad header length {n}); "
+                        "if this is a .ckpt/.pt pickle, convert it to .safetensors first")
+    if 8 + n > total_size:
+        raise LoadError(f"{name}: truncated file: the header alone needs {8 + n} bytes, file has {total_size}")
+    if len(head) < 8 + n:
+        raise ValueError("parse_header needs the whole header")
+    try:
+        raw = json.loads(head[8:8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise LoadError(f"{name}: unreadable safetensors header ({e})") from None
+    if not isinstance(raw, dict):
+        raise LoadError(f"{name}: unreadable safetensors header (not a JSON object)")
+    metadata = raw.pop("__metadata__", None) or {}
+    infos, ranges, end = {}, {}, 0
+    for key, entry in raw.items():
+        try:
+            dtype = DTYPES[entry["dtype"]]
+            shape = tuple(int(s) for s in entry["shape"])
+            lo, hi = (int(v) for v in entry["data_offsets"])
+        except (KeyError, TypeError, ValueError):
+            raise LoadError(f"{name}: unreadable safetensors header entry for {key!r}") from None
+        infos[key], ranges[key] = TensorInfo(dtype, shape), (lo, hi)
+        end = max(end, hi)
+    data_size = total_size - 8 - n
+    if end > data_size:
+        raise LoadError(f"{name}: truncated file: tensors need {end} data bytes but only {data_size} are "
+                        f"present ({100 * data_size / max(end, 1):.0f}%); download it again")
+    return Header(infos, ranges, 8 + n, metadata)
+
+
+def read_file_header(path: Path) -> Header:
+    """Read and validate the header of a safetensors file on disk (reads only the header bytes)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) == 8:
+            (n,) = struct.unpack("<Q", head)
+            if n <= MAX_HEADER:
+                head += f.read(n)
+    return parse_header(head, size, path.name)
+
+
+class SafetensorsFile:
+    """One safetensors file on disk, read tensor by tensor through safetensors' memory map."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.name = self.path.name
+        self.header = read_file_header(self.path)
+        self._handle = None
+
+    def infos(self) -> dict[str, TensorInfo]:
+        """Tensor names, dtypes and shapes from the header."""
+        return self.header.infos
+
+    def get(self, key: str) -> torch.Tensor:
+        """Read one tensor (safe_open maps the file; nothing is unpickled)."""
+        if self._handle is None:
+            self._handle = safe_open(str(self.path), framework="pt", device="cpu")
+        return self._handle.get_tensor(key)
+
+
+class MappedSafetensors:
+    """A safetensors blob lying at `offset` inside a larger mapping (an uncompressed zip member)."""
+
+    def __init__(self, buf: mmap.mmap, offset: int, length: int, name: str) -> None:
+        self.name = name
+        self._buf, self._offset = buf, offset
+        head = bytes(buf[offset:offset + min(length, 8)])
+        if len(head) == 8:
+            (n,) = struct.unpack("<Q", head)
+            if n <= MAX_HEADER:
+                head = bytes(buf[offset:offset + min(length, 8 + n)])
+        self.header = parse_header(head, length, name)
+
+    def infos(self) -> dict[str, TensorInfo]:
+        """Tensor names, dtypes and shapes from the header."""
+        return self.header.infos
+
+    def get(self, key: str) -> torch.Tensor:
+        """Read one tensor out of the mapping (only its own pages are touched)."""
+        info = self.header.infos[key]
+        lo, hi = self.header.ranges[key]
+        start = self._offset + self.header.data_start + lo
+        if hi == lo:
+            return torch.empty(info.shape, dtype=info.dtype)
+        flat = torch.frombuffer(self._buf, dtype=torch.uint8, count=hi - lo, offset=start)
+        # Own the data: the mapping may be unaligned for the dtype and should not outlive the load.
+        return flat.clone().view(info.dtype).reshape(info.shape)
+
+
+class BytesSafetensors:
+    """A safetensors blob held in memory (a compressed zip member, which cannot be mapped)."""
+
+    def __init__(self, data: bytes, name: str) -> None:
+        self.name = name
+        self.header = parse_header(data, len(data), name)
+        self._data = bytearray(data)
+
+    def infos(self) -> dict[str, TensorInfo]:
+        """Tensor names, dtypes and shapes from the header."""
+        return self.header.infos
+
+    def get(self, key: str) -> torch.Tensor:
+        """Copy one tensor out of the in-memory bytes."""
+        info = self.header.infos[key]
+        lo, hi = self.header.ranges[key]
+        if hi == lo:
+            return torch.empty(info.shape, dtype=info.dtype)
+        flat = torch.frombuffer(self._data, dtype=torch.uint8, count=hi - lo, offset=self.header.data_start + lo)
+        return flat.clone().view(info.dtype).reshape(info.shape)
+
+
+class MultiSource:
+    """Several sources seen as one (the shards of a sharded checkpoint); duplicate keys are an error."""
+
+    def __init__(self, sources: list[TensorSource], name: str) -> None:
+        self.name = name
+        self._owner: dict[str, TensorSource] = {}
+        self._infos: dict[str, TensorInfo] = {}
+        for src in sources:
+            for key, info in src.infos().items():
+                if key in self._owner:
+                    raise LoadError(f"{name}: tensor {key!r} appears in both {self._owner[key].name} and {src.name}")
+                self._owner[key], self._infos[key] = src, info
+
+    def infos(self) -> dict[str, TensorInfo]:
+        """Union of the shards' tensor infos."""
+        return self._infos
+
+    def get(self, key: str) -> torch.Tensor:
+        """Read a tensor from whichever shard holds it."""
+        return self._owner[key].get(key)

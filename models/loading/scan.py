@@ -1,0 +1,108 @@
+"""Scanning a path: every Stable Cascade network in it, with its conversion plan and config.
+
+Used by both `detect` (to report) and `load` (to pick one). Only headers and config files are read.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import detect as rules
+from .containers import Group, Tree, open_group, open_tree, read_config
+from .convert import PlannedSource
+from .errors import LoadError
+from .networks import KIND_TITLES, config_from_json, expected_shapes, match_preset, network_spec, shape_problems
+
+
+@dataclass
+class Candidate:
+    """One network found in a path, ready to be loaded."""
+
+    kind: str
+    layout: str
+    where: str
+    group: Group
+    prefix: str
+    source: PlannedSource  # canonical names -> tensors
+    preset: str | None
+    config: Any  # our config dataclass, or None when the shapes match no known size
+    problems: list[str]
+
+
+@dataclass
+class Scan:
+    """Everything found at a path."""
+
+    path: Path
+    container: str
+    tree: Tree
+    candidates: list[Candidate]
+    problems: list[str]
+    other: str | None  # what the file is when it is something else we recognise
+    size_bytes: int
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def scan(path: Path) -> Scan:
+    """Open a path and describe every network in it (raises LoadError only for unreadable input)."""
+    path = Path(path)
+    tree, groups, container = open_tree(path)
+    result = Scan(path, container, tree, [], [], None, _size(path))
+    if not groups:
+        result.problems.append("no .safetensors weights found")
+    for group in groups:
+        source = open_group(tree, group)
+        keys = list(source.infos())
+        found = rules.find_components(keys)
+        if not found:
+            other = rules.recognise_other(keys)
+            result.other = result.other or other
+            result.problems.append(f"{group.label}: " + (f"this is {other}" if other else
+                                   f"not a Stable Cascade file ({len(keys)} tensors, e.g. {', '.join(sorted(keys)[:3])})"))
+            continue
+        owners = rules.owned_keys(found, keys)
+        strays = set(keys) - set().union(*owners.values())
+        if strays:
+            tops = sorted({k.split(".")[0] + "." for k in strays})
+            result.problems.append(f"{group.label}: {len(strays)} tensors belong to no supported network "
+                                   f"(prefixes {', '.join(tops[:5])})")
+        config_json = read_config(tree, group)
+        for f in found:
+            plan = rules.plan_for(f, owners[f])
+            result.candidates.append(_candidate(f, group, PlannedSource(source, plan), config_json))
+    return result
+
+
+def _candidate(f: rules.Found, group: Group, source: PlannedSource, config_json: dict | None) -> Candidate:
+    """Resolve the config: config.json when it describes this network, else the matching preset."""
+    spec = network_spec(f.kind)
+    infos = source.infos()
+    where = group.label + (f" [{f.prefix}*]" if f.prefix else "")
+    problems: list[str] = []
+    config, preset = None, None
+    if config_json is not None and not f.prefix:
+        try:
+            config = config_from_json(f.kind, config_json)
+        except LoadError as e:
+            problems.append(str(e))
+        if config is not None:
+            preset = next((n for n, p in spec.presets.items() if p == config), None)
+            if not preset:
+                preset = match_preset(spec, infos, rules.guess_preset(f.kind, infos))
+            bad = shape_problems(expected_shapes(spec, config), infos)
+            if bad:
+                problems.append("config.json does not match the weights: " + "; ".join(bad))
+                config = None
+    if config is None:
+        preset = match_preset(spec, infos, rules.guess_preset(f.kind, infos))
+        if preset is None:
+            problems.append(f"the shapes match no known {KIND_TITLES[f.kind]} size ({', '.join(spec.presets)})")
+        else:
+            config = spec.presets[preset]
+    return Candidate(f.kind, f.layout, where, group, f.prefix, source, preset, config, problems)
