@@ -1,0 +1,95 @@
+"""Typed application keys and small request helpers shared by the route modules."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from aiohttp import web
+
+from config import Config
+from engine.executor import Executor
+from engine.schema import Node
+from engine.store import Store
+from engine.worker import Worker
+
+
+@dataclass
+class Services:
+    """Everything the handlers need, stored once on the app under a typed key."""
+
+    config: Config
+    registry: Mapping[str, type[Node]]
+    env: Any
+    store: Store
+    executor: Executor
+    worker: Worker
+    hub: Any  # api.ws.Hub (kept untyped here to avoid an import cycle)
+
+
+SERVICES = web.AppKey("services", Services)
+
+
+def services(request: web.Request) -> Services:
+    return request.app[SERVICES]
+
+
+def json_error(status: int, message: str, type_: str = "bad_request", **extra: Any) -> web.Response:
+    """A JSON error body; every failure path of the API uses this shape."""
+    body = {"error": {"type": type_, "message": message, "details": "", "extra_info": extra}}
+    return web.json_response(body, status=status)
+
+
+class BadRequest(Exception):
+    """Raised by helpers; the error middleware turns it into a 400 JSON response."""
+
+
+async def read_json(request: web.Request, *, optional: bool = False) -> Any:
+    """The parsed JSON body; an empty body is ``{}`` when `optional`. Malformed -> BadRequest."""
+    raw = await request.read()  # enforces client_max_size (413)
+    if not raw.strip():
+        if optional:
+            return {}
+        raise BadRequest("request body must be JSON")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from None
+
+
+async def read_object(request: web.Request, *, optional: bool = False) -> dict:
+    body = await read_json(request, optional=optional)
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    return body
+
+
+def want(body: dict, key: str, types: type | tuple, default: Any = None) -> Any:
+    """``body[key]`` checked against `types` (bool is never accepted as a number)."""
+    if key not in body or body[key] is None:
+        return default
+    value = body[key]
+    numeric = types in (int, float) or (isinstance(types, tuple) and int in types)
+    if not isinstance(value, types) or (numeric and isinstance(value, bool) and bool not in
+                                        (types if isinstance(types, tuple) else (types,))):
+        raise BadRequest(f"'{key}' has the wrong type")
+    return value
+
+
+def query_int(request: web.Request, key: str, default: int | None = None) -> int | None:
+    raw = request.query.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"query parameter '{key}' must be an integer") from None
+    if value < 0:
+        raise BadRequest(f"query parameter '{key}' must not be negative")
+    return value
+
+
+def truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)

@@ -1,0 +1,138 @@
+"""Catalogue, models, system stats, feature flags and ``/free``."""
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from aiohttp import web
+
+from api.common import json_error, read_object, services, truthy
+from api.ws import server_features
+from engine.catalogue import catalogue, node_info
+
+VERSION = "0.1.0"
+# Weights subfolders the loaders know; others that exist on disk are listed too.
+MODEL_FOLDERS = ("stage_c", "stage_b", "stage_a", "text_encoder", "effnet", "previewer", "loras")
+MODEL_SUFFIXES = (".safetensors", ".sft")
+
+
+async def object_info(request: web.Request) -> web.Response:
+    svc = services(request)
+    return web.json_response(await asyncio.to_thread(catalogue, svc.registry, svc.env))
+
+
+async def object_info_one(request: web.Request) -> web.Response:
+    svc = services(request)
+    name = request.match_info["node_class"]
+    cls = svc.registry.get(name)
+    if cls is None:
+        return web.json_response({})
+    return web.json_response({name: await asyncio.to_thread(node_info, name, cls, svc.env)})
+
+
+def model_folders(weights_dir: Path) -> list[str]:
+    extra = []
+    if weights_dir.is_dir():
+        extra = sorted(p.name for p in weights_dir.iterdir()
+                       if p.is_dir() and not p.name.startswith(".") and p.name not in MODEL_FOLDERS)
+    return list(MODEL_FOLDERS) + extra
+
+
+def list_models(folder: Path) -> list[str]:
+    """Model files under `folder`, relative posix paths, never following links out of it."""
+    if not folder.is_dir():
+        return []
+    root = folder.resolve()
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            path = Path(dirpath) / name
+            if name.lower().endswith(MODEL_SUFFIXES) and root in path.resolve().parents:
+                found.append(path.relative_to(root).as_posix())
+    return sorted(found)
+
+
+async def models(request: web.Request) -> web.Response:
+    return web.json_response(model_folders(services(request).config.weights_dir))
+
+
+async def models_in(request: web.Request) -> web.Response:
+    weights = services(request).config.weights_dir
+    folder = request.match_info["folder"]
+    if folder not in model_folders(weights):
+        return json_error(404, f"unknown model folder {folder!r}", "not_found")
+    return web.json_response(await asyncio.to_thread(list_models, weights / folder))
+
+
+async def embeddings(request: web.Request) -> web.Response:
+    return web.json_response([])  # Stable Cascade textual-inversion embeddings are not supported
+
+
+def _ram() -> tuple[int, int]:
+    try:
+        page = os.sysconf("SC_PAGE_SIZE")
+        return page * os.sysconf("SC_PHYS_PAGES"), page * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0, 0
+
+
+def _devices() -> list[dict]:
+    torch = sys.modules.get("torch")  # only report CUDA if the nodes already imported torch
+    if torch is not None and torch.cuda.is_available():
+        out = []
+        for i in range(torch.cuda.device_count()):
+            free, total = torch.cuda.mem_get_info(i)
+            out.append({"name": torch.cuda.get_device_name(i), "type": "cuda", "index": i,
+                        "vram_total": total, "vram_free": free,
+                        "torch_vram_total": torch.cuda.memory_reserved(i),
+                        "torch_vram_free": torch.cuda.memory_reserved(i)
+                        - torch.cuda.memory_allocated(i)})
+        return out
+    total, free = _ram()
+    return [{"name": "cpu", "type": "cpu", "index": None, "vram_total": total, "vram_free": free,
+             "torch_vram_total": 0, "torch_vram_free": 0}]
+
+
+def _torch_version() -> str:
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+async def system_stats(request: web.Request) -> web.Response:
+    total, free = _ram()
+    return web.json_response({
+        "system": {"os": platform.system().lower() or os.name, "ram_total": total,
+                   "ram_free": free, "comfyui_version": VERSION, "cascade_studio_version": VERSION,
+                   "python_version": sys.version, "pytorch_version": _torch_version(),
+                   "embedded_python": False, "argv": sys.argv},
+        "devices": await asyncio.to_thread(_devices)})
+
+
+async def features(request: web.Request) -> web.Response:
+    return web.json_response(server_features(services(request).config.max_body_bytes))
+
+
+async def free(request: web.Request) -> web.Response:
+    body = await read_object(request, optional=True)
+    services(request).worker.request_free(truthy(body.get("unload_models", False)),
+                                          truthy(body.get("free_memory", False)))
+    return web.json_response({})
+
+
+ROUTES = [
+    ("GET", "/object_info", object_info),
+    ("GET", "/object_info/{node_class}", object_info_one),
+    ("GET", "/models", models),
+    ("GET", "/models/{folder}", models_in),
+    ("GET", "/embeddings", embeddings),
+    ("GET", "/system_stats", system_stats),
+    ("GET", "/features", features),
+    ("POST", "/free", free),
+]

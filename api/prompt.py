@@ -1,0 +1,182 @@
+"""Prompt submission, queue, interrupt, history and the jobs routes."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from aiohttp import web
+
+from api.common import BadRequest, query_int, read_object, services, truthy, want
+from engine.graph import validate_prompt
+from engine.workflow import document_to_prompt, is_document
+
+SECRET_EXTRA_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")
+
+
+async def post_prompt(request: web.Request) -> web.Response:
+    """Validate and enqueue; ``?wait=true`` blocks until the job is done and adds its history."""
+    svc = services(request)
+    body = await read_object(request)
+    if "prompt" not in body:
+        return web.json_response({"error": {"type": "no_prompt", "message": "No prompt provided",
+                                            "details": "No prompt provided", "extra_info": {}},
+                                  "node_errors": {}}, status=400)
+    prompt = body["prompt"]
+    extra_data = dict(want(body, "extra_data", dict, {}))
+    client_id = want(body, "client_id", str)
+    prompt_id = want(body, "prompt_id", str) or str(uuid.uuid4())
+    number = want(body, "number", (int, float))
+    targets = want(body, "partial_execution_targets", list)
+    if targets is not None and not all(isinstance(t, (str, int)) for t in targets):
+        raise BadRequest("'partial_execution_targets' must be a list of node ids")
+    if is_document(prompt):
+        extra_data.setdefault("extra_pnginfo", {})
+        if not isinstance(extra_data["extra_pnginfo"], dict):
+            raise BadRequest("'extra_data.extra_pnginfo' must be an object")
+        extra_data["extra_pnginfo"] = {**extra_data["extra_pnginfo"], "workflow": prompt}
+        prompt = document_to_prompt(prompt)
+    if client_id is not None:
+        extra_data["client_id"] = client_id
+    for key in SECRET_EXTRA_KEYS:
+        extra_data.pop(key, None)
+    if not prompt_id.strip() or len(prompt_id) > 200:
+        raise BadRequest("'prompt_id' must be a non-empty string of at most 200 characters")
+    if svc.store.exists(prompt_id):
+        raise BadRequest(f"prompt_id {prompt_id!r} is already in use")
+    result = await asyncio.to_thread(validate_prompt, prompt, svc.registry, svc.env, targets)
+    if not result.ok:
+        return web.json_response({"error": result.error, "node_errors": result.node_errors},
+                                 status=400)
+    if number is None:
+        number = svc.store.next_number(front=truthy(body.get("front", False)))
+    waiter = svc.hub.wait_for(prompt_id) if truthy(request.query.get("wait", "")) else None
+    svc.store.add(prompt_id, float(number), result.prompt, extra_data, result.outputs)
+    svc.worker.changed()
+    number = int(number) if float(number).is_integer() else number
+    reply = {"prompt_id": prompt_id, "number": number, "node_errors": result.node_errors}
+    if waiter is not None:
+        entry = await waiter
+        reply = {**entry, **reply}
+    return web.json_response(reply)
+
+
+async def get_prompt(request: web.Request) -> web.Response:
+    return web.json_response({"exec_info": services(request).worker.status()["status"]["exec_info"]})
+
+
+async def get_queue(request: web.Request) -> web.Response:
+    svc = services(request)
+    return web.json_response({"queue_running": svc.store.running(),
+                              "queue_pending": svc.store.pending(),
+                              "paused": svc.worker.paused})
+
+
+async def post_queue(request: web.Request) -> web.Response:
+    """ComfyUI's ``clear``/``delete``, plus our ``pause`` (bool) and ``front`` (a prompt id)."""
+    svc = services(request)
+    body = await read_object(request)
+    delete = want(body, "delete", list)
+    front = want(body, "front", str)
+    pause = want(body, "pause", bool)
+    if delete is not None and not all(isinstance(i, str) for i in delete):
+        raise BadRequest("'delete' must be a list of prompt ids")
+    if truthy(body.get("clear", False)):
+        svc.store.clear_pending()
+    if delete:
+        svc.store.delete_pending(delete)
+    moved = svc.store.move_to_front(front) if front is not None else None
+    if pause is not None:
+        svc.worker.set_paused(pause)
+    svc.worker.changed()
+    reply: dict = {"paused": svc.worker.paused}
+    if moved is not None:
+        reply["moved"] = moved
+    return web.json_response(reply)
+
+
+async def post_interrupt(request: web.Request) -> web.Response:
+    body = await read_object(request, optional=True)
+    prompt_id = want(body, "prompt_id", str)
+    interrupted = services(request).worker.interrupt(prompt_id)
+    return web.json_response({"interrupted": interrupted})
+
+
+async def get_history(request: web.Request) -> web.Response:
+    store = services(request).store
+    max_items = query_int(request, "max_items")
+    offset = query_int(request, "offset", 0)
+    return web.json_response(await asyncio.to_thread(store.history, max_items, offset))
+
+
+async def get_history_item(request: web.Request) -> web.Response:
+    prompt_id = request.match_info["prompt_id"]
+    entry = services(request).store.history_entry(prompt_id)
+    return web.json_response({prompt_id: entry} if entry is not None else {})
+
+
+async def post_history(request: web.Request) -> web.Response:
+    store = services(request).store
+    body = await read_object(request)
+    delete = want(body, "delete", list)
+    if delete is not None and not all(isinstance(i, str) for i in delete):
+        raise BadRequest("'delete' must be a list of prompt ids")
+    if truthy(body.get("clear", False)):
+        store.clear_history()
+    if delete:
+        store.delete_history(delete)
+    return web.json_response({})
+
+
+async def get_job(request: web.Request) -> web.Response:
+    """Status of one job wherever it is: pending (with position), running (with progress), done."""
+    svc = services(request)
+    prompt_id = request.match_info["prompt_id"]
+    job = svc.store.job(prompt_id)
+    if job is None:
+        return web.json_response({"error": {"type": "not_found", "message": "unknown prompt_id",
+                                            "details": prompt_id, "extra_info": {}}}, status=404)
+    entry = job.pop("entry")
+    reply = {"prompt_id": prompt_id, **job, "status": job["state"]}
+    running = svc.worker.running
+    if job["state"] == "running" and running is not None and running.prompt_id == prompt_id:
+        reply["progress"] = {"node": running.node, "value": running.value, "max": running.max}
+    if entry is not None:
+        messages = entry["status"]["messages"]
+        last = messages[-1][0] if messages else ""
+        reply["status"] = {"execution_success": "success", "execution_error": "error",
+                           "execution_interrupted": "interrupted"}.get(last, "error")
+        reply["outputs"] = entry["outputs"]
+        reply["history"] = entry
+    return web.json_response(reply)
+
+
+async def cancel_job(request: web.Request) -> web.Response:
+    """Cancel a pending job (removed) or the running one (interrupted)."""
+    svc = services(request)
+    prompt_id = request.match_info["prompt_id"]
+    job = svc.store.job(prompt_id)
+    if job is None:
+        return web.json_response({"error": {"type": "not_found", "message": "unknown prompt_id",
+                                            "details": prompt_id, "extra_info": {}}}, status=404)
+    cancelled = False
+    if job["state"] == "pending":
+        cancelled = svc.store.delete_pending([prompt_id]) > 0
+        svc.worker.changed()
+    elif job["state"] == "running":
+        cancelled = svc.worker.interrupt(prompt_id)
+    return web.json_response({"prompt_id": prompt_id, "cancelled": cancelled,
+                              "state": job["state"]})
+
+
+ROUTES = [
+    ("POST", "/prompt", post_prompt),
+    ("GET", "/prompt", get_prompt),
+    ("GET", "/queue", get_queue),
+    ("POST", "/queue", post_queue),
+    ("POST", "/interrupt", post_interrupt),
+    ("GET", "/history", get_history),
+    ("POST", "/history", post_history),
+    ("GET", "/history/{prompt_id}", get_history_item),
+    ("GET", "/jobs/{prompt_id}", get_job),
+    ("POST", "/jobs/{prompt_id}/cancel", cancel_job),
+]

@@ -1,0 +1,37 @@
+"""The editor's static files: ``web/`` at ``/`` (``index.html``), ``web/workflows/`` included."""
+from __future__ import annotations
+
+import mimetypes
+
+from aiohttp import web
+
+from api.common import json_error, services
+from api.files import safe_join
+
+# .mjs/.js must be served as JavaScript for <script type="module">.
+mimetypes.add_type("text/javascript", ".js")
+mimetypes.add_type("text/javascript", ".mjs")
+
+
+async def static_file(request: web.Request) -> web.StreamResponse:
+    web_dir = services(request).config.web_dir
+    rel = request.match_info.get("path", "")
+    if rel in ("", "/") or rel.endswith("/"):
+        rel = rel + "index.html"
+    if rel.startswith("/") or "\\" in rel or any(p in ("..", ".") for p in rel.split("/")):
+        return json_error(400, "invalid path")
+    path = safe_join(web_dir, "", rel)
+    if not path.is_file():
+        if rel == "index.html":
+            return web.Response(text="<!doctype html><title>Cascade Studio</title>"
+                                     "<p>The editor is not installed (web/index.html missing).",
+                                content_type="text/html")
+        return json_error(404, "not found", "not_found")
+    ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    # The editor changes often during development; revalidate instead of caching stale JS.
+    return web.FileResponse(path, headers={"Content-Type": ctype, "Cache-Control": "no-cache"})
+
+
+def register_static(app: web.Application) -> None:
+    """Registered last so every API route matches first."""
+    app.router.add_get("/{path:.*}", static_file)

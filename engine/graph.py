@@ -1,0 +1,270 @@
+"""Prompt validation with ComfyUI's error shapes, and dependency helpers for the executor.
+
+Reason and error ``type`` strings, messages and ``extra_info`` keys follow ComfyUI's
+``validate_prompt`` so existing clients can display them unchanged.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from engine.catalogue import input_entry
+from engine.schema import BOOLEAN, COMBO, FLOAT, INT, STRING, Input, Node
+
+Registry = Mapping[str, type[Node]]
+Prompt = dict[str, dict]
+
+
+@dataclass
+class Validation:
+    """Outcome of validating a prompt: ``error`` is None when at least one output is runnable."""
+
+    prompt: Prompt
+    outputs: list[str] = field(default_factory=list)
+    error: dict | None = None
+    node_errors: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def error(type_: str, message: str, details: str = "", **extra: Any) -> dict:
+    """A ComfyUI error/reason object."""
+    return {"type": type_, "message": message, "details": details, "extra_info": extra}
+
+
+def is_link(value: Any) -> bool:
+    return isinstance(value, list)
+
+
+def links_of(node: dict) -> list[tuple[str, str, int]]:
+    """(input name, source id, output index) for every well-formed link of a prompt node."""
+    out = []
+    for name, value in (node.get("inputs") or {}).items():
+        if is_link(value) and len(value) == 2 and isinstance(value[1], int):
+            out.append((name, str(value[0]), value[1]))
+    return out
+
+
+def types_compatible(received: str, expected: str) -> bool:
+    """Exact match, ``*`` wildcard, comma-joined unions intersecting, or a string into a combo."""
+    if received == expected or "*" in (received, expected):
+        return True
+    if expected == COMBO and received in (STRING, COMBO):
+        return True
+    return bool(set(received.split(",")) & set(expected.split(",")))
+
+
+def coerce(inp: Input, value: Any) -> Any:
+    """Coerce a literal to the input's widget type; raises ValueError/TypeError when impossible."""
+    if isinstance(value, dict) and set(value) == {"__value__"}:
+        value = value["__value__"]
+    if inp.type == INT:
+        if isinstance(value, bool) or isinstance(value, (dict, list)) or value is None:
+            raise TypeError(f"not an integer: {value!r}")
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError(f"not an integer: {value!r}")
+        return int(value)
+    if inp.type == FLOAT:
+        if isinstance(value, bool) or isinstance(value, (dict, list)) or value is None:
+            raise TypeError(f"not a number: {value!r}")
+        result = float(value)
+        if not math.isfinite(result):
+            raise ValueError(f"not a finite number: {value!r}")
+        return result
+    if inp.type == STRING:
+        if isinstance(value, (dict, list)) or value is None:
+            raise TypeError(f"not a string: {value!r}")
+        return str(value)
+    if inp.type == BOOLEAN:
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if isinstance(value, (bool, int)) and not isinstance(value, float):
+            return bool(value)
+        raise TypeError(f"not a boolean: {value!r}")
+    if inp.type == COMBO:
+        if isinstance(value, (dict, list)) or value is None:
+            raise TypeError(f"not a choice: {value!r}")
+        return value
+    raise TypeError(f"input of type {inp.type} must be linked, got literal {value!r}")
+
+
+class _Validator:
+    """One validation pass; memoises per-node validity so shared ancestors are checked once."""
+
+    def __init__(self, prompt: Prompt, registry: Registry, env: Any):
+        self.prompt, self.registry, self.env = prompt, registry, env
+        self.valid: dict[str, bool] = {}
+        self.visiting: set[str] = set()
+        self.reasons: dict[str, list[dict]] = {}
+
+    def node(self, node_id: str) -> bool:
+        if node_id in self.valid:
+            return self.valid[node_id]
+        if node_id in self.visiting:
+            self.reasons.setdefault(node_id, []).append(error(
+                "dependency_cycle", "Dependency cycle detected", f"node {node_id} depends on itself"))
+            return False
+        self.visiting.add(node_id)
+        ok = self._check(node_id)
+        self.visiting.discard(node_id)
+        self.valid[node_id] = ok and not self.reasons.get(node_id)
+        return self.valid[node_id]
+
+    def _check(self, node_id: str) -> bool:
+        node = self.prompt[node_id]
+        cls = self.registry[node["class_type"]]
+        inputs = node.setdefault("inputs", {})
+        ok, own, literals = True, self.reasons.setdefault(node_id, []), {}
+        for inp in cls.INPUTS:
+            if inp.name not in inputs:
+                if not inp.optional:
+                    own.append(error("required_input_missing", "Required input is missing",
+                                     inp.name, input_name=inp.name))
+                continue
+            value = inputs[inp.name]
+            if is_link(value):
+                ok = self._check_link(node_id, inp, value, own) and ok
+                continue
+            config = input_entry(inp, self.env)
+            try:
+                value = coerce(inp, value)
+            except (TypeError, ValueError, OverflowError) as exc:
+                own.append(error("invalid_input_type",
+                                 f"Failed to convert an input value to a {inp.type} value",
+                                 f"{inp.name}, {value!r}, {exc}", input_name=inp.name,
+                                 input_config=config, received_value=value, exception_message=str(exc)))
+                continue
+            inputs[inp.name] = value
+            literals[inp.name] = value
+            self._check_range(inp, value, config, own)
+        if not own:
+            self._check_custom(cls, node_id, literals, own)
+        return ok
+
+    def _check_link(self, node_id: str, inp: Input, value: list, own: list) -> bool:
+        if len(value) != 2 or not isinstance(value[1], int) or isinstance(value[1], bool):
+            own.append(error("bad_linked_input",
+                             "Bad linked input, must be a length-2 list of [node_id, slot_index]",
+                             f"{inp.name}", input_name=inp.name, received_value=value))
+            return True
+        source_id = str(value[0])
+        source = self.prompt.get(source_id)
+        if source is None:
+            own.append(error("bad_linked_input", "Linked node does not exist",
+                             f"{inp.name}: node {source_id} not in prompt", input_name=inp.name,
+                             received_value=value))
+            return True
+        outputs = self.registry[source["class_type"]].OUTPUTS
+        if not 0 <= value[1] < len(outputs):
+            own.append(error("bad_linked_input", "Linked output index out of range",
+                             f"{inp.name}: {source['class_type']} has {len(outputs)} outputs",
+                             input_name=inp.name, received_value=value))
+            return True
+        received = outputs[value[1]].type
+        if not types_compatible(received, inp.type):
+            own.append(error("return_type_mismatch", "Return type mismatch between linked nodes",
+                             f"{inp.name}, received_type({received}) mismatch input_type({inp.type})",
+                             input_name=inp.name, input_config=input_entry(inp, self.env),
+                             received_type=received, linked_node=[source_id, value[1]]))
+            return True
+        value[0] = source_id
+        return self.node(source_id)
+
+    def _check_range(self, inp: Input, value: Any, config: list, own: list) -> None:
+        extra = {"input_name": inp.name, "input_config": config, "received_value": value}
+        if inp.type in (INT, FLOAT):
+            if inp.min is not None and value < inp.min:
+                own.append(error("value_smaller_than_min",
+                                 f"Value {value} smaller than min of {inp.min}", inp.name, **extra))
+            if inp.max is not None and value > inp.max:
+                own.append(error("value_bigger_than_max",
+                                 f"Value {value} bigger than max of {inp.max}", inp.name, **extra))
+        if inp.type == COMBO:
+            choices = config[0]
+            if value not in choices:
+                if len(choices) > 20:
+                    shown, extra["input_config"] = f"(list of length {len(choices)})", None
+                else:
+                    shown = str(choices)
+                own.append(error("value_not_in_list", "Value not in list",
+                                 f"{inp.name}: '{value}' not in {shown}", **extra))
+
+    def _check_custom(self, cls: type[Node], node_id: str, literals: dict, own: list) -> None:
+        try:
+            problems = cls.check(self.env, dict(literals)) or {}
+        except Exception as exc:  # a buggy check must become a reason, not a 500
+            own.append(error("exception_during_validation", "Exception when validating node",
+                             str(exc), exception_type=type(exc).__name__))
+            return
+        for name, message in problems.items():
+            own.append(error("custom_validation_failed", "Custom validation failed for node",
+                             f"{name} - {message}", input_name=name))
+
+
+def validate_prompt(prompt: Any, registry: Registry, env: Any,
+                    targets: list[str] | None = None) -> Validation:
+    """Validate an API prompt; returns a coerced copy, the runnable outputs and any errors."""
+    if not isinstance(prompt, dict):
+        return Validation({}, error=error("invalid_prompt", "Prompt must be a JSON object", ""))
+    clean: Prompt = {}
+    for node_id, node in prompt.items():
+        node_id = str(node_id)
+        if not isinstance(node, dict) or "class_type" not in node:
+            return Validation({}, error=error(
+                "invalid_prompt", "Cannot execute because a node is missing the class_type property.",
+                f"Node ID '#{node_id}'"))
+        class_type = node["class_type"]
+        if not isinstance(class_type, str) or class_type not in registry:
+            return Validation({}, error=error(
+                "invalid_prompt", f"Cannot execute because node {class_type} does not exist.",
+                f"Node ID '#{node_id}'"))
+        inputs = node.get("inputs", {})
+        if not isinstance(inputs, dict):
+            return Validation({}, error=error(
+                "invalid_prompt", "Node inputs must be a JSON object", f"Node ID '#{node_id}'"))
+        clean[node_id] = {"class_type": class_type,
+                          "inputs": {k: (list(v) if is_link(v) else v) for k, v in inputs.items()}}
+        if isinstance(node.get("_meta"), dict):
+            clean[node_id]["_meta"] = node["_meta"]
+    outputs = [i for i, n in clean.items() if registry[n["class_type"]].OUTPUT_NODE]
+    if targets is not None:
+        wanted = {str(t) for t in targets}
+        outputs = [i for i in outputs if i in wanted]
+    if not outputs:
+        return Validation(clean, error=error("prompt_no_outputs", "Prompt has no outputs", ""))
+    v = _Validator(clean, registry, env)
+    good, failed_lines = [], []
+    for out_id in outputs:
+        if v.node(out_id):
+            good.append(out_id)
+    node_errors: dict[str, dict] = {}
+    for node_id, reasons in v.reasons.items():
+        if not reasons:
+            continue
+        dependents = [o for o in outputs if o not in good and _depends_on(clean, o, node_id)]
+        node_errors[node_id] = {"errors": reasons, "dependent_outputs": dependents,
+                                "class_type": clean[node_id]["class_type"]}
+        failed_lines += [f"{r['message']}: {r['details']}" for r in reasons]
+    result = Validation(clean, outputs=good, node_errors=node_errors)
+    if not good:
+        result.error = error("prompt_outputs_failed_validation", "Prompt outputs failed validation",
+                             "\n".join(failed_lines))
+    return result
+
+
+def _depends_on(prompt: Prompt, start: str, target: str) -> bool:
+    """True when `target` is `start` or one of its ancestors."""
+    seen, stack = set(), [start]
+    while stack:
+        nid = stack.pop()
+        if nid == target:
+            return True
+        if nid in seen or nid not in prompt:
+            continue
+        seen.add(nid)
+        stack.extend(src for _, src, _ in links_of(prompt[nid]))
+    return False

@@ -1,0 +1,150 @@
+"""The one worker thread: takes jobs from the durable store, runs them, writes history.
+
+Events go out through ``publish(event, data, client_id)``, called from the worker thread; the
+server turns that into WebSocket messages on its own loop (``call_soon_threadsafe``).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from engine.executor import Executor, now_ms
+from engine.store import Store, history_entry
+
+Publish = Callable[[str, dict, "str | None"], None]
+# Events that reach every socket; all others go only to the prompt's client (ComfyUI routing).
+BROADCAST = frozenset({"status", "execution_interrupted"})
+
+
+@dataclass
+class Running:
+    """The job being executed and its live progress (read by GET /jobs/{id})."""
+
+    prompt_id: str
+    client_id: str | None
+    cancel: threading.Event
+    node: str | None = None
+    value: int = 0
+    max: int = 0
+
+
+class Worker:
+    """Owns the queue discipline (pause, order) and the worker thread."""
+
+    def __init__(self, store: Store, executor: Executor, publish: Publish,
+                 on_free: Callable[[bool], None] | None = None):
+        self.store, self.executor, self.publish = store, executor, publish
+        self.on_free = on_free
+        self._wake = threading.Condition()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self._free: tuple[bool, bool] | None = None
+        self.running: Running | None = None
+
+    # -- control (any thread) ------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="cascade-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Interrupt the running job (it is recorded as interrupted) and end the thread."""
+        with self._wake:
+            self._stop = True
+            self._wake.notify_all()
+        if self.running is not None:
+            self.running.cancel.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def paused(self) -> bool:
+        return self.store.get_meta("paused", "0") == "1"
+
+    def set_paused(self, paused: bool) -> None:
+        self.store.set_meta("paused", "1" if paused else "0")
+        self.changed()
+
+    def changed(self) -> None:
+        """Wake the worker and broadcast the queue status (after any queue mutation)."""
+        with self._wake:
+            self._wake.notify_all()
+        self.publish("status", self.status(), None)
+
+    def status(self) -> dict:
+        pending, running = self.store.counts()
+        return {"status": {"exec_info": {"queue_remaining": pending + running}}}
+
+    def interrupt(self, prompt_id: str | None = None) -> bool:
+        """Cancel the running job (only if it is `prompt_id`, when given)."""
+        job = self.running
+        if job is None or (prompt_id is not None and job.prompt_id != prompt_id):
+            return False
+        job.cancel.set()
+        return True
+
+    def request_free(self, unload_models: bool, free_memory: bool) -> None:
+        """Applied by the worker between jobs (or at once when idle)."""
+        with self._wake:
+            old = self._free or (False, False)
+            self._free = (old[0] or unload_models, old[1] or free_memory)
+            self._wake.notify_all()
+
+    # -- worker thread ---------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            with self._wake:
+                while not self._stop and (self.paused or not self._has_pending()) \
+                        and self._free is None:
+                    self._wake.wait(1.0)
+                if self._stop:
+                    return
+                free, self._free = self._free, None
+            if free is not None:
+                self._apply_free(*free)
+                continue
+            item = self.store.take_next()
+            if item is not None:
+                self._run(item)
+
+    def _has_pending(self) -> bool:
+        return self.store.counts()[0] > 0
+
+    def _apply_free(self, unload_models: bool, free_memory: bool) -> None:
+        if free_memory:
+            self.executor.reset()
+        if self.on_free is not None and (unload_models or free_memory):
+            try:
+                self.on_free(unload_models)
+            except Exception:  # freeing memory must never kill the worker
+                pass
+
+    def _run(self, item: list) -> None:
+        number, prompt_id, prompt, extra_data, outputs = item
+        client_id = extra_data.get("client_id") if isinstance(extra_data, dict) else None
+        job = self.running = Running(prompt_id, client_id, threading.Event())
+        self.publish("status", self.status(), None)
+
+        def report(event: str, data: dict) -> None:
+            if event == "executing":
+                job.node, job.value, job.max = data["node"], 0, 0
+            elif event == "progress":
+                job.value, job.max = data["value"], data["max"]
+            self.publish(event, data, None if event in BROADCAST else client_id)
+
+        try:
+            run = self.executor.execute(prompt, outputs, prompt_id=prompt_id, cancel=job.cancel,
+                                        report=report, extra_data=extra_data)
+            entry = history_entry(item, run.outputs, run.status, run.messages, run.warnings)
+        except Exception as exc:  # an engine bug: record it, keep serving
+            msg = {"prompt_id": prompt_id, "node_id": None, "node_type": None, "executed": [],
+                   "exception_message": str(exc), "exception_type": type(exc).__name__,
+                   "traceback": [], "current_inputs": {}, "current_outputs": [],
+                   "timestamp": now_ms()}
+            self.publish("execution_error", msg, client_id)
+            entry = history_entry(item, {}, "error", [["execution_error", msg]])
+        self.store.finish(prompt_id, entry)  # history first: the null "executing" means "fetch it"
+        self.running = None
+        self.publish("executing", {"node": None, "prompt_id": prompt_id}, client_id)
+        self.publish("job_done", {"prompt_id": prompt_id, "entry": entry}, None)
+        self.publish("status", self.status(), None)

@@ -1,0 +1,27 @@
+"""The one workflow document format and its API-prompt view (strip every ``ui`` key)."""
+from __future__ import annotations
+
+from typing import Any
+
+
+def is_document(value: Any) -> bool:
+    """True when `value` is our workflow document rather than a bare ComfyUI API prompt."""
+    if not isinstance(value, dict) or not isinstance(value.get("nodes"), dict):
+        return False
+    # An API prompt keyed "nodes" would be a node dict carrying class_type itself.
+    return "class_type" not in value["nodes"]
+
+
+def document_to_prompt(document: dict) -> dict[str, dict]:
+    """The API prompt of a document: each node's ``class_type`` and ``inputs``, ``ui`` dropped."""
+    prompt: dict[str, dict] = {}
+    for node_id, node in document["nodes"].items():
+        if not isinstance(node, dict):
+            prompt[str(node_id)] = node  # validation reports the bad node with ComfyUI's shape
+            continue
+        entry = {k: v for k, v in node.items() if k != "ui"}
+        title = (node.get("ui") or {}).get("title") if isinstance(node.get("ui"), dict) else None
+        if title and "_meta" not in entry:
+            entry["_meta"] = {"title": title}
+        prompt[str(node_id)] = entry
+    return prompt

@@ -1,0 +1,130 @@
+"""Run the real app on 127.0.0.1:<ephemeral> in a background thread, plus sync client helpers.
+
+    with running_server(make_config(tmp), STUB_NODES, env) as base:
+        status, body = http_json("POST", base + "/prompt", {"prompt": ...})
+        ws = connect_ws(base, client_id)
+        events = collect_until_done(ws, prompt_id)
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from aiohttp import web
+
+from config import Config
+from tests.ws_client import WebSocket
+
+
+def make_config(tmp: Path, **overrides: Any) -> Config:
+    """A config whose folders all live under `tmp`."""
+    fields = dict(port=0, weights_dir=tmp / "weights", output_dir=tmp / "output",
+                  input_dir=tmp / "input", temp_dir=tmp / "temp", data_dir=tmp / "user",
+                  web_dir=tmp / "web")
+    fields.update(overrides)
+    return Config(**fields)
+
+
+@contextlib.contextmanager
+def running_server(config: Config, registry: Mapping, env: Any) -> Iterator[str]:
+    """Start ``server.create_app`` on an ephemeral port; yields ``http://127.0.0.1:PORT``."""
+    from server import create_app
+
+    app = create_app(config, registry, env)
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app, handle_signals=False)
+    ready = threading.Event()
+    state: dict[str, Any] = {}
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(runner.setup())
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            loop.run_until_complete(site.start())
+            state["port"] = site._server.sockets[0].getsockname()[1]
+        except BaseException as exc:  # surface start-up failures in the test thread
+            state["error"] = exc
+        ready.set()
+        if "error" not in state:
+            loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+    thread = threading.Thread(target=serve, name="test-server", daemon=True)
+    thread.start()
+    ready.wait(30)
+    if "error" in state:
+        raise state["error"]
+    try:
+        yield f"http://127.0.0.1:{state['port']}"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+
+
+def http(method: str, url: str, body: bytes | None = None,
+         headers: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, dict, bytes]:
+    """(status, headers, raw body); HTTP errors are returned, not raised."""
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
+
+
+def http_json(method: str, url: str, payload: Any = None,
+              headers: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, Any]:
+    """(status, parsed JSON body or None)."""
+    body = None if payload is None else json.dumps(payload).encode()
+    hdrs = {"Content-Type": "application/json", **(headers or {})}
+    status, _, raw = http(method, url, body, hdrs, timeout)
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:
+        return status, raw
+
+
+def connect_ws(base: str, client_id: str, query: str = "",
+               headers: dict[str, str] | None = None) -> WebSocket:
+    ws = WebSocket()
+    url = base.replace("http://", "ws://") + f"/ws?clientId={client_id}{query}"
+    ws.connect(url, headers=headers)
+    return ws
+
+
+def collect_until_done(ws: WebSocket, prompt_id: str, timeout: float = 30) -> list:
+    """Messages (dicts for JSON, bytes for binary) until ``executing`` with ``node: null``."""
+    events: list = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ws.settimeout(max(0.1, deadline - time.monotonic()))
+        msg = ws.recv()
+        if isinstance(msg, bytes):
+            events.append(msg)
+            continue
+        data = json.loads(msg)
+        events.append(data)
+        if data["type"] == "executing" and data["data"].get("node") is None \
+                and data["data"].get("prompt_id") == prompt_id:
+            return events
+    raise TimeoutError(f"no end marker for {prompt_id}; got {events}")
+
+
+def wait_for(predicate, timeout: float = 10, interval: float = 0.02) -> Any:
+    """Poll `predicate` until truthy; returns its value or raises TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError("condition not met")
