@@ -37,9 +37,11 @@ def _fits(unit: Unit, target: Target) -> bool:
 def official_patches(found: dict[int, Unit], models: Models, report: LoraReport, source: str) -> list[Patch]:
     """Patches for the official format, matched to our `.attn` layers in official module order.
 
-    Per attention block the official file holds two entries (packed q|k|v and out_proj). Which of
-    the two comes first depends on torch's parametrization bookkeeping, so within each pair the
-    entries are placed by shape (3c rows vs c rows), which is unambiguous.
+    Per attention block the official file holds two entries. The saved list follows `modules()` over
+    the parametrized model, where the MultiheadAttention's `parametrizations` container is registered
+    after its `out_proj` child, so out_proj's LoRA comes first (checked by a test that re-creates the
+    official parametrization). Within each pair the entries are placed by shape (c rows vs 3c rows),
+    which is unambiguous and also accepts files written in the other order.
     """
     all_keys = [k for i in sorted(found) for k in found[i].keys]
     if models.unet is None:
