@@ -1,0 +1,120 @@
+"""Tiny random (non-zero) demo checkpoints of every network, written in the real file formats.
+
+They let the app, the tests and a newcomer without the real 20 GB of weights run the whole pipeline
+end to end in seconds. Images made with them are noise-like, but every stage runs for real.
+`python -m models.demo DIR` writes them into DIR's weight subfolders (never over existing files).
+"""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from models.loading.networks import network_spec
+
+SEED = 20240215  # fixed so every checkout gets byte-identical demo files
+# (kind, subfolder, file name, saved dtype): C/B mirror the recommended *_bf16 files.
+DEMO_FILES = (
+    ("stage_c", "stage_c", "demo_stage_c.safetensors", torch.bfloat16),
+    ("stage_b", "stage_b", "demo_stage_b.safetensors", torch.bfloat16),
+    ("stage_a", "stage_a", "demo_stage_a.safetensors", torch.float32),
+    ("effnet", "effnet", "demo_effnet_encoder.safetensors", torch.float32),
+    ("previewer", "previewer", "demo_previewer.safetensors", torch.float32),
+    ("text_encoder", "text_encoder", "demo_text_encoder.safetensors", torch.float32),
+)
+DEMO_LORA = ("loras", "demo_stage_c_lora.safetensors")
+LORA_RANK = 4
+
+
+def _randomise(model: nn.Module, gen: torch.Generator) -> None:
+    """Overwrite every float tensor with fan-in scaled noise: non-zero, yet numerically tame."""
+    norms = (nn.LayerNorm, nn.BatchNorm2d, nn.GroupNorm)
+    with torch.no_grad():
+        for module in model.modules():
+            is_norm = isinstance(module, norms)
+            for name, t in list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False)):
+                if not t.is_floating_point():
+                    continue
+                noise = torch.randn(t.shape, generator=gen)
+                if name == "running_var":
+                    value = 0.5 + noise.abs().clamp(max=2.0) * 0.5
+                elif name == "running_mean":
+                    value = noise * 0.1
+                elif is_norm and name == "weight":
+                    value = 1.0 + noise * 0.1
+                elif t.dim() >= 2:
+                    value = noise / math.sqrt(max(t[0].numel(), 1))
+                else:
+                    value = noise * 0.05
+                t.copy_(value)
+
+
+def _demo_state(kind: str, gen: torch.Generator, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """A tiny model's state dict in the file's key names (transformers names for the text encoder)."""
+    spec = network_spec(kind)
+    model = spec.build(spec.presets["tiny"])
+    _randomise(model, gen)
+    n = len(spec.key_prefix)
+    return {k[n:]: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
+
+
+def _demo_lora(stage_c: dict[str, torch.Tensor], gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """A kohya-style Stage C LoRA over every attention layer's q/k/v and output projection."""
+    out: dict[str, torch.Tensor] = {}
+    for key, w in stage_c.items():
+        if not key.endswith(".attention.attn.in_proj_weight"):
+            continue
+        base = key[: -len(".in_proj_weight")]
+        c = w.shape[1]
+        for part in ("to_q", "to_k", "to_v", "out_proj"):
+            name = "lora_prior_unet_" + f"{base}.{part}".replace(".", "_")
+            out[f"{name}.lora_down.weight"] = torch.randn(LORA_RANK, c, generator=gen) / math.sqrt(c)
+            out[f"{name}.lora_up.weight"] = torch.randn(c, LORA_RANK, generator=gen) / math.sqrt(LORA_RANK)
+            out[f"{name}.alpha"] = torch.tensor(float(LORA_RANK))
+    return out
+
+
+def write_demo_weights(weights_dir: str | Path) -> list[Path]:
+    """Write any missing demo_*.safetensors into weights_dir's subfolders; return all demo file paths."""
+    root = Path(weights_dir)
+    gen = torch.Generator().manual_seed(SEED)
+    paths: list[Path] = []
+    stage_c: dict[str, torch.Tensor] = {}
+    for kind, folder, name, dtype in DEMO_FILES:
+        state = _demo_state(kind, gen, dtype)  # always drawn, so each file's values never depend on others' presence
+        if kind == "stage_c":
+            stage_c = state
+        paths.append(_write(root / folder / name, state, {"demo": "tiny random weights", "kind": kind}))
+    lora = _demo_lora(stage_c, gen)
+    paths.append(_write(root / DEMO_LORA[0] / DEMO_LORA[1], lora, {"demo": "tiny random LoRA", "kind": "lora"}))
+    return paths
+
+
+def _write(path: Path, state: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
+    """Save atomically unless the file already exists (a half-written file never shadows a good one)."""
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_file(state, str(tmp), metadata=metadata)
+    tmp.replace(path)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m models.demo DIR`."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m models.demo WEIGHTS_DIR", file=sys.stderr)
+        return 2
+    for p in write_demo_weights(argv[0]):
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
