@@ -1,0 +1,125 @@
+// @ts-check
+/**
+ * Wiring: fetch the node catalogue, build the editor, restore the last workflow (or the default
+ * one), and connect toolbar, shortcuts, files, queue panel, gallery and the run-time event stream.
+ */
+import { Api } from "./api.js";
+import { parseObjectInfo } from "./editor/graph.js";
+import { Editor } from "./editor/editor.js";
+import { installInteractions, isEditingField } from "./editor/interact.js";
+import { installClipboard } from "./editor/clipboard.js";
+import { QueuePanel } from "./panels/queue.js";
+import { Gallery } from "./panels/gallery.js";
+import { Runner } from "./run.js";
+import { autosave, documentFromFile, downloadJson, installDrop, loadAutosave } from "./files.js";
+
+const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
+const EMPTY = { version: 1, nodes: {}, ui: { notes: [] } };
+
+/** Show a short message at the bottom of the page. @param {string} text @param {string} kind */
+function toast(text, kind = "info") {
+  const t = document.createElement("div");
+  t.className = `toast ${kind}`;
+  t.textContent = text;
+  $("toasts").append(t);
+  setTimeout(() => t.remove(), kind === "error" ? 7000 : 3000);
+}
+
+async function defaultDocument() {
+  try {
+    const r = await fetch("workflows/default.json");
+    if (r.ok) return await r.json();
+  } catch { /* no default shipped: start empty */ }
+  return EMPTY;
+}
+
+async function main() {
+  const api = new Api();
+  let defs;
+  try {
+    defs = parseObjectInfo(await api.objectInfo());
+  } catch (e) {
+    toast(`Cannot reach the server: ${e}`, "error");
+    return;
+  }
+  const editor = new Editor($("canvas"), defs);
+  installInteractions(editor);
+  installClipboard(editor, document);
+  editor.addEventListener("toast", (e) => { const d = /** @type {CustomEvent} */ (e).detail; toast(d.text, d.kind); });
+
+  let saveTimer = 0;
+  const scheduleSave = () => {
+    clearTimeout(saveTimer);
+    saveTimer = window.setTimeout(() => autosave(editor.document()), 250);
+  };
+  editor.addEventListener("change", scheduleSave);
+  editor.addEventListener("viewchange", scheduleSave);
+  window.addEventListener("beforeunload", () => autosave(editor.document()));
+
+  const loadDoc = (/** @type {any} */ doc, /** @type {string} */ what) => {
+    editor.load(doc);
+    if (what) toast(`Loaded ${what}`, "ok");
+  };
+  const openFile = async (/** @type {Blob & {name?: string}} */ file) => {
+    try {
+      loadDoc(await documentFromFile(file), file.name || "workflow");
+    } catch (e) {
+      toast(String(/** @type {Error} */ (e).message || e), "error");
+    }
+  };
+
+  const gallery = new Gallery($("gallery-panel"), api, async (url) => openFile(await (await fetch(url)).blob()));
+  const queuePanel = new QueuePanel($("queue-panel"), api);
+  const runner = new Runner(editor, api, gallery);
+  api.addEventListener("connected", () => $("conn").classList.add("on"));
+  api.addEventListener("disconnected", () => $("conn").classList.remove("on"));
+  api.connect();
+
+  loadDoc(loadAutosave() || (await defaultDocument()), "");
+  gallery.loadHistory();
+  queuePanel.refresh();
+
+  const queue = async (front = false) => { await runner.queue(front); queuePanel.refresh(); };
+  const interrupt = async () => { await api.interrupt(); queuePanel.refresh(); };
+  const save = () => downloadJson(editor.document());
+  const open = () => /** @type {HTMLInputElement} */ ($("open-file")).click();
+  $("queue-btn").addEventListener("click", () => queue());
+  $("interrupt-btn").addEventListener("click", interrupt);
+  $("save-btn").addEventListener("click", save);
+  $("open-btn").addEventListener("click", open);
+  $("open-file").addEventListener("change", (e) => {
+    const input = /** @type {HTMLInputElement} */ (e.target);
+    if (input.files && input.files[0]) openFile(input.files[0]);
+    input.value = "";
+  });
+  $("new-btn").addEventListener("click", async () => loadDoc(await defaultDocument(), "the default workflow"));
+  $("fit-btn").addEventListener("click", () => { editor.fitView(); scheduleSave(); });
+  $("undo-btn").addEventListener("click", () => editor.undo());
+  $("redo-btn").addEventListener("click", () => editor.redo());
+  $("add-btn").addEventListener("click", () => {
+    const r = $("canvas").getBoundingClientRect();
+    editor.search(r.left + r.width / 3, r.top + 80);
+  });
+  $("note-btn").addEventListener("click", () => {
+    const r = $("canvas").getBoundingClientRect();
+    const pos = editor.view.toGraph(r.left + 60, r.top + 60);
+    editor.commit(() => { editor.selection = new Set([editor.graph.addNote(pos).id]); });
+  });
+  installDrop(document.body, openFile);
+
+  document.addEventListener("keydown", (e) => {
+    const ctrl = e.ctrlKey || e.metaKey;
+    if (ctrl && e.key === "Enter") {
+      e.preventDefault();
+      (/** @type {HTMLElement} */ (document.activeElement))?.blur?.(); // commit a widget being edited first
+      if (e.altKey) interrupt();
+      else queue(e.shiftKey);
+    } else if (ctrl && e.key.toLowerCase() === "s") { e.preventDefault(); save(); }
+    else if (ctrl && e.key.toLowerCase() === "o" && !isEditingField()) { e.preventDefault(); open(); }
+  });
+  // Exposed for tests and the browser console.
+  Object.assign(window, { cascade: { editor, api, runner } });
+  document.body.dataset.ready = "1";
+}
+
+main();

@@ -1,0 +1,86 @@
+// @ts-check
+/**
+ * Copy/paste of the selection as a JSON fragment of our document. The system clipboard carries it
+ * between tabs and windows; localStorage is the fallback when the page may not touch the clipboard.
+ */
+import { fragment, pasteFragment, toDocument } from "./convert.js";
+
+const STORAGE_KEY = "cascade-studio.clipboard";
+const KIND = "cascade-studio/fragment";
+
+/** Attach copy/cut/paste handlers for `editor` to `target` (the document). */
+export function installClipboard(/** @type {import("./editor.js").Editor} */ editor, /** @type {Document} */ target) {
+  let pasteHandled = false;
+  const editing = () => {
+    const a = /** @type {HTMLElement | null} */ (target.activeElement);
+    return !!a && (a.tagName === "INPUT" || a.tagName === "TEXTAREA" || a.tagName === "SELECT" || a.isContentEditable);
+  };
+
+  /** Copy the selection; returns the fragment text (or null when nothing is selected). */
+  const copy = () => {
+    const ids = [...editor.selection];
+    const nodes = ids.filter((id) => editor.graph.nodes.has(id));
+    const notes = ids.filter((id) => editor.graph.notes.some((m) => m.id === id));
+    if (!nodes.length && !notes.length) return null;
+    const text = JSON.stringify(fragment(editor.graph, nodes, notes));
+    try { localStorage.setItem(STORAGE_KEY, text); } catch { /* storage full or disabled: clipboard still works */ }
+    return text;
+  };
+
+  /** Paste fragment text (ours, a whole document or an API prompt). Returns true when it was ours. */
+  const paste = (/** @type {string} */ text) => {
+    let obj;
+    try { obj = JSON.parse(text); } catch { return false; }
+    const frag = obj && obj.kind === KIND ? obj : toDocument(obj);
+    if (!frag) return false;
+    const entries = Object.values(frag.nodes || {});
+    const xs = [...entries.map((e) => e.ui?.pos?.[0] ?? 0), ...(frag.ui?.notes || []).map((/** @type {any} */ m) => m.pos[0])];
+    const ys = [...entries.map((e) => e.ui?.pos?.[1] ?? 0), ...(frag.ui?.notes || []).map((/** @type {any} */ m) => m.pos[1])];
+    const at = editor.pointer;
+    const delta = /** @type {[number, number]} */ ([Math.round(at[0] - Math.min(...xs)), Math.round(at[1] - Math.min(...ys))]);
+    editor.commit(() => {
+      const added = pasteFragment(editor.graph, frag, delta);
+      editor.selection = new Set([...added.nodes, ...added.notes]);
+    });
+    return true;
+  };
+
+  target.addEventListener("copy", (e) => {
+    if (editing()) return;
+    const text = copy();
+    if (text && e.clipboardData) {
+      e.clipboardData.setData("text/plain", text);
+      e.preventDefault();
+    }
+  });
+  target.addEventListener("cut", (e) => {
+    if (editing()) return;
+    const text = copy();
+    if (text && e.clipboardData) {
+      e.clipboardData.setData("text/plain", text);
+      e.preventDefault();
+      editor.deleteSelection();
+    }
+  });
+  target.addEventListener("paste", (e) => {
+    if (editing()) return;
+    pasteHandled = true;
+    const text = e.clipboardData ? e.clipboardData.getData("text/plain") : "";
+    if (text && paste(text)) e.preventDefault();
+    else pasteStored();
+  });
+  const pasteStored = () => {
+    const stored = localStorage.getItem(STORAGE_KEY);
+    if (stored) paste(stored);
+  };
+  // Some browsers fire no paste event without clipboard permission: fall back to localStorage.
+  target.addEventListener("keydown", (e) => {
+    if (!(e.ctrlKey || e.metaKey) || editing()) return;
+    if (e.key === "c") copy();
+    if (e.key === "v") {
+      pasteHandled = false;
+      setTimeout(() => { if (!pasteHandled) pasteStored(); }, 60);
+    }
+  });
+  return { copy, paste };
+}

@@ -1,0 +1,280 @@
+// @ts-check
+/**
+ * Renders the graph: node <div>s inside one CSS-transformed layer and links as SVG paths in the same
+ * layer. Socket positions come from layout offsets (offsetLeft/Top), which ignore both our transform
+ * and the browser zoom, so links stay aligned at any zoom level.
+ */
+import { createWidget, createSeedControl } from "./widgets.js";
+import { isSeedInput } from "./graph.js";
+
+const SVG = "http://www.w3.org/2000/svg";
+
+/** Stable colour per socket type, so the same type always looks the same without a type list. */
+export function typeColor(/** @type {string} */ type) {
+  let h = 0;
+  for (const c of String(type)) h = (h * 31 + c.charCodeAt(0)) % 360;
+  return `hsl(${h}, 65%, 62%)`;
+}
+
+/** @param {string} tag @param {string} cls @param {string} [text] */
+export function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+export class View {
+  /** @param {HTMLElement} root @param {import("./editor.js").Editor} editor */
+  constructor(root, editor) {
+    this.root = root;
+    this.editor = editor;
+    this.layer = el("div", "layer");
+    this.svg = document.createElementNS(SVG, "svg");
+    this.svg.classList.add("links");
+    this.linkGroup = document.createElementNS(SVG, "g");
+    this.dragPath = document.createElementNS(SVG, "path");
+    this.dragPath.classList.add("drag-link");
+    this.svg.append(this.linkGroup, this.dragPath);
+    this.layer.append(this.svg);
+    this.box = el("div", "box-select");
+    root.append(this.layer, this.box);
+    /** @type {Map<string, HTMLElement>} */
+    this.nodeEls = new Map();
+    /** Run-time decorations kept across re-renders. */
+    this.status = { running: /** @type {string | null} */ (null), progress: /** @type {Record<string, number>} */ ({}),
+      previews: /** @type {Record<string, string>} */ ({}), images: /** @type {Record<string, string[]>} */ ({}),
+      errors: /** @type {Record<string, {message: string, inputs: Record<string, string>}>} */ ({}) };
+  }
+
+  get graph() { return this.editor.graph; }
+
+  applyTransform() {
+    const { offset, scale } = this.graph.view;
+    this.layer.style.transform = `translate(${offset[0]}px, ${offset[1]}px) scale(${scale})`;
+    this.root.style.setProperty("--grid", `${20 * scale}px`);
+    this.root.style.backgroundPosition = `${offset[0]}px ${offset[1]}px`;
+  }
+
+  /** Client (CSS pixel) coordinates to graph coordinates. @param {number} x @param {number} y */
+  toGraph(x, y) {
+    const r = this.root.getBoundingClientRect();
+    const { offset, scale } = this.graph.view;
+    return /** @type {[number, number]} */ ([(x - r.left - offset[0]) / scale, (y - r.top - offset[1]) / scale]);
+  }
+
+  /** Rebuild every node and note element from the model. */
+  render() {
+    for (const e of this.layer.querySelectorAll(".node, .note")) e.remove();
+    this.nodeEls.clear();
+    for (const m of this.graph.notes) this.layer.append(this.renderNote(m));
+    for (const n of this.graph.nodes.values()) {
+      const e = this.renderNode(n);
+      this.nodeEls.set(n.id, e);
+      this.layer.append(e);
+    }
+    this.applyTransform();
+    this.applyStatus();
+    this.drawLinks();
+  }
+
+  /** @param {import("./graph.js").Note} m */
+  renderNote(m) {
+    const e = el("div", "note");
+    e.dataset.noteId = m.id;
+    e.classList.toggle("selected", this.editor.selection.has(m.id));
+    Object.assign(e.style, { left: `${m.pos[0]}px`, top: `${m.pos[1]}px`, width: `${m.size[0]}px`, height: `${m.size[1]}px` });
+    const head = el("div", "note-header drag-handle", "Note");
+    const text = /** @type {HTMLTextAreaElement} */ (el("textarea", "note-text"));
+    text.value = m.text;
+    text.placeholder = "Write a note…";
+    text.addEventListener("change", () => this.editor.commit(() => { m.text = text.value; }, false));
+    e.append(head, text);
+    return e;
+  }
+
+  /** @param {import("./graph.js").GNode} n */
+  renderNode(n) {
+    const def = this.graph.defs[n.type];
+    const e = el("div", "node");
+    e.dataset.nodeId = n.id;
+    e.dataset.type = n.type;
+    e.classList.toggle("selected", this.editor.selection.has(n.id));
+    e.classList.toggle("missing", !def);
+    e.classList.toggle("output-node", !!def && def.outputNode);
+    Object.assign(e.style, { left: `${n.pos[0]}px`, top: `${n.pos[1]}px` });
+    if (n.size) Object.assign(e.style, { width: `${n.size[0]}px`, minHeight: `${n.size[1]}px` });
+    const head = el("div", "node-header drag-handle");
+    const title = el("span", "node-title", n.title || (def ? def.displayName : n.type));
+    title.title = def ? `${def.name} — ${def.description}` : `Unknown node type ${n.type}`;
+    head.append(title, el("span", "node-id", `#${n.id}`));
+    const bar = el("div", "node-progress");
+    bar.append(el("div", "bar"));
+    e.append(head, bar);
+    if (!def) {
+      e.append(el("div", "node-error", `Unknown node type “${n.type}” — not in /object_info`));
+      return e;
+    }
+    const io = el("div", "node-io");
+    const ins = el("div", "inputs");
+    const outs = el("div", "outputs");
+    for (const inp of def.inputs.filter((i) => !i.widget)) ins.append(this.inputRow(n, inp));
+    def.outputs.forEach((o, i) => {
+      const row = el("div", "socket-row out");
+      const s = this.socket("out", o.type, n.id);
+      s.dataset.output = String(i);
+      row.append(el("span", "socket-label", o.name), s);
+      outs.append(row);
+    });
+    io.append(ins, outs);
+    e.append(io);
+    const widgets = el("div", "widgets");
+    for (const inp of def.inputs.filter((i) => i.widget)) widgets.append(this.inputRow(n, inp));
+    e.append(widgets, el("div", "node-error-text"), el("div", "node-images"));
+    return e;
+  }
+
+  /** A socket dot. @param {"in" | "out"} dir @param {string} type @param {string} nodeId */
+  socket(dir, type, nodeId) {
+    const s = el("span", `socket ${dir}`);
+    s.dataset.socketType = type;
+    s.dataset.nodeId = nodeId;
+    s.style.setProperty("--socket-color", typeColor(type));
+    s.title = type;
+    return s;
+  }
+
+  /** One input row: socket plus name, plus its widget (disabled and marked "driven" when linked). */
+  inputRow(/** @type {import("./graph.js").GNode} */ n, /** @type {import("./graph.js").InputDef} */ inp) {
+    const row = el("div", inp.widget ? "widget-row" : "socket-row in");
+    row.dataset.input = inp.name;
+    const s = this.socket("in", inp.type, n.id);
+    s.dataset.input = inp.name;
+    const link = n.links[inp.name];
+    if (link) s.classList.add("linked");
+    row.append(s, el("label", "socket-label", inp.name + (inp.optional ? "?" : "")));
+    if (inp.opts.tooltip) row.title = inp.opts.tooltip;
+    if (!inp.widget) return row;
+    if (link) {
+      row.classList.add("driven");
+      const src = this.graph.nodes.get(link[0]);
+      const srcName = src ? (src.title || this.graph.defs[src.type]?.displayName || src.type) : link[0];
+      row.append(el("span", "driven-by", `← ${srcName}`));
+      return row;
+    }
+    const setValue = (/** @type {any} */ v) => this.editor.commit(() => this.graph.setValue(n.id, inp.name, v), false);
+    row.append(createWidget(inp, n.values[inp.name], setValue));
+    if (isSeedInput(inp)) {
+      row.append(createSeedControl(n.seedControl || "fixed", (mode) => this.editor.commit(() => { n.seedControl = mode; }, false)));
+    }
+    return row;
+  }
+
+  /** Centre of a socket element in graph coordinates. @param {HTMLElement} s */
+  socketPos(s) {
+    let x = s.offsetWidth / 2;
+    let y = s.offsetHeight / 2;
+    /** @type {HTMLElement | null} */
+    let cur = s;
+    while (cur && !cur.classList.contains("node")) {
+      x += cur.offsetLeft;
+      y += cur.offsetTop;
+      cur = /** @type {HTMLElement | null} */ (cur.offsetParent);
+    }
+    if (cur) {
+      x += cur.offsetLeft + cur.clientLeft;
+      y += cur.offsetTop + cur.clientTop;
+    }
+    return /** @type {[number, number]} */ ([x, y]);
+  }
+
+  /** @param {string} nodeId @param {string} input */
+  inputSocket(nodeId, input) {
+    return /** @type {HTMLElement | null} */ (this.nodeEls.get(nodeId)?.querySelector(`.socket.in[data-input="${CSS.escape(input)}"]`) || null);
+  }
+
+  /** @param {string} nodeId @param {number} index */
+  outputSocket(nodeId, index) {
+    return /** @type {HTMLElement | null} */ (this.nodeEls.get(nodeId)?.querySelector(`.socket.out[data-output="${index}"]`) || null);
+  }
+
+  /** Bezier path between two graph points. @param {[number, number]} a @param {[number, number]} b */
+  static curve(a, b) {
+    const dx = Math.max(40, Math.abs(b[0] - a[0]) * 0.5);
+    return `M${a[0]},${a[1]} C${a[0] + dx},${a[1]} ${b[0] - dx},${b[1]} ${b[0]},${b[1]}`;
+  }
+
+  drawLinks() {
+    const paths = [];
+    for (const l of this.graph.linkList()) {
+      const from = this.outputSocket(l.src, l.index);
+      const to = this.inputSocket(l.dst, l.input);
+      if (!from || !to) continue;
+      const p = document.createElementNS(SVG, "path");
+      p.setAttribute("d", View.curve(this.socketPos(from), this.socketPos(to)));
+      p.setAttribute("stroke", typeColor(l.type));
+      p.classList.add("link");
+      p.dataset.link = `${l.src}:${l.index}->${l.dst}.${l.input}`;
+      paths.push(p);
+    }
+    this.linkGroup.replaceChildren(...paths);
+  }
+
+  /** Move node/note elements to their model positions (cheap path used while dragging). */
+  updatePositions() {
+    for (const [id, e] of this.nodeEls) {
+      const n = this.graph.nodes.get(id);
+      if (n) Object.assign(e.style, { left: `${n.pos[0]}px`, top: `${n.pos[1]}px` });
+    }
+    for (const e of /** @type {NodeListOf<HTMLElement>} */ (this.layer.querySelectorAll(".note"))) {
+      const m = this.graph.notes.find((x) => x.id === e.dataset.noteId);
+      if (m) Object.assign(e.style, { left: `${m.pos[0]}px`, top: `${m.pos[1]}px` });
+    }
+    this.drawLinks();
+  }
+
+  /** Show or hide the link being dragged. @param {[number, number] | null} a @param {[number, number]} [b] */
+  drawDragLink(a, b, type = "*", ok = true) {
+    if (!a || !b) return this.dragPath.setAttribute("d", "");
+    this.dragPath.setAttribute("d", View.curve(a, b));
+    this.dragPath.setAttribute("stroke", ok ? typeColor(type) : "#e05555");
+    this.dragPath.classList.toggle("refused", !ok);
+  }
+
+  markSelection() {
+    for (const e of /** @type {NodeListOf<HTMLElement>} */ (this.layer.querySelectorAll(".node, .note")))
+      e.classList.toggle("selected", this.editor.selection.has(e.dataset.nodeId || e.dataset.noteId || ""));
+  }
+
+  /** Re-apply run decorations (running node, progress, previews, results, errors) to the elements. */
+  applyStatus() {
+    const s = this.status;
+    for (const [id, e] of this.nodeEls) {
+      e.classList.toggle("running", s.running === id);
+      const bar = /** @type {HTMLElement} */ (e.querySelector(".node-progress .bar"));
+      bar.style.width = `${Math.round((s.progress[id] ?? 0) * 100)}%`;
+      e.classList.toggle("has-progress", id in s.progress);
+      const imgs = e.querySelector(".node-images");
+      if (imgs) {
+        const urls = s.previews[id] ? [s.previews[id]] : s.images[id] || [];
+        imgs.replaceChildren(...urls.map((u) => {
+          const img = /** @type {HTMLImageElement} */ (el("img", s.previews[id] ? "preview" : "result"));
+          img.src = u;
+          img.addEventListener("load", () => this.drawLinks(), { once: true });
+          return img;
+        }));
+      }
+      const err = s.errors[id];
+      e.classList.toggle("error", !!err);
+      const text = e.querySelector(".node-error-text");
+      if (text) text.textContent = err ? err.message : "";
+      for (const row of /** @type {NodeListOf<HTMLElement>} */ (e.querySelectorAll("[data-input]"))) {
+        if (row.classList.contains("socket")) continue;
+        const msg = err && err.inputs[row.dataset.input || ""];
+        row.classList.toggle("error", !!msg);
+        if (msg) row.title = msg;
+      }
+    }
+    this.drawLinks();
+  }
+}

@@ -1,0 +1,125 @@
+// @ts-check
+/**
+ * Running workflows: queue the document, show validation errors on nodes and inputs, and turn the
+ * /ws event stream into node decorations (running highlight, progress bar, live previews, results).
+ */
+import { isSeedInput } from "./editor/graph.js";
+import { nextSeed } from "./editor/widgets.js";
+
+/** @typedef {import("./editor/editor.js").Editor} Editor */
+/** @typedef {import("./api.js").Api} Api */
+/** @typedef {import("./panels/gallery.js").Gallery} Gallery */
+
+/**
+ * Turn a 400 reply's node_errors into per-node messages keyed by input name.
+ * @param {Record<string, any>} nodeErrors
+ */
+export function errorsByNode(nodeErrors) {
+  /** @type {Record<string, {message: string, inputs: Record<string, string>}>} */
+  const out = {};
+  for (const [id, ne] of Object.entries(nodeErrors || {})) {
+    const inputs = /** @type {Record<string, string>} */ ({});
+    const lines = [];
+    for (const r of ne.errors || []) {
+      const text = r.details ? `${r.message}: ${r.details}` : r.message;
+      lines.push(text);
+      const name = r.extra_info && r.extra_info.input_name;
+      if (name) inputs[name] = text;
+    }
+    out[id] = { message: lines.join("\n"), inputs };
+  }
+  return out;
+}
+
+export class Runner {
+  /** @param {Editor} editor @param {Api} api @param {Gallery} gallery */
+  constructor(editor, api, gallery) {
+    this.editor = editor;
+    this.api = api;
+    this.gallery = gallery;
+    /** @type {string | null} */
+    this.current = null;
+    const on = (/** @type {string} */ type, /** @type {(d: any) => void} */ fn) =>
+      api.addEventListener(type, (e) => fn(/** @type {CustomEvent} */ (e).detail));
+    const st = () => editor.view.status;
+    const refresh = () => editor.view.applyStatus();
+    on("execution_start", (d) => { this.current = d.prompt_id; st().errors = {}; st().progress = {}; refresh(); });
+    on("executing", (d) => {
+      st().running = d.node ?? null;
+      if (d.node == null) { st().progress = {}; this.clearPreviews(); }
+      refresh();
+    });
+    on("progress", (d) => { st().progress[String(d.node)] = d.max ? d.value / d.max : 0; refresh(); });
+    on("preview", (d) => {
+      const id = String(d.node_id ?? d.display_node_id ?? st().running ?? "");
+      if (!id) return;
+      if (st().previews[id]) URL.revokeObjectURL(st().previews[id]);
+      st().previews[id] = d.url;
+      refresh();
+    });
+    on("executed", (d) => {
+      const images = (d.output && d.output.images) || [];
+      if (!images.length) return;
+      st().images[String(d.node)] = images.map((/** @type {any} */ i) => api.viewUrl(i));
+      delete st().previews[String(d.node)];
+      gallery.add(d.prompt_id, images);
+      refresh();
+    });
+    on("execution_error", (d) => {
+      st().errors = { [String(d.node_id)]: { message: `${d.exception_type}: ${d.exception_message}`, inputs: {} } };
+      editor.toast(`Error in node #${d.node_id} (${d.node_type}): ${d.exception_message}`, "error");
+      this.finish();
+    });
+    on("execution_interrupted", () => { editor.toast("Job interrupted", "info"); this.finish(); });
+    on("execution_success", () => this.finish());
+  }
+
+  finish() {
+    const st = this.editor.view.status;
+    st.running = null;
+    st.progress = {};
+    this.clearPreviews();
+    this.editor.view.applyStatus();
+  }
+
+  clearPreviews() {
+    const st = this.editor.view.status;
+    for (const url of Object.values(st.previews)) URL.revokeObjectURL(url);
+    st.previews = {};
+  }
+
+  /** Queue the current workflow; on success apply each seed's after-queue mode. */
+  async queue(front = false) {
+    const editor = this.editor;
+    const r = await this.api.queue(editor.document(), front);
+    const st = editor.view.status;
+    if (!r.ok) {
+      const body = r.body || {};
+      st.errors = errorsByNode(body.node_errors || {});
+      editor.view.applyStatus();
+      const err = body.error || {};
+      editor.toast(`Cannot queue: ${err.message || `HTTP ${r.status}`}${err.details ? ` — ${err.details}` : ""}`, "error");
+      return null;
+    }
+    st.errors = errorsByNode(r.body.node_errors || {});
+    editor.view.applyStatus();
+    this.advanceSeeds();
+    editor.toast(`Queued (${String(r.body.prompt_id).slice(0, 8)})`, "ok");
+    return r.body.prompt_id;
+  }
+
+  /** Apply "increment"/"randomize" to every unlinked seed widget, as one undoable edit. */
+  advanceSeeds() {
+    const g = this.editor.graph;
+    const changes = [];
+    for (const n of g.nodes.values()) {
+      const def = g.defs[n.type];
+      if (!def || !n.seedControl || n.seedControl === "fixed") continue;
+      for (const inp of def.inputs) {
+        if (!isSeedInput(inp) || n.links[inp.name]) continue;
+        changes.push(() => { n.values[inp.name] = nextSeed(/** @type {string} */ (n.seedControl), Number(n.values[inp.name]) || 0, inp); });
+      }
+    }
+    if (changes.length) this.editor.commit(() => changes.forEach((f) => f()));
+  }
+}
