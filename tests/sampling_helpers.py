@@ -59,3 +59,40 @@ class FixedNoise:
     def __call__(self):
         self.used += 1
         return self.draws[self.used - 1]
+
+
+class BasisNoise:
+    """Noise 'draws' that are unit basis vectors: run a sampler on coefficient vectors to get its exact law.
+
+    With an affine (Gaussian-exact) denoiser every sampler is affine in the initial noise and the
+    per-step draws, so x = c[0] + sum_j c[j] n_j: mean c[0], variance sum c[1:]^2, exactly.
+    Index 0 is the constant, index 1 the initial noise, later indices the per-step draws.
+    """
+
+    def __init__(self, dim: int):
+        self.dim, self.next = dim, 2
+
+    def __call__(self) -> torch.Tensor:
+        e = torch.zeros(self.dim, dtype=torch.float64)
+        e[self.next] = 1.0
+        self.next += 1
+        return e
+
+
+def law_denoiser(mu: float, s: float):
+    """gaussian_denoiser acting on coefficient vectors (the constant term is index 0)."""
+    def denoise(v: torch.Tensor, sigma: float) -> torch.Tensor:
+        k = s * s / (s * s + sigma * sigma)
+        out = k * v
+        out[0] = mu + k * (v[0] - mu)
+        return out
+    return denoise
+
+
+def sampler_law(sample_fn, mu: float, s: float, sigmas) -> tuple[float, float]:
+    """(mean, std) of a k-sampler's output for x0 ~ N(mu, s^2), starting from x = sigmas[0] * n."""
+    dim = 2 * len(sigmas) + 2
+    v = torch.zeros(dim, dtype=torch.float64)
+    v[1] = float(sigmas[0])
+    out = sample_fn(law_denoiser(mu, s), v, sigmas, generator=BasisNoise(dim))
+    return float(out[0]), float(out[1:].norm())
