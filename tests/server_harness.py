@@ -128,3 +128,14 @@ def wait_for(predicate, timeout: float = 10, interval: float = 0.02) -> Any:
             return value
         time.sleep(interval)
     raise TimeoutError("condition not met")
+
+
+@contextlib.contextmanager
+def stub_server(tmp: Path, **overrides: Any) -> Iterator[tuple[str, Any, Config]]:
+    """The real server over the stub nodes: yields (base URL, StubEnv, Config)."""
+    from tests.stub_nodes import STUB_NODES, StubEnv
+
+    config = make_config(tmp, **overrides)
+    env = StubEnv(config.output_dir)
+    with running_server(config, STUB_NODES, env) as base:
+        yield base, env, config

@@ -1,0 +1,145 @@
+"""SQLite queue/history: order, front, cancel, clear, cap, restart recovery; the worker thread."""
+import threading
+
+from engine.executor import Executor
+from engine.store import Store, history_entry
+from engine.worker import Worker
+from tests.server_harness import wait_for
+from tests.stub_nodes import STUB_NODES, StubEnv
+
+PROMPT = {"1": {"class_type": "Const", "inputs": {"value": 1}},
+          "2": {"class_type": "Show", "inputs": {"x": ["1", 0]}}}
+
+
+def add(store, pid, front=False, number=None):
+    store.add(pid, number if number is not None else store.next_number(front), PROMPT,
+              {"client_id": "c"}, ["2"])
+
+
+def ids(items):
+    return [item[1] for item in items]
+
+
+def test_pending_order_front_and_move(tmp_path):
+    store = Store(tmp_path / "q.sqlite3")
+    for pid in "abc":
+        add(store, pid)
+    add(store, "f", front=True)
+    assert ids(store.pending()) == ["f", "a", "b", "c"]
+    assert store.pending()[1] == [1, "a", PROMPT, {"client_id": "c"}, ["2"]]
+    assert store.move_to_front("c") and not store.move_to_front("zzz")
+    assert ids(store.pending()) == ["c", "f", "a", "b"]
+    assert store.job("a")["queue_position"] == 2
+    assert store.delete_pending(["a"]) == 1
+    assert ids(store.pending()) == ["c", "f", "b"]
+    store.clear_pending()
+    assert store.pending() == [] and store.counts() == (0, 0)
+
+
+def test_restart_keeps_pending_and_marks_running_interrupted(tmp_path):
+    path = tmp_path / "q.sqlite3"
+    store = Store(path)
+    add(store, "run")
+    add(store, "wait1")
+    add(store, "wait2")
+    item = store.take_next()
+    assert item[1] == "run" and ids(store.running()) == ["run"]
+    store.finish("x-unknown", {})  # no such job: harmless
+    del store  # simulated crash: no close, no finish
+
+    reopened = Store(path)
+    assert ids(reopened.pending()) == ["wait1", "wait2"]
+    assert reopened.running() == []
+    entry = reopened.history_entry("run")
+    assert entry["status"]["status_str"] == "error" and not entry["status"]["completed"]
+    assert entry["status"]["messages"][-1][0] == "execution_interrupted"
+    assert entry["prompt"][1] == "run"
+
+
+def test_history_survives_restart_with_output_references(tmp_path):
+    path = tmp_path / "q.sqlite3"
+    store = Store(path)
+    add(store, "a")
+    item = store.take_next()
+    outputs = {"2": {"images": [{"filename": "x.png", "subfolder": "", "type": "output"}]}}
+    store.finish("a", history_entry(item, outputs, "success", [["execution_success", {}]]))
+    store.close()
+    entry = Store(path).history_entry("a")
+    assert entry["outputs"] == outputs and entry["status"]["status_str"] == "success"
+    assert entry["meta"]["2"]["node_id"] == "2"
+
+
+def test_history_cap_paging_and_delete(tmp_path):
+    store = Store(tmp_path / "q.sqlite3", history_max=3)
+    for i in range(5):
+        add(store, f"j{i}")
+        item = store.take_next()
+        store.finish(item[1], history_entry(item, {}, "success", []))
+    assert list(store.history()) == ["j2", "j3", "j4"]  # oldest evicted
+    assert list(store.history(max_items=2)) == ["j3", "j4"]  # newest N
+    assert list(store.history(max_items=1, offset=1)) == ["j3"]
+    store.delete_history(["j3"])
+    assert list(store.history()) == ["j2", "j4"]
+    store.clear_history()
+    assert store.history() == {}
+
+
+def make_worker(tmp_path, env):
+    store = Store(tmp_path / "w.sqlite3")
+    events = []
+    worker = Worker(store, Executor(STUB_NODES, env), lambda e, d, c: events.append((e, d, c)),
+                    on_free=env.free_memory)
+    return store, worker, events
+
+
+def test_worker_runs_jobs_pause_resume_and_writes_history_before_end_marker(tmp_path):
+    env = StubEnv(tmp_path / "out")
+    store, worker, events = make_worker(tmp_path, env)
+    worker.set_paused(True)
+    worker.start()
+    try:
+        add(store, "a")
+        add(store, "b")
+        worker.changed()
+        assert not wait_for_quiet(lambda: store.history_entry("a"), 0.3)  # paused: nothing runs
+        worker.set_paused(False)
+        wait_for(lambda: store.history_entry("b"))
+        end = [i for i, (e, d, c) in enumerate(events) if e == "executing" and d["node"] is None]
+        assert len(end) == 2
+        assert events[end[0]][1]["prompt_id"] == "a" and events[end[0]][2] == "c"
+        assert [e for e, _, _ in events].count("execution_success") == 2
+    finally:
+        worker.stop()
+
+
+def test_worker_interrupt_only_matching_prompt_and_free(tmp_path):
+    env = StubEnv(tmp_path / "out")
+    store, worker, events = make_worker(tmp_path, env)
+    slow = {"1": {"class_type": "Const", "inputs": {"value": 1}},
+            "2": {"class_type": "Slow", "inputs": {"x": ["1", 0], "steps": 500, "delay": 0.01,
+                                                   "preview": False}},
+            "3": {"class_type": "Show", "inputs": {"x": ["2", 0]}}}
+    store.add("s", 1, slow, {}, ["3"])
+    worker.start()
+    try:
+        wait_for(env.started.is_set)
+        assert not worker.interrupt("other")
+        assert worker.interrupt("s")
+        entry = wait_for(lambda: store.history_entry("s"))
+        assert entry["status"]["messages"][-1][0] == "execution_interrupted"
+        worker.request_free(unload_models=True, free_memory=True)
+        wait_for(lambda: env.freed == [True])
+        assert len(worker.executor.cache) == 0
+    finally:
+        worker.stop()
+
+
+def wait_for_quiet(predicate, seconds):
+    """True if `predicate` becomes truthy within `seconds` (used to assert that it does not)."""
+    done = threading.Event()
+    try:
+        wait_for(predicate, timeout=seconds)
+        done.set()
+    except TimeoutError:
+        pass
+    return done.is_set()
