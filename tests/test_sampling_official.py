@@ -113,3 +113,30 @@ def test_ddpm_equals_euler_ancestral_on_the_same_sigmas():
     ddpm = sample(toy_eps, (2, 3, 4, 4), sampler="ddpm", **kw)
     anc = sample(toy_eps, (2, 3, 4, 4), sampler="euler_ancestral", **kw)
     torch.testing.assert_close(ddpm, anc, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("steps,shift", [(20, 2.0), (10, 1.0)])
+def test_ddpm_simple_equals_comfy_euler_ancestral_simple(steps, shift):
+    """When steps divides 10000 ComfyUI's table lookups land on GDF's grid: same image, same seed."""
+    kw = dict(scheduler="simple", steps=steps, shift=shift, seeds=[5], device="cpu", dtype=torch.float32)
+    ddpm = sample(toy_eps, (1, 4, 8, 8), sampler="ddpm", **kw)
+    anc = sample(toy_eps, (1, 4, 8, 8), sampler="euler_ancestral", **kw)
+    torch.testing.assert_close(ddpm, anc, rtol=1e-5, atol=1e-5 * float(ddpm.abs().max()))
+
+
+def test_ddpm_step_equals_diffusers_wuerstchen_step():
+    """Our DDIM-eta-1 update is DDPMWuerstchenScheduler's posterior step (spec §3.3), written independently."""
+    from models.sampling.official import ddpm_step
+
+    g = torch.Generator().manual_seed(1)
+    x, eps, z = (torch.randn(2, 3, 4, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    for t, t_prev in [(1.0, 0.9), (0.55, 0.5), (0.1, 0.05)]:
+        ab_t = spec_ab(spec_logsnr(t, 1.0))[0] ** 2
+        ab_prev = spec_ab(spec_logsnr(t_prev, 1.0))[0] ** 2
+        alpha = ab_t / ab_prev
+        mu = (x - (1 - alpha) * eps / math.sqrt(1 - ab_t)) / math.sqrt(alpha)
+        diffusers = mu + math.sqrt((1 - alpha) * (1 - ab_prev) / (1 - ab_t)) * z
+        a, b = math.sqrt(ab_t), math.sqrt(1 - ab_t)
+        a2, b2 = math.sqrt(ab_prev), math.sqrt(1 - ab_prev)
+        ours = ddpm_step((x - b * eps) / a, eps, a, b, a2, b2, z)
+        torch.testing.assert_close(ours, diffusers, rtol=1e-9, atol=1e-9)
