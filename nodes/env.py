@@ -1,6 +1,7 @@
 """The application environment handed to every node: config, weights folder and model residency."""
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +87,9 @@ class Env:
         if path is None:
             raise FileNotFoundError(weights.missing_file_message(self.weights_dir, KIND_FOLDERS[kind], name))
         return self.models.load(path, kind, self.resolve_dtype(kind, dtype_choice))
+
+    def free_memory(self, unload_models: bool) -> None:
+        """POST /free hook (called by the worker between jobs): unload every model when asked."""
+        if unload_models:
+            self.models.unload_all()
+        gc.collect()

@@ -123,14 +123,13 @@ class ModelManager:
         live = sorted((e for e in self._entries.values() if e.resident), key=lambda e: e.tick)
         return [f"{e.kind}:{e.path.name}" for e in live]
 
-    def clear(self) -> None:
-        """Evict everything and forget all entries."""
+    def unload_all(self) -> int:
+        """Evict every resident model (handles stay valid and reload on next use); returns how many."""
         with self._lock:
-            for entry in list(self._entries.values()):
-                if entry.resident:
-                    self._evict(entry)
-            self._entries.clear()
-            self._by_module.clear()
+            live = [e for e in self._entries.values() if e.resident]
+            for entry in live:
+                self._evict(entry)
+            return len(live)
 
     # -- internals ---------------------------------------------------------------------------
     def _touch(self, entry: _Entry) -> None:

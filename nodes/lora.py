@@ -1,0 +1,112 @@
+"""LoRA nodes: add a LoRA file's low-rank patches to Stage C (+ text encoder) or Stage B handles.
+
+The output handles share the loaded modules and only carry extra patches, merged while a sampler
+or TextEncode runs (`models.patching.applied`). So chaining, removing or switching LoRAs between
+prompts never reloads weights and never changes the model other nodes (or the cache) hold.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from engine.schema import Input, Node, Output, Result, RunContext
+from models.lora import LoraReport, apply_lora
+from models.patching import ModelHandle
+from nodes import types as T
+
+_STRENGTH = dict(default=1.0, min=-10.0, max=10.0, step=0.05)
+
+
+def _lora_input() -> Input:
+    return Input("lora_name", T.COMBO, choices=lambda env: env.weight_files(T.LORA_FOLDER),
+                 tooltip=f"LoRA file (.safetensors) from the weights folder's {T.LORA_FOLDER}/ subfolder")
+
+
+def _handle(value: Any) -> ModelHandle | None:
+    if value is None or isinstance(value, ModelHandle):
+        return value
+    return ModelHandle(value)  # a bare module from a custom node: wrap, never mutate
+
+
+def _publish(ctx: RunContext, report: LoraReport) -> str:
+    """Send every 'not applied' reason to the job's messages; return the node's report text."""
+    for message in report.warnings():
+        ctx.warn(message)
+    return report.text()
+
+
+class _LoRABase(Node):
+    CATEGORY = "stable_cascade/loaders"
+
+    @classmethod
+    def check(cls, env: Any, inputs: dict) -> dict[str, str]:
+        name = inputs.get("lora_name")
+        if isinstance(name, str) and env.weight_path(T.LORA_FOLDER, name) is None:
+            return {"lora_name": f"LoRA file {name!r} not found in {env.weights_dir / T.LORA_FOLDER}"}
+        return {}
+
+    @classmethod
+    def fingerprint(cls, env: Any, inputs: dict) -> Any:
+        # A LoRA replaced on disk under the same name must be re-read.
+        name = inputs.get("lora_name")
+        path = env.weight_path(T.LORA_FOLDER, name) if isinstance(name, str) else None
+        if path is None:
+            return None
+        stat = path.stat()
+        return (stat.st_mtime_ns, stat.st_size)
+
+    @staticmethod
+    def _path(ctx: RunContext, name: str):
+        path = ctx.env.weight_path(T.LORA_FOLDER, name)
+        if path is None:
+            raise FileNotFoundError(f"LoRA file {name!r} not found in {ctx.env.weights_dir / T.LORA_FOLDER}")
+        return path
+
+
+class LoRA(_LoRABase):
+    """Apply a Stable Cascade LoRA to Stage C and (optionally) the text encoder. Chain several to stack."""
+
+    TITLE = "LoRA (Stage C)"
+    DESCRIPTION = __doc__
+    INPUTS = (
+        Input("stage_c", T.STAGE_C),
+        Input("text_encoder", T.TEXT_ENCODER, optional=True,
+              tooltip="connect to also apply the LoRA's text-encoder part"),
+        _lora_input(),
+        Input("strength_model", T.FLOAT, tooltip="multiplier of the Stage C part (0 = off)", **_STRENGTH),
+        Input("strength_text", T.FLOAT, tooltip="multiplier of the text-encoder part (0 = off)", **_STRENGTH),
+    )
+    OUTPUTS = (
+        Output("stage_c", T.STAGE_C, "Stage C with the LoRA"),
+        Output("text_encoder", T.TEXT_ENCODER, "text encoder with the LoRA (only if one was connected)"),
+        Output("report", T.STRING, "what was applied and what was not"),
+    )
+
+    def run(self, ctx: RunContext, stage_c: Any, lora_name: str, strength_model: float = 1.0,
+            strength_text: float = 1.0, text_encoder: Any = None) -> Result:
+        unet, te, report = apply_lora(self._path(ctx, lora_name), unet=_handle(stage_c), unet_kind="stage_c",
+                                      text_encoder=_handle(text_encoder), strength_unet=float(strength_model),
+                                      strength_te=float(strength_text))
+        text = _publish(ctx, report)
+        return Result((unet, te, text), {"text": [text]})
+
+
+class LoRAStageB(_LoRABase):
+    """Apply a Stage B (decoder) LoRA (`lora_decoder_unet_…` or `decoder.` keys). Rare in the wild."""
+
+    TITLE = "LoRA (Stage B)"
+    DESCRIPTION = __doc__
+    INPUTS = (
+        Input("stage_b", T.STAGE_B),
+        _lora_input(),
+        Input("strength", T.FLOAT, tooltip="multiplier of the LoRA (0 = off)", **_STRENGTH),
+    )
+    OUTPUTS = (
+        Output("stage_b", T.STAGE_B, "Stage B with the LoRA"),
+        Output("report", T.STRING, "what was applied and what was not"),
+    )
+
+    def run(self, ctx: RunContext, stage_b: Any, lora_name: str, strength: float = 1.0) -> Result:
+        unet, _, report = apply_lora(self._path(ctx, lora_name), unet=_handle(stage_b), unet_kind="stage_b",
+                                     strength_unet=float(strength))
+        text = _publish(ctx, report)
+        return Result((unet, text), {"text": [text]})
