@@ -39,7 +39,7 @@ def factors(out: int, cols: tuple[int, ...], rank: int, seed: int) -> tuple[torc
 
 
 def save(path: Path, tensors: dict[str, torch.Tensor]) -> Path:
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
+    save_file({k: v.contiguous().clone() for k, v in tensors.items()}, str(path))
     return path
 
 

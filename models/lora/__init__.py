@@ -26,7 +26,7 @@ __all__ = ["LoraError", "LoraReport", "Models", "apply_lora", "load_lora", "lora
 def load_lora(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a LoRA's tensors. Only safetensors: pickled `.pt/.ckpt` files can run code when loaded."""
     path = Path(path)
-    if path.suffix.lower() != ".safetensors":
+    if path.suffix.lower() not in (".safetensors", ".sft"):
         raise LoraError(f"{path.name}: only .safetensors LoRA files are loaded (pickle files are unsafe)")
     try:
         return load_file(str(path), device="cpu")
