@@ -200,7 +200,8 @@ export function installInteractions(editor) {
   }, { passive: false });
 
   root.addEventListener("dblclick", (e) => {
-    const t = /** @type {HTMLElement} */ (e.target);
+    // Pointer capture retargets clicks to the canvas, so look up what is really under the pointer.
+    const t = /** @type {HTMLElement} */ (document.elementFromPoint(e.clientX, e.clientY) || e.target);
     const title = /** @type {HTMLElement | null} */ (t.closest(".node-title"));
     if (title) return rename(title);
     if (!t.closest(".node, .note, .search-popup")) editor.search(e.clientX, e.clientY);
