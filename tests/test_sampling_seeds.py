@@ -78,4 +78,6 @@ def test_cpu_and_gpu_agree(sampler):
     gpu = sample(toy_eps, (2, *SHAPE_ITEM), device="cuda", **kw)
     assert gpu.device.type == "cuda"
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-4, atol=1e-4)
+    single = sample(toy_eps, (1, *SHAPE_ITEM), device="cuda", **{**kw, "seeds": [4]})
+    torch.testing.assert_close(single[0], gpu[1], rtol=1e-5, atol=1e-5)
     assert torch.equal(torch.cuda.get_rng_state(), gpu_state)

@@ -10,7 +10,7 @@ final x; with the last sigma 0 that is the last denoised prediction.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 
 import torch
@@ -20,6 +20,7 @@ from .schedule import r_from_sigma
 Denoiser = Callable[[torch.Tensor, float], torch.Tensor]
 Noise = Callable[[], torch.Tensor]
 StepCallback = Callable[[int, int, torch.Tensor], None]
+Sigmas = torch.Tensor | Sequence[float]
 
 
 class EpsDenoiser:
@@ -39,7 +40,7 @@ def _report(callback: StepCallback | None, i: int, total: int, denoised: torch.T
         callback(i + 1, total, denoised)
 
 
-def _floats(sigmas: torch.Tensor | list[float]) -> list[float]:
+def _floats(sigmas: Sigmas) -> list[float]:
     return [float(s) for s in sigmas]
 
 
@@ -51,7 +52,7 @@ def ancestral_step(sigma: float, sigma_next: float, eta: float = 1.0) -> tuple[f
     return math.sqrt(sigma_next ** 2 - up ** 2), up
 
 
-def sample_euler(model: Denoiser, x: torch.Tensor, sigmas, *, generator: Noise | None = None,
+def sample_euler(model: Denoiser, x: torch.Tensor, sigmas: Sigmas, *, generator: Noise | None = None,
                  callback: StepCallback | None = None) -> torch.Tensor:
     """Euler steps on the probability-flow ODE dx/dsigma = (x - D)/sigma (Karras et al. 2022, Alg. 2, no churn)."""
     s = _floats(sigmas)
@@ -62,7 +63,7 @@ def sample_euler(model: Denoiser, x: torch.Tensor, sigmas, *, generator: Noise |
     return x
 
 
-def sample_euler_ancestral(model: Denoiser, x: torch.Tensor, sigmas, *, generator: Noise,
+def sample_euler_ancestral(model: Denoiser, x: torch.Tensor, sigmas: Sigmas, *, generator: Noise,
                            callback: StepCallback | None = None, eta: float = 1.0) -> torch.Tensor:
     """Ancestral Euler (k-diffusion): Euler to sigma_down, then add sigma_up fresh noise."""
     s = _floats(sigmas)
@@ -76,7 +77,7 @@ def sample_euler_ancestral(model: Denoiser, x: torch.Tensor, sigmas, *, generato
     return x
 
 
-def sample_heun(model: Denoiser, x: torch.Tensor, sigmas, *, generator: Noise | None = None,
+def sample_heun(model: Denoiser, x: torch.Tensor, sigmas: Sigmas, *, generator: Noise | None = None,
                 callback: StepCallback | None = None) -> torch.Tensor:
     """Heun's 2nd-order method (Karras et al. 2022, Alg. 2, no churn); Euler on the final step to 0."""
     s = _floats(sigmas)
@@ -94,7 +95,7 @@ def sample_heun(model: Denoiser, x: torch.Tensor, sigmas, *, generator: Noise | 
     return x
 
 
-def sample_dpmpp_2m(model: Denoiser, x: torch.Tensor, sigmas, *, generator: Noise | None = None,
+def sample_dpmpp_2m(model: Denoiser, x: torch.Tensor, sigmas: Sigmas, *, generator: Noise | None = None,
                     callback: StepCallback | None = None) -> torch.Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022, Alg. 2) in lambda = -log(sigma); first and last steps are 1st order."""
     s = _floats(sigmas)
@@ -116,7 +117,7 @@ def sample_dpmpp_2m(model: Denoiser, x: torch.Tensor, sigmas, *, generator: Nois
     return x
 
 
-def sample_dpmpp_2m_sde(model: Denoiser, x: torch.Tensor, sigmas, *, generator: Noise,
+def sample_dpmpp_2m_sde(model: Denoiser, x: torch.Tensor, sigmas: Sigmas, *, generator: Noise,
                         callback: StepCallback | None = None, eta: float = 1.0) -> torch.Tensor:
     """DPM-Solver++(2M) SDE, midpoint variant (k-diffusion), with Gaussian per-step noise.
 
@@ -144,7 +145,7 @@ def sample_dpmpp_2m_sde(model: Denoiser, x: torch.Tensor, sigmas, *, generator: 
     return x
 
 
-def sample_lcm(model: Denoiser, x: torch.Tensor, sigmas, *, generator: Noise,
+def sample_lcm(model: Denoiser, x: torch.Tensor, sigmas: Sigmas, *, generator: Noise,
                callback: StepCallback | None = None) -> torch.Tensor:
     """Latent Consistency Model sampling (Luo et al. 2023): jump to D(x), re-noise to the next sigma."""
     s = _floats(sigmas)

@@ -75,13 +75,12 @@ def _run_official(net: EpsFn, shape, scheduler: str, steps: int, shift: float, d
         x = noise() if init is None else official_img2img_init(init, noise(), denoise)
         return sample_ddpm(net, x, logsnrs, generator=noise, callback=callback)
     sigmas = denoise_sigmas(scheduler, steps, shift, denoise)
-    x_k = _k_start(sigmas, shift, init, noise(), shape)
+    x_k = _k_start(sigmas, shift, init, noise())
     x = x_k / math.sqrt(float(sigmas[0]) ** 2 + 1)
     return sample_ddpm(net, x, logsnr_from_sigma(sigmas), generator=noise, callback=callback)
 
 
-def _k_start(sigmas: torch.Tensor, shift: float, init: torch.Tensor | None, n: torch.Tensor,
-             shape) -> torch.Tensor:
+def _k_start(sigmas: torch.Tensor, shift: float, init: torch.Tensor | None, n: torch.Tensor) -> torch.Tensor:
     """ComfyUI noise_scaling: init + n*sigma, or n*sqrt(1+sigma^2) (unit-variance x_vp) from full noise."""
     s0, top = float(sigmas[0]), sigma_max(shift)
     full = math.isclose(s0, top, rel_tol=1e-5) or s0 > top
@@ -93,5 +92,5 @@ def _run_k(net: EpsFn, shape, sampler: str, scheduler: str, steps: int, shift: f
            init: torch.Tensor | None, noise: SeededNoise, callback: StepCallback | None) -> torch.Tensor:
     """ComfyUI semantics: sigma list truncated for denoise < 1, x = init + noise * sigma_start."""
     sigmas = denoise_sigmas(scheduler, steps, shift, denoise)
-    x = _k_start(sigmas, shift, init, noise(), shape)
+    x = _k_start(sigmas, shift, init, noise())
     return K_SAMPLERS[sampler](EpsDenoiser(net), x, sigmas, generator=noise, callback=callback)
