@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     host = f"[{config.host}]" if ":" in config.host else config.host
     suffix = "/?token=<your token>" if config.token else "/"
     print(f"Cascade Studio: http://{host}:{config.port}{suffix}", flush=True)
-    web.run_app(app, host=config.host, port=config.port, print=None)
+    web.run_app(app, host=config.host, port=config.port, print=None, access_log=None)
 
 
 if __name__ == "__main__":

@@ -55,9 +55,27 @@ async def post_prompt(request: web.Request) -> web.Response:
     number = int(number) if float(number).is_integer() else number
     reply = {"prompt_id": prompt_id, "number": number, "node_errors": result.node_errors}
     if waiter is not None:
-        entry = await waiter
+        timeout = query_float(request, "timeout")
+        try:
+            entry = await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        except asyncio.TimeoutError:  # still queued/running: 202 and the job's state
+            job = svc.store.job(prompt_id) or {}
+            return web.json_response({**reply, "state": job.get("state")}, status=202)
         reply = {**entry, **reply}
     return web.json_response(reply)
+
+
+def query_float(request: web.Request, key: str) -> float | None:
+    raw = request.query.get(key)
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadRequest(f"query parameter '{key}' must be a number") from None
+    if not value >= 0:
+        raise BadRequest(f"query parameter '{key}' must not be negative")
+    return value
 
 
 async def get_prompt(request: web.Request) -> web.Response:

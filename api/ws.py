@@ -111,12 +111,16 @@ class Hub:
 
 
 async def _sender(client: Client) -> None:
-    while True:
-        item = await client.outbox.get()
-        if isinstance(item, bytes):
-            await client.ws.send_bytes(item)
-        else:
-            await client.ws.send_str(item)
+    """Drains the client's outbox in order; a vanished client just stops being written to."""
+    try:
+        while True:
+            item = await client.outbox.get()
+            if isinstance(item, bytes):
+                await client.ws.send_bytes(item)
+            else:
+                await client.ws.send_str(item)
+    except (ConnectionError, RuntimeError):
+        pass
 
 
 async def ws_handler(request: web.Request) -> web.WebSocketResponse:

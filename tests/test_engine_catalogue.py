@@ -66,3 +66,9 @@ def test_non_loopback_without_token_refused():
         Config(host="0.0.0.0").check_safe()
     Config(host="0.0.0.0", token="t").check_safe()
     Config(host="localhost").check_safe()
+
+
+def test_engine_never_imports_aiohttp():
+    engine_dir = Path(__file__).resolve().parent.parent / "engine"
+    offenders = [p.name for p in engine_dir.glob("*.py") if "aiohttp" in p.read_text()]
+    assert offenders == []

@@ -118,6 +118,10 @@ def test_queue_interrupt_jobs_cancel_front_pause(server):
     a = submit(base, chain_prompt(value=101))["prompt_id"]
     b = submit(base, chain_prompt(value=102))["prompt_id"]
     c = submit(base, chain_prompt(value=103))["prompt_id"]
+    status, body = http_json("POST", base + "/prompt?wait=true&timeout=0.2",
+                             {"prompt": chain_prompt(value=104)})
+    assert status == 202 and body["state"] == "pending"  # paused: the wait gives up politely
+    http_json("POST", base + "/queue", {"delete": [body["prompt_id"]]})
     status, queue = http_json("GET", base + "/queue")
     assert [item[1] for item in queue["queue_pending"]] == [a, b, c] and queue["paused"]
     assert len(queue["queue_pending"][0]) == 5
