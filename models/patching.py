@@ -123,12 +123,27 @@ def _dora_delta(base32: torch.Tensor, d: LowRankDelta) -> torch.Tensor:
     return merged * (m / (norm + torch.finfo(torch.float32).eps)) - w
 
 
-def _lock_of(module: nn.Module) -> threading.RLock:
-    # Stored on the module itself (not in a global registry) so it lives exactly as long as the module.
-    lock = module.__dict__.get("_cascade_patch_lock")
-    if lock is None:
-        lock = module.__dict__.setdefault("_cascade_patch_lock", threading.RLock())
-    return lock
+class _PatchState:
+    """Per-module bookkeeping (lock + active handle). Copies and pickles as a fresh, unpatched state,
+    so `copy.deepcopy(module)` / `torch.save(module)` keep working after the module was patched."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.active: ModelHandle | None = None
+
+    def __deepcopy__(self, memo: dict) -> "_PatchState":
+        return _PatchState()
+
+    def __reduce__(self):
+        return (_PatchState, ())
+
+
+def _state_of(module: nn.Module) -> _PatchState:
+    # Kept on the module itself (not in a global registry) so it lives exactly as long as the module.
+    state = module.__dict__.get("_cascade_patch_state")
+    if state is None:
+        state = module.__dict__.setdefault("_cascade_patch_state", _PatchState())
+    return state
 
 
 @contextlib.contextmanager
@@ -143,8 +158,9 @@ def applied(handle: ModelHandle) -> Iterator[nn.Module]:
     if not active:
         yield module
         return
-    with _lock_of(module):
-        current = module.__dict__.get("_cascade_patched_by")
+    state = _state_of(module)
+    with state.lock:
+        current = state.active
         if current is not None:
             if current.patches == handle.patches:
                 yield module
@@ -163,10 +179,10 @@ def applied(handle: ModelHandle) -> Iterator[nn.Module]:
                     param = params[key]
                     backups[key] = param.detach().clone()
                     param.copy_(_merged(backups[key], patches))
-            module.__dict__["_cascade_patched_by"] = handle
+            state.active = handle
             yield module
         finally:
             with torch.no_grad():
                 for key, original in backups.items():
                     params[key].copy_(original)
-            module.__dict__.pop("_cascade_patched_by", None)
+            state.active = None

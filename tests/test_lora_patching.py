@@ -156,3 +156,21 @@ def test_worker_thread_and_caller_do_not_interleave():
     t2.join(5)
     assert done.is_set() and not errors
     assert_bit_identical(model, base)
+
+
+def test_module_stays_copyable_and_picklable_after_patching(tmp_path):
+    import copy
+    import io
+
+    model = tiny_stage_c()
+    up, down = factors(32, (32,), 2, seed=1)
+    h = ModelHandle(model, (Patch("down_blocks.0.2.kv_mapper.1.weight", LowRankDelta(up, down)),))
+    with applied(h):
+        pass
+    clone = copy.deepcopy(model)
+    torch.save(model, io.BytesIO())
+    with applied(h):  # the copy is independent and unpatched
+        assert not torch.equal(model.get_parameter("down_blocks.0.2.kv_mapper.1.weight"),
+                               clone.get_parameter("down_blocks.0.2.kv_mapper.1.weight"))
+        with applied(ModelHandle(clone, h.patches)):
+            pass
