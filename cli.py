@@ -111,8 +111,9 @@ class _Progress:
             self.bar = None
 
 
-def run_workflow(workflow: dict, config: Config, env: Any, registry: dict, *, stream=sys.stderr) -> tuple[int, list[Path]]:
+def run_workflow(workflow: dict, config: Config, env: Any, registry: dict, *, stream=None) -> tuple[int, list[Path]]:
     """Validate and execute a workflow through the engine's executor; returns (exit code, image paths)."""
+    stream = stream or sys.stderr
     if is_document(workflow):
         prompt, extra = document_to_prompt(workflow), {"extra_pnginfo": {"workflow": workflow}}
     else:

@@ -1,0 +1,55 @@
+"""Headless runs through cli.py: default workflow in demo mode, --set overrides, re-running a PNG."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import cli
+from tests.nodes_helpers import write_weights
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli_weights")
+    write_weights(path)
+    return path
+
+
+def run(weights: Path, out: Path, *extra: str) -> int:
+    return cli.main(["--weights", str(weights), "--output", str(out), "--input", str(out / "in"),
+                     "--temp", str(out / "tmp"), "--demo", *extra])
+
+
+def test_cli_runs_default_workflow_and_writes_png(weights, tmp_path, capsys):
+    code = run(weights, tmp_path, "--set", "StageCSampler.steps=2", "--set", "StageBSampler.steps=1",
+               "--set", "Positive prompt.text=a red cube", "--set", "11.filename_prefix=cli/run")
+    assert code == 0
+    (png,) = (tmp_path / "cli").glob("run_*_.png")
+    assert str(png) in capsys.readouterr().out
+    with Image.open(png) as img:
+        assert img.size == (256, 256)  # demo mode shrinks the default workflow
+        doc = json.loads(img.text["workflow"])
+    c = next(n for n in doc["nodes"].values() if n["class_type"] == "StageCSampler")
+    assert c["inputs"]["steps"] == 2
+    texts = [n["inputs"]["text"] for n in doc["nodes"].values() if n["class_type"] == "TextEncode"]
+    assert "a red cube" in texts
+    # A saved PNG is itself a runnable workflow.
+    assert run(weights, tmp_path, str(png), "--set", "StageBSampler.seed=5") == 0
+    assert len(list((tmp_path / "cli").glob("run_*_.png"))) == 2
+
+
+def test_cli_reports_bad_set_and_invalid_workflow(weights, tmp_path, capsys):
+    assert run(weights, tmp_path, "--set", "NoSuchNode.x=1") == 2
+    assert "NoSuchNode" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"1": {"class_type": "LoadStageA", "inputs": {"file": "missing.safetensors"}},
+                               "2": {"class_type": "LoadImage", "inputs": {"image": "nope.png"}},
+                               "3": {"class_type": "StageAEncode", "inputs": {"stage_a": ["1", 0], "image": ["2", 0]}},
+                               "4": {"class_type": "StageADecode", "inputs": {"stage_a": ["1", 0], "stage_b_latent": ["3", 0]}},
+                               "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "x"}}}))
+    assert run(weights, tmp_path, str(bad)) == 2
+    err = capsys.readouterr().err
+    assert "invalid workflow" in err and "missing.safetensors" in err and "node 1 (LoadStageA)" in err
