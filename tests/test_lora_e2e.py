@@ -28,7 +28,8 @@ def app(tmp_path_factory):
         "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight": up,
         "lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": down})
     demo = load_file(str(env.weight_path("loras", DEMO_LORA)))
-    save(env.weights_dir / "loras" / "partial.safetensors", {**demo, "lora_prior_unet_no_such_layer.alpha": torch.tensor(1.0)})
+    save(env.weights_dir / "loras" / "partial.safetensors",
+         {**demo, "lora_prior_unet_no_such_layer.alpha": torch.tensor(1.0)})
     with running_server(config, NODES, env) as base:
         yield base, env
 

@@ -6,7 +6,8 @@ import pytest
 
 from models.lora import Models, apply_lora, lora_patches
 from models.patching import ModelHandle, applied
-from tests.lora_helpers import assert_bit_identical, factors, save, snapshot, tiny_stage_b, tiny_stage_c, tiny_text_encoder
+from tests.lora_helpers import (assert_bit_identical, factors, save, snapshot, tiny_stage_b, tiny_stage_c,
+                                tiny_text_encoder)
 
 C = 32  # tiny Stage C / text encoder width
 
@@ -103,14 +104,15 @@ def test_diffusers_and_peft_names(tmp_path, style):
     close(got[key].double(), expected(base[key], up_m, down_m, 1.3))
 
 
-@pytest.mark.parametrize("prefix", ["lora_prior_te_", "lora_te_", "text_encoder."])
+@pytest.mark.parametrize("prefix", ["lora_prior_te_", "lora_te_", "text_encoder.", "text_encoders.clip_g.transformer."])
 def test_text_encoder_lora(tmp_path, prefix):
     te, unet = tiny_text_encoder(), tiny_stage_c()
     base = snapshot(te)
     up, down = factors(64, (C,), 4, seed=5)
     layer = "text_model.encoder.layers.1.mlp.fc1"
     name = prefix + (layer.replace(".", "_") if prefix.startswith("lora") else layer)
-    suffix = (".lora_up.weight", ".lora_down.weight") if prefix.startswith("lora") else (".lora_B.weight", ".lora_A.weight")
+    kohya = prefix.startswith("lora")
+    suffix = (".lora_up.weight", ".lora_down.weight") if kohya else (".lora_B.weight", ".lora_A.weight")
     path = save(tmp_path / "te.safetensors", {name + suffix[0]: up, name + suffix[1]: down})
     unet_h, te_h = ModelHandle(unet), ModelHandle(te)
     new_unet, new_te, report = apply_lora(path, unet=unet_h, unet_kind="stage_c", text_encoder=te_h,

@@ -12,7 +12,8 @@ from models.lora import LoraError
 from models.patching import ModelHandle, applied
 from nodes.env import Env
 from nodes.lora import LoRA, LoRAStageB
-from tests.lora_helpers import assert_bit_identical, factors, save, snapshot, tiny_stage_b, tiny_stage_c, tiny_text_encoder
+from tests.lora_helpers import (assert_bit_identical, factors, save, snapshot, tiny_stage_b, tiny_stage_c,
+                                tiny_text_encoder)
 from tests.nodes_helpers import tmp_config
 
 

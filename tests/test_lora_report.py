@@ -27,7 +27,8 @@ def test_sd15_lora_is_an_error_naming_the_model():
 
 
 def test_sdxl_lora_named_as_sdxl():
-    keys = {**kohya("lora_te1_text_model_encoder_layers_0_mlp_fc1", 8, 8), **kohya("lora_unet_input_blocks_4_1_proj_in", 8, 8)}
+    keys = {**kohya("lora_te1_text_model_encoder_layers_0_mlp_fc1", 8, 8),
+            **kohya("lora_unet_input_blocks_4_1_proj_in", 8, 8)}
     with pytest.raises(LoraError, match="SDXL"):
         lora_patches(keys, Models(unet=tiny_stage_c(), unet_kind="stage_c"))
 

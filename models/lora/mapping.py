@@ -19,8 +19,11 @@ UNET, TE = "unet", "text_encoder"
 _KOHYA = (("lora_prior_unet_", "stage_c"), ("lora_decoder_unet_", "stage_b"), ("lora_unet_", UNET),
           ("lycoris_", UNET), ("lora_prior_te_", TE), ("lora_te_", TE))
 # Dotted prefixes (diffusers, PEFT, ComfyUI). `base_model.model.` is PEFT's raw wrapper and says nothing.
+# ComfyUI-trained LoRAs name the text encoder `text_encoders.clip_g.transformer.text_model…`.
 _DOTTED = (("base_model.model.", None), ("model.diffusion_model.", UNET), ("diffusion_model.", UNET),
-           ("prior.", "stage_c"), ("decoder.", "stage_b"), ("unet.", UNET), ("text_encoder.", TE))
+           ("prior.", "stage_c"), ("decoder.", "stage_b"), ("unet.", UNET),
+           ("text_encoders.clip_g.transformer.", TE), ("text_encoders.clip_g.", TE), ("clip_g.transformer.", TE),
+           ("text_encoder.", TE))
 _PROCESSOR = re.compile(r"\.processor\.(to_q|to_k|to_v|to_out)_lora$")
 
 
