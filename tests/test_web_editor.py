@@ -22,7 +22,7 @@ def test_palette_comes_from_object_info_and_double_click_search_adds_a_node(serv
     search.wait_for()
     names = page.locator(".search-popup li").evaluate_all("els => els.map(e => e.dataset.type).sort()")
     assert names == sorted(["LoadStageC", "LoadTextEncoder", "LoadStageA", "TextEncode", "StageCSampler",
-                            "StageADecode", "SaveImage"])
+                            "StageADecode", "SaveImage", "SeedValue"])
     search.fill("stgc smp")  # fuzzy: letters in order
     assert page.locator(".search-popup li").first.get_attribute("data-type") == "StageCSampler"
     search.press("Enter")
@@ -94,11 +94,22 @@ def test_edit_widget_then_undo_and_redo(server, browser):
 
 def test_linked_widget_is_shown_as_driven(server, browser):
     page = open_editor(browser, server["base"], pipeline_document())
-    # A widget input also has a socket; linking a CONDITIONING into the text widget is refused...
-    drag(page, socket_center(page, out_socket("4")), socket_center(page, in_socket("5", "text")))
-    assert document(page)["nodes"]["5"]["inputs"]["text"] == ""
-    row = page.locator('.node[data-node-id="5"] .widget-row[data-input="text"]')
-    assert row.locator("textarea").count() == 1 and "driven" not in (row.get_attribute("class") or "")
+    row = page.locator('.node[data-node-id="6"] .widget-row[data-input="seed"]')
+    # A widget input also has a socket; a CONDITIONING link into the INT seed is refused...
+    drag(page, socket_center(page, out_socket("4")), socket_center(page, in_socket("6", "seed")))
+    assert document(page)["nodes"]["6"]["inputs"]["seed"] == 5
+    # ...an INT source is accepted, and the widget shows it is driven by the link.
+    page.evaluate("() => cascade.editor.addNode('SeedValue', [640, 500])")
+    page.evaluate("() => cascade.editor.fitView()")
+    drag(page, socket_center(page, out_socket("9")), socket_center(page, in_socket("6", "seed")))
+    assert document(page)["nodes"]["6"]["inputs"]["seed"] == ["9", 0]
+    assert "driven" in row.get_attribute("class")
+    assert row.locator("input").count() == 0 and "Seed Value" in row.locator(".driven-by").inner_text()
+    # Picking the link up off the input and dropping it on a node body elsewhere removes it; the
+    # widget comes back with its literal value.
+    drag(page, socket_center(page, in_socket("6", "seed")), socket_center(page, '.node[data-node-id="1"] .node-title'))
+    assert document(page)["nodes"]["6"]["inputs"]["seed"] == 5
+    assert row.locator("input").input_value() == "5"
 
 
 def test_save_and_reopen_json(server, browser, tmp_path):
@@ -235,6 +246,14 @@ def test_copy_paste_notes_rename_and_autosave_reload(server, browser):
     page.reload()
     page.wait_for_selector("body[data-ready='1']")
     assert strip_view(document(page)) == strip_view(doc)
+    # Another tab of the same browser can paste what this one copied.
+    other = page.context.new_page()
+    other.goto(page.url)
+    other.wait_for_selector("body[data-ready='1']")
+    before = len(document(other)["nodes"])
+    other.mouse.move(*empty_spot(other))
+    other.keyboard.press("Control+v")
+    other.wait_for_function(f"() => Object.keys(cascade.editor.document().nodes).length === {before + 2}")
 
 
 def test_links_stay_on_sockets_when_zoomed_and_on_hidpi(server, browser):

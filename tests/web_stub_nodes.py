@@ -61,6 +61,18 @@ class LoadStageA(Node):
         return (f"stage_a:{file}",)
 
 
+class SeedValue(Node):
+    """An INT source, to drive a widget input through its socket."""
+
+    TITLE = "Seed Value"
+    CATEGORY = "utils"
+    INPUTS = (Input("value", INT, default=123, min=0, max=2**32),)
+    OUTPUTS = (Output("seed", INT),)
+
+    def run(self, ctx, value):
+        return (value,)
+
+
 class TextEncode(Node):
     """Stub prompt encoder."""
 
@@ -131,7 +143,7 @@ class SaveImage(Node):
 WEB_STUB_NODES: dict[str, type[Node]] = {
     "LoadStageC": LoadStageC, "LoadTextEncoder": LoadTextEncoder, "LoadStageA": LoadStageA,
     "TextEncode": TextEncode, "StageCSampler": StageCSampler, "StageADecode": StageADecode,
-    "SaveImage": SaveImage,
+    "SaveImage": SaveImage, "SeedValue": SeedValue,
 }
 
 

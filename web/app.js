@@ -56,8 +56,8 @@ async function main() {
   editor.addEventListener("viewchange", scheduleSave);
   window.addEventListener("beforeunload", () => autosave(editor.document()));
 
-  const loadDoc = (/** @type {any} */ doc, /** @type {string} */ what) => {
-    editor.load(doc);
+  const loadDoc = (/** @type {any} */ doc, /** @type {string} */ what, fit = false) => {
+    editor.load(doc, fit || !(doc.ui && doc.ui.view));
     if (what) toast(`Loaded ${what}`, "ok");
   };
   const openFile = async (/** @type {Blob & {name?: string}} */ file) => {
@@ -75,7 +75,8 @@ async function main() {
   api.addEventListener("disconnected", () => $("conn").classList.remove("on"));
   api.connect();
 
-  loadDoc(loadAutosave() || (await defaultDocument()), "");
+  const saved = loadAutosave();
+  loadDoc(saved || (await defaultDocument()), "", !saved); // first visit: frame the default workflow
   gallery.loadHistory();
   queuePanel.refresh();
 
@@ -92,7 +93,7 @@ async function main() {
     if (input.files && input.files[0]) openFile(input.files[0]);
     input.value = "";
   });
-  $("new-btn").addEventListener("click", async () => loadDoc(await defaultDocument(), "the default workflow"));
+  $("new-btn").addEventListener("click", async () => loadDoc(await defaultDocument(), "the default workflow", true));
   $("fit-btn").addEventListener("click", () => { editor.fitView(); scheduleSave(); });
   $("undo-btn").addEventListener("click", () => editor.undo());
   $("redo-btn").addEventListener("click", () => editor.redo());
