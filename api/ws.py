@@ -131,16 +131,17 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     sid = request.query.get("clientId") or uuid.uuid4().hex
     client = Client(sid, ws, legacy_previews=truthy(request.query.get("previews", "")))
-    old = hub.clients.get(sid)
-    hub.clients[sid] = client  # a reconnect with the same id replaces the old socket
-    if old is not None:
-        await old.ws.close()
+    # Queued before the client is visible to the hub, so ``status`` with ``sid`` comes first.
     client.outbox.put_nowait(json.dumps({"type": "status",
                                          "data": {**svc.worker.status(), "sid": sid}}))
     running = svc.worker.running
     if running is not None and running.client_id == sid and running.node is not None:
         client.outbox.put_nowait(json.dumps({"type": "executing", "data": {
             "node": running.node, "display_node": running.node, "prompt_id": running.prompt_id}}))
+    old = hub.clients.get(sid)
+    hub.clients[sid] = client  # a reconnect with the same id replaces the old socket
+    if old is not None:
+        await old.ws.close()
     sender = asyncio.ensure_future(_sender(client))
     first = True
     try:

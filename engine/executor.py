@@ -63,8 +63,10 @@ class Executor:
         emit("execution_start", {"prompt_id": prompt_id, "timestamp": now_ms()}, history=True)
         sigs = signatures(prompt, self.registry, self.env)
         self.cache.retain(set(sigs.values()))
-        needed, cached = self._plan(prompt, outputs, sigs)
-        run.cached = sorted(cached, key=_id_order)
+        needed = self._plan(prompt, outputs, sigs)
+        # Like ComfyUI, report every node of the prompt whose result is cached, needed or not.
+        run.cached = sorted((n for n in prompt if self.cache.get(sigs[n]) is not None),
+                            key=_id_order)
         emit("execution_cached", {"nodes": run.cached, "prompt_id": prompt_id,
                                   "timestamp": now_ms()}, history=True)
         values: dict[str, tuple] = {}
@@ -114,19 +116,16 @@ class Executor:
         emit("execution_success", {"prompt_id": prompt_id, "timestamp": now_ms()}, history=True)
         return run
 
-    def _plan(self, prompt: Prompt, outputs: list[str], sigs: dict[str, str]):
-        """Nodes to run and nodes served from cache, walking back from the outputs."""
-        needed, cached, stack = set(), set(), list(outputs)
+    def _plan(self, prompt: Prompt, outputs: list[str], sigs: dict[str, str]) -> set[str]:
+        """Nodes to run, walking back from the outputs and stopping at cached results."""
+        needed, stack = set(), list(outputs)
         while stack:
             nid = stack.pop()
-            if nid in needed or nid in cached:
-                continue
-            if self.cache.get(sigs[nid]) is not None:
-                cached.add(nid)  # its inputs need not be computed at all
-                continue
+            if nid in needed or self.cache.get(sigs[nid]) is not None:
+                continue  # a cached node's inputs need not be computed at all
             needed.add(nid)
             stack.extend(src for _, src, _ in links_of(prompt[nid]))
-        return needed, cached
+        return needed
 
     def _inputs(self, node: dict, values: dict[str, tuple]) -> dict[str, Any]:
         """Linked values and literals, plus declared defaults for absent optional inputs."""

@@ -57,13 +57,13 @@ def test_cache_reruns_only_changed_node_and_descendants(env):
     again = run(ex, prompt, events)  # identical prompt: nothing runs
     assert ran(env) == [] and again.status == "success"
     cached = [d for e, d in events if e == "execution_cached"][0]["nodes"]
-    assert cached == ["4"]  # the output node itself is cached, so its inputs are not even needed
+    assert cached == ["1", "2", "3", "4"]
     assert [d["node"] for e, d in events if e == "executed"] == ["4"]  # ui replayed
     prompt["3"]["inputs"]["factor"] = 3.0  # one widget downstream of Slow
     events.clear()
     run(ex, prompt, events)
     assert ran(env) == ["Scale", "SaveNumberImage"]
-    assert [d for e, d in events if e == "execution_cached"][0]["nodes"] == ["2"]
+    assert [d for e, d in events if e == "execution_cached"][0]["nodes"] == ["1", "2"]
 
 
 def test_cache_key_ignores_node_ids(env):
