@@ -82,7 +82,7 @@ class Hub:
             if client is not None:
                 client.outbox.put_nowait(self._frame(client, data))
             return
-        message = json.dumps({"type": event, "data": data})
+        message = json.dumps({"type": event, "data": data}, default=str)
         if client_id is None:
             if event in ("status", "execution_interrupted"):
                 for client in self.clients.values():

@@ -27,7 +27,8 @@ def _canonical(value: Any) -> str:
         return "unhashable:" + uuid.uuid4().hex  # never equal to anything: always re-run
 
 
-def signatures(prompt: Prompt, registry: Mapping[str, type[Node]], env: Any) -> dict[str, str]:
+def signatures(prompt: Prompt, registry: Mapping[str, type[Node]], env: Any,
+               roots: list[str] | None = None) -> dict[str, str]:
     """Signature of every node: equal signatures mean equal outputs, independent of node ids.
 
     A node's signature hashes its class, its literal inputs, its ``fingerprint`` and the
@@ -60,7 +61,7 @@ def signatures(prompt: Prompt, registry: Mapping[str, type[Node]], env: Any) -> 
         memo[node_id] = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
         return memo[node_id]
 
-    for nid in prompt:
+    for nid in (prompt if roots is None else roots):  # roots: only the outputs' ancestors
         sig(nid, frozenset())
     return memo
 

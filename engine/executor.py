@@ -61,11 +61,11 @@ class Executor:
             report(event, data)
 
         emit("execution_start", {"prompt_id": prompt_id, "timestamp": now_ms()}, history=True)
-        sigs = signatures(prompt, self.registry, self.env)
+        sigs = signatures(prompt, self.registry, self.env, roots=outputs)
         self.cache.retain(set(sigs.values()))
         needed = self._plan(prompt, outputs, sigs)
         # Like ComfyUI, report every node of the prompt whose result is cached, needed or not.
-        run.cached = sorted((n for n in prompt if self.cache.get(sigs[n]) is not None),
+        run.cached = sorted((n for n in sigs if self.cache.get(sigs[n]) is not None),
                             key=_id_order)
         emit("execution_cached", {"nodes": run.cached, "prompt_id": prompt_id,
                                   "timestamp": now_ms()}, history=True)

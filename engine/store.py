@@ -83,8 +83,8 @@ class Store:
             self._db.execute(
                 "INSERT INTO jobs (prompt_id, seq, number, state, prompt, extra_data, outputs, "
                 "created) VALUES (?,?,?,?,?,?,?,?)",
-                (prompt_id, seq, number, "pending", json.dumps(prompt), json.dumps(extra_data),
-                 json.dumps(outputs), time.time()))
+                (prompt_id, seq, number, "pending", to_json(prompt), to_json(extra_data),
+                 to_json(outputs), time.time()))
 
     def exists(self, prompt_id: str) -> bool:
         with self._lock:
@@ -150,7 +150,7 @@ class Store:
             done_seq = (self._one("SELECT MAX(done_seq) FROM jobs") or 0) + 1
             self._db.execute("UPDATE jobs SET state='done', finished=?, done_seq=?, entry=? "
                              "WHERE prompt_id=?",
-                             (time.time(), done_seq, json.dumps(entry), prompt_id))
+                             (time.time(), done_seq, to_json(entry), prompt_id))
             excess = (self._one("SELECT COUNT(*) FROM jobs WHERE state='done'") or 0) \
                 - self.history_max
             if excess > 0:
@@ -227,6 +227,11 @@ def history_entry(item: list, outputs: dict, status: str, messages: list,
     if warnings:
         entry["warnings"] = warnings
     return entry
+
+
+def to_json(value: Any) -> str:
+    """JSON for storage; a node's non-JSON ``ui`` value is stored as its string form."""
+    return json.dumps(value, default=str)
 
 
 def _num(value: float) -> int | float:

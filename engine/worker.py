@@ -5,13 +5,16 @@ server turns that into WebSocket messages on its own loop (``call_soon_threadsaf
 """
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from engine.executor import Executor, now_ms
 from engine.store import Store, history_entry
 
+log = logging.getLogger("cascade.worker")
 Publish = Callable[[str, dict, "str | None"], None]
 # Events that reach every socket; all others go only to the prompt's client (ComfyUI routing).
 BROADCAST = frozenset({"status", "execution_interrupted"})
@@ -103,9 +106,14 @@ class Worker:
             if free is not None:
                 self._apply_free(*free)
                 continue
-            item = self.store.take_next()
-            if item is not None:
-                self._run(item)
+            try:
+                item = self.store.take_next()
+                if item is not None:
+                    self._run(item)
+            except Exception:  # the store failed (disk full?): keep the thread alive, retry later
+                log.exception("worker error")
+                self.running = None
+                time.sleep(1.0)
 
     def _has_pending(self) -> bool:
         return self.store.counts()[0] > 0

@@ -143,3 +143,27 @@ def wait_for_quiet(predicate, seconds):
     except TimeoutError:
         pass
     return done.is_set()
+
+
+def test_non_json_ui_is_stored_as_text_and_worker_survives(tmp_path):
+    from pathlib import Path as P
+
+    from engine.schema import Node, Result
+
+    class OddOutput(Node):
+        OUTPUT_NODE = True
+
+        def run(self, ctx):
+            return Result(ui={"path": [P("/x/y")]})
+
+    env = StubEnv(tmp_path / "out")
+    store = Store(tmp_path / "odd.sqlite3")
+    worker = Worker(store, Executor({**STUB_NODES, "Odd": OddOutput}, env), lambda e, d, c: None)
+    store.add("odd", 1, {"1": {"class_type": "Odd", "inputs": {}}}, {}, ["1"])
+    add(store, "next")
+    worker.start()
+    try:
+        assert wait_for(lambda: store.history_entry("odd"))["outputs"] == {"1": {"path": ["/x/y"]}}
+        assert wait_for(lambda: store.history_entry("next"))["status"]["completed"]
+    finally:
+        worker.stop()
