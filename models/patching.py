@@ -89,7 +89,7 @@ class ModelHandle:
 
 def _merged(base: torch.Tensor, patches: list[Patch]) -> torch.Tensor:
     """Base + Σ deltas, summed in float32 and rounded to the weight dtype once."""
-    acc = base.detach().to(torch.float32).clone()
+    acc = base.detach().to(torch.float32, copy=True)
     dora: list[Patch] = []
     for p in patches:
         d = p.delta
@@ -101,7 +101,7 @@ def _merged(base: torch.Tensor, patches: list[Patch]) -> torch.Tensor:
             rows = d.rows(acc.shape[0])
             part = acc[rows]
             part.add_(d.dense(part.shape, acc.device), alpha=p.strength)
-    base32 = base.detach().to(torch.float32)
+    base32 = base.detach().to(torch.float32) if dora else base
     for p in dora:
         acc[p.delta.rows(acc.shape[0])] += p.strength * _dora_delta(base32, p.delta)
     return acc.to(base.dtype)
@@ -112,14 +112,15 @@ def _dora_delta(base32: torch.Tensor, d: LowRankDelta) -> torch.Tensor:
     w = base32[d.rows(base32.shape[0])]
     merged = w + d.dense(w.shape, w.device)
     m = d.dora_scale.to(w.device, torch.float32)
-    flat = merged.reshape(merged.shape[0], -1)
-    if m.numel() == merged.shape[0]:  # magnitude per output row (PEFT layout)
-        norm = flat.norm(dim=1).reshape(-1, *([1] * (merged.dim() - 1)))
-        m = m.reshape(norm.shape)
-    else:  # magnitude per input column (LyCORIS default layout [1, in, ...])
+    # LyCORIS writes [1, in, …] for a per-input-column magnitude; PEFT ([out]) and LyCORIS wd_on_out
+    # ([out, 1, …]) keep one magnitude per output row. Decided by layout, not size: square layers exist.
+    per_column = m.dim() >= 2 and m.shape[0] == 1 and merged.shape[0] != 1
+    if per_column:
         norm = merged.transpose(0, 1).reshape(merged.shape[1], -1).norm(dim=1)
         norm = norm.reshape(1, -1, *([1] * (merged.dim() - 2)))
-        m = m.reshape(norm.shape)
+    else:
+        norm = merged.reshape(merged.shape[0], -1).norm(dim=1).reshape(-1, *([1] * (merged.dim() - 1)))
+    m = m.reshape(norm.shape)
     return merged * (m / (norm + torch.finfo(torch.float32).eps)) - w
 
 

@@ -177,3 +177,17 @@ def test_stage_b_decoder_prefix(tmp_path):
         lora_patches({f"lora_decoder_unet_{layer}.lora_up.weight": up,
                       f"lora_decoder_unet_{layer}.lora_down.weight": down},
                      Models(unet=tiny_stage_c(), unet_kind="stage_c"))
+
+
+def test_dora_scale_per_input_column_lycoris_layout(tmp_path):
+    model = tiny_stage_c()
+    base = snapshot(model)
+    up, down = factors(C, (C,), 4, seed=8)
+    mag = torch.rand(1, C) + 0.5  # square layer: only the [1, in] layout says "per column"
+    name = "lora_prior_unet_up_blocks_1_2_kv_mapper_1"
+    path = save(tmp_path / "dora_col.safetensors", {f"{name}.lora_up.weight": up, f"{name}.lora_down.weight": down,
+                                                    f"{name}.dora_scale": mag, f"{name}.alpha": torch.tensor(2.0)})
+    new, _, _ = apply_lora(path, unet=ModelHandle(model), unet_kind="stage_c")
+    key = "up_blocks.1.2.kv_mapper.1.weight"
+    v = base[key].double() + 0.5 * up.double() @ down.double()
+    close(merged(new)[key], mag.double() * v / v.norm(dim=0, keepdim=True))

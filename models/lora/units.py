@@ -17,7 +17,8 @@ _SUFFIXES: tuple[tuple[str, str], ...] = (
     (".lora_B.weight", "up"),
     (".lora.down.weight", "down"),  # older diffusers LoRACompatible layers
     (".lora.up.weight", "up"),
-    (".lora_magnitude_vector", "dora_scale"),  # PEFT DoRA
+    (".lora_magnitude_vector.weight", "dora_scale"),  # PEFT DoRA (older saves keep `.weight`)
+    (".lora_magnitude_vector", "dora_scale"),
     (".dora_scale", "dora_scale"),  # LyCORIS / kohya DoRA
     (".alpha", "alpha"),
     (".down.weight", "down"),  # diffusers attention processors: `processor.to_q_lora.down.weight`
