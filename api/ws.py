@@ -54,8 +54,12 @@ class Hub:
             client = self.clients.get(client_id or "")
             if client is None or not client.wants_previews:
                 return
-            data = {**data, "jpeg": self._encode(data["image"])}
-            data.pop("image")
+            try:
+                data = {"node_id": data["node_id"], "prompt_id": data["prompt_id"],
+                        "jpeg": self._encode(data["image"])}
+            except Exception:  # a preview is a nicety: never fail the node over it
+                log.debug("could not encode preview", exc_info=True)
+                return
         if self.loop is None or self.loop.is_closed():
             return
         try:

@@ -155,3 +155,25 @@ def test_main_refuses_non_loopback_without_token(tmp_path, capsys):
     import server
     with pytest.raises(SystemExit, match="token"):
         server.main(["--host", "0.0.0.0", "--data", str(tmp_path)])
+
+
+def _multipart(data: bytes, name: str = "a.png", **fields) -> tuple[bytes, dict]:
+    boundary = uuid.uuid4().hex
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+             for k, v in fields.items()]
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name}"'
+                 f'\r\nContent-Type: image/png\r\n\r\n'.encode() + data + b"\r\n")
+    return (b"".join(parts) + f"--{boundary}--\r\n".encode(),
+            {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+
+def test_upload_limits_and_symlinked_subfolder(server):
+    base, _, config = server
+    body, headers = _multipart(b"x" * 100_000)
+    status, _, raw = http("POST", base + "/upload/image", body, headers)
+    assert status == 413 and b"payload_too_large" in raw
+    os.symlink(config.output_dir.parent, config.input_dir / "out")
+    body, headers = _multipart(b"x", subfolder="out")
+    assert http("POST", base + "/upload/image", body, headers)[0] == 403
+    body, headers = _multipart(b"x", name="..")
+    assert http("POST", base + "/upload/image", body, headers)[0] == 400
