@@ -228,6 +228,11 @@ def test_copy_paste_notes_rename_and_autosave_reload(server, browser):
     assert doc["ui"]["notes"][0]["text"] == "remember the seed"
     api = page.evaluate("() => cascade.editor.graph.toApiPrompt()")
     assert "remember" not in json.dumps(api)
+    # Resize the note from its corner handle (graph units = screen pixels / zoom).
+    scale = page.evaluate("() => cascade.editor.graph.view.scale")
+    drag(page, socket_center(page, ".note .resize-handle"), tuple(v + d for v, d in zip(socket_center(page, ".note .resize-handle"), (100, 50))))
+    size = document(page)["ui"]["notes"][0]["size"]
+    assert abs(size[0] - (260 + 100 / scale)) < 3 and abs(size[1] - (120 + 50 / scale)) < 3
     # Box-select the two prompt nodes (shift-drag), copy, paste: linked pair duplicated with fresh ids.
     a = page.locator('.node[data-node-id="4"]').bounding_box()
     b = page.locator('.node[data-node-id="5"]').bounding_box()

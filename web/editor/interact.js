@@ -102,6 +102,7 @@ export function installInteractions(editor) {
     const item = /** @type {HTMLElement | null} */ (t.closest(".node, .note"));
     const socket = /** @type {HTMLElement | null} */ (t.closest(".socket"));
     if (e.button === 1 || (spaceDown && e.button === 0)) drag = { mode: "pan" };
+    else if (item && t.classList.contains("resize-handle")) drag = { mode: "resize", el: item, w: item.offsetWidth, h: item.offsetHeight };
     else if (socket && e.button === 0) drag = startLink(socket, e);
     else if (item && e.button === 0) {
       const id = item.dataset.nodeId || item.dataset.noteId || "";
@@ -145,6 +146,12 @@ export function installInteractions(editor) {
       }
       drag.moved = true;
       view.updatePositions();
+    } else if (drag.mode === "resize") {
+      const s = editor.graph.view.scale;
+      drag.w += dx / s;
+      drag.h += dy / s;
+      Object.assign(drag.el.style, { width: `${Math.max(160, drag.w)}px`, [drag.el.classList.contains("note") ? "height" : "minHeight"]: `${Math.max(60, drag.h)}px` });
+      view.drawLinks();
     } else if (drag.mode === "link") {
       const under = /** @type {HTMLElement | null} */ (document.elementFromPoint(e.clientX, e.clientY)?.closest(".socket") || null);
       view.drawDragLink(...orient(drag, view.toGraph(e.clientX, e.clientY)), drag.pending.type, !under || accepts(drag.pending, under));
@@ -167,6 +174,11 @@ export function installInteractions(editor) {
     const d = drag;
     drag = null;
     if (d.mode === "link") { drag = d; finishLink(e); drag = null; }
+    else if (d.mode === "resize") {
+      const id = d.el.dataset.nodeId || d.el.dataset.noteId;
+      const it = editor.graph.nodes.get(id) || editor.graph.notes.find((m) => m.id === id);
+      if (it) editor.commit(() => { it.size = [Math.round(Math.max(160, d.w)), Math.round(Math.max(60, d.h))]; });
+    }
     else if (d.mode === "move" && d.moved) {
       for (const id of editor.selection) {
         const it = editor.graph.nodes.get(id) || editor.graph.notes.find((m) => m.id === id);

@@ -89,7 +89,7 @@ export class View {
     text.value = m.text;
     text.placeholder = "Write a note…";
     text.addEventListener("change", () => this.editor.commit(() => { m.text = text.value; }, false));
-    e.append(head, text);
+    e.append(head, text, el("div", "resize-handle"));
     return e;
   }
 
@@ -130,7 +130,7 @@ export class View {
     e.append(io);
     const widgets = el("div", "widgets");
     for (const inp of def.inputs.filter((i) => i.widget)) widgets.append(this.inputRow(n, inp));
-    e.append(widgets, el("div", "node-error-text"), el("div", "node-images"));
+    e.append(widgets, el("div", "node-error-text"), el("div", "node-images"), el("div", "resize-handle"));
     return e;
   }
 
@@ -165,6 +165,7 @@ export class View {
     const setValue = (/** @type {any} */ v) => this.editor.commit(() => this.graph.setValue(n.id, inp.name, v), false);
     row.append(createWidget(inp, n.values[inp.name], setValue));
     if (isSeedInput(inp)) {
+      row.classList.add("seed");
       row.append(createSeedControl(n.seedControl || "fixed", (mode) => this.editor.commit(() => { n.seedControl = mode; }, false)));
     }
     return row;

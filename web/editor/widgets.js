@@ -84,7 +84,7 @@ export function createSeedControl(mode, onChange) {
   const s = document.createElement("select");
   s.className = "seed-control";
   s.title = "What happens to the seed after each queue";
-  for (const m of SEED_CONTROLS) s.append(new Option(m, m));
+  for (const m of SEED_CONTROLS) s.append(new Option(`after queue: ${m}`, m));
   s.value = mode;
   s.addEventListener("change", () => onChange(s.value));
   return s;

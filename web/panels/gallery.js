@@ -28,7 +28,7 @@ export class Gallery {
   async loadHistory() {
     const r = await this.api.history(40);
     if (!r.ok || !r.body) return;
-    for (const [id, entry] of Object.entries(r.body)) {
+    for (const [id, entry] of Object.entries(r.body).reverse()) { // newest first
       for (const out of Object.values(entry.outputs || {})) this.add(id, /** @type {any} */ (out).images || [], false);
     }
   }
