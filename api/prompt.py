@@ -122,7 +122,7 @@ async def post_interrupt(request: web.Request) -> web.Response:
 async def get_history(request: web.Request) -> web.Response:
     store = services(request).store
     max_items = query_int(request, "max_items")
-    offset = query_int(request, "offset", 0)
+    offset = query_int(request, "offset")
     return web.json_response(await asyncio.to_thread(store.history, max_items, offset))
 
 

@@ -157,12 +157,12 @@ class Store:
                 self._db.execute("DELETE FROM jobs WHERE prompt_id IN (SELECT prompt_id FROM jobs "
                                  "WHERE state='done' ORDER BY done_seq LIMIT ?)", (excess,))
 
-    def history(self, max_items: int | None = None, offset: int = 0) -> dict[str, dict]:
-        """``{prompt_id: entry}`` oldest first; ``max_items`` alone returns the newest N."""
+    def history(self, max_items: int | None = None, offset: int | None = None) -> dict[str, dict]:
+        """``{prompt_id: entry}`` oldest first; ``max_items`` without offset gives the newest N."""
         with self._lock:
             total = self._one("SELECT COUNT(*) FROM jobs WHERE state='done'") or 0
-            if max_items is not None and offset == 0:
-                offset = max(0, total - max_items)
+            if offset is None:
+                offset = max(0, total - max_items) if max_items is not None else 0
             limit = -1 if max_items is None else max_items
             rows = self._db.execute("SELECT prompt_id, entry FROM jobs WHERE state='done' "
                                     "ORDER BY done_seq LIMIT ? OFFSET ?",

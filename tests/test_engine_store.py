@@ -78,6 +78,7 @@ def test_history_cap_paging_and_delete(tmp_path):
     assert list(store.history()) == ["j2", "j3", "j4"]  # oldest evicted
     assert list(store.history(max_items=2)) == ["j3", "j4"]  # newest N
     assert list(store.history(max_items=1, offset=1)) == ["j3"]
+    assert list(store.history(max_items=1, offset=0)) == ["j2"]  # explicit offset: from oldest
     store.delete_history(["j3"])
     assert list(store.history()) == ["j2", "j4"]
     store.clear_history()
