@@ -30,7 +30,7 @@ DEMO_LORA = ("loras", "demo_stage_c_lora.safetensors")
 LORA_RANK = 4
 
 
-def _randomise(model: nn.Module, gen: torch.Generator) -> None:
+def randomise(model: nn.Module, gen: torch.Generator) -> None:
     """Overwrite every float tensor with fan-in scaled noise: non-zero, yet numerically tame."""
     norms = (nn.LayerNorm, nn.BatchNorm2d, nn.GroupNorm)
     with torch.no_grad():
@@ -57,7 +57,7 @@ def _demo_state(kind: str, gen: torch.Generator, dtype: torch.dtype) -> dict[str
     """A tiny model's state dict in the file's key names (transformers names for the text encoder)."""
     spec = network_spec(kind)
     model = spec.build(spec.presets["tiny"])
-    _randomise(model, gen)
+    randomise(model, gen)
     n = len(spec.key_prefix)
     return {k[n:]: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
 

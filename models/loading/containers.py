@@ -172,9 +172,12 @@ def read_config(tree: Tree, group: Group) -> dict | None:
 
 
 def _sniff_pickle(path: Path) -> str | None:
+    """Name the format of a file that is not safetensors but a pickle in disguise (None otherwise)."""
     with open(path, "rb") as f:
-        head = f.read(4)
-    if head[:2] == b"PK" or head[:1] == b"\x80":
+        head = f.read(9)
+    if len(head) == 9 and head[8:9] == b"{":
+        return None  # a safetensors header (u64 length, then JSON)
+    if head[:4] == b"PK\x03\x04" or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
         return "a PyTorch pickle (torch.save) file"
     return None
 

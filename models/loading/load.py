@@ -13,7 +13,7 @@ from torch import nn
 
 from . import detect as rules
 from .errors import LoadError, name_keys
-from .networks import KIND_TITLES, build_on_meta, canonical_kind, network_spec, shape_problems
+from .networks import KIND_TITLES, build_on_meta, canonical_kind, match_preset, network_spec, shape_problems
 from .safetensors_io import TensorInfo
 from .scan import Candidate, Scan, scan
 
@@ -36,7 +36,7 @@ def load(path: str | Path, kind: str, *, dtype: torch.dtype | str | None = None,
     """Load the `kind` network stored at `path` (any supported format) in eval mode, strictly."""
     kind = canonical_kind(kind)
     wanted = resolve_dtype(dtype)
-    s = scan(Path(path))
+    s = scan(Path(path), kind)
     cand = _choose(s, kind, wanted)
     if cand.config is None:
         raise LoadError(f"{s.path.name}: cannot load the {KIND_TITLES[kind]} in {cand.where}: " + "; ".join(cand.problems))
@@ -103,7 +103,9 @@ def _wrong_kind(s: Scan, kind: str) -> str:
     """Say what the file actually is."""
     name = s.path.name
     if s.candidates:
-        what = ", ".join(sorted({f"{KIND_TITLES[c.kind]} ({c.preset or 'unknown size'})" for c in s.candidates}))
+        sizes = [c.preset or match_preset(network_spec(c.kind), c.source.infos()) for c in s.candidates]
+        what = ", ".join(sorted({f"{KIND_TITLES[c.kind]} ({size or 'unknown size'})"
+                                 for c, size in zip(s.candidates, sizes)}))
         return (f"{name} is not a {KIND_TITLES[kind]} checkpoint: it holds {what}. "
                 f"Choose it in the matching loader, or pick a {KIND_TITLES[kind]} file here")
     if s.other:

@@ -90,11 +90,34 @@ def shape_problems(expected: dict[str, tuple[int, ...]], infos: dict[str, Tensor
     return out
 
 
+def _quick_fit(kind: str, cfg: Any, infos: dict[str, TensorInfo]) -> bool:
+    """Cheap shape checks that rule a preset out before building it on meta."""
+    def shape(key: str) -> tuple[int, ...] | None:
+        info = infos.get(key)
+        return tuple(info.shape) if info is not None else None
+
+    if kind == "stage_c":
+        return shape("clip_txt_mapper.weight") == (cfg.c_cond, cfg.c_clip_text)
+    if kind == "stage_b":
+        return (shape("clip_mapper.weight") == (cfg.c_cond * cfg.c_clip_seq, cfg.c_clip)
+                and (shape("embedding.1.weight") or (0,))[0] == cfg.c_hidden[0])
+    if kind == "stage_a":
+        return shape("vquantizer.codebook.weight") == (cfg.codebook_size, cfg.c_latent)
+    if kind == "effnet":
+        return (shape("mapper.0.weight") or (0, 0))[:2] == (cfg.c_latent, cfg.head)
+    if kind == "previewer":
+        return (shape("blocks.0.weight") or (0,))[0] == cfg.c_hidden
+    if kind == "text_encoder":
+        return shape("text_model.embeddings.token_embedding.weight") == (cfg.vocab_size, cfg.hidden_size)
+    return True
+
+
 def match_preset(spec: NetworkSpec, infos: dict[str, TensorInfo], first: str | None = None) -> str | None:
     """The named size whose keys and shapes are exactly the file's (the likely one is tried first)."""
     order = sorted(spec.presets, key=lambda p: (p != first, p))
     for name in order:
-        if not shape_problems(expected_shapes(spec, spec.presets[name]), infos):
+        cfg = spec.presets[name]
+        if _quick_fit(spec.kind, cfg, infos) and not shape_problems(expected_shapes(spec, cfg), infos):
             return name
     return None
 

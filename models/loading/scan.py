@@ -49,8 +49,11 @@ def _size(path: Path) -> int:
     return path.stat().st_size
 
 
-def scan(path: Path) -> Scan:
-    """Open a path and describe every network in it (raises LoadError only for unreadable input)."""
+def scan(path: Path, kind: str | None = None) -> Scan:
+    """Open a path and describe every network in it (raises LoadError only for unreadable input).
+
+    Configs are resolved (which may build presets on meta) only for `kind`, or for all when None.
+    """
     path = Path(path)
     tree, groups, container = open_tree(path)
     result = Scan(path, container, tree, [], [], None, _size(path))
@@ -75,17 +78,22 @@ def scan(path: Path) -> Scan:
         config_json = read_config(tree, group)
         for f in found:
             plan = rules.plan_for(f, owners[f])
-            result.candidates.append(_candidate(f, group, PlannedSource(source, plan), config_json))
+            result.candidates.append(_candidate(f, group, PlannedSource(source, plan), config_json,
+                                                resolve=kind in (None, f.kind)))
     return result
 
 
-def _candidate(f: rules.Found, group: Group, source: PlannedSource, config_json: dict | None) -> Candidate:
+def _candidate(f: rules.Found, group: Group, source: PlannedSource, config_json: dict | None,
+               resolve: bool = True) -> Candidate:
     """Resolve the config: config.json when it describes this network, else the matching preset."""
-    spec = network_spec(f.kind)
-    infos = source.infos()
     where = group.label + (f" [{f.prefix}*]" if f.prefix else "")
     problems: list[str] = []
     config, preset = None, None
+    if not resolve:
+        return Candidate(f.kind, f.layout, where, group, f.prefix, source, rules.guess_preset(f.kind, source.infos()),
+                         None, problems)
+    spec = network_spec(f.kind)
+    infos = source.infos()
     if config_json is not None and not f.prefix:
         try:
             config = config_from_json(f.kind, config_json)
