@@ -236,3 +236,13 @@ def test_static_editor_and_workflows(server):
     status, _, raw = http("GET", base + "/workflows/default.json")
     assert status == 200 and json.loads(raw) == {"version": 1}
     assert http("GET", base + "/nothing.js")[0] == 404
+
+
+@pytest.mark.parametrize("path", ["/prompt", "/queue", "/history", "/object_info", "/models",
+                                  "/embeddings", "/system_stats", "/features", "/history/x",
+                                  "/object_info/Const", "/models/stage_c"])
+def test_every_get_route_bare_and_under_api(server, path):
+    base, _, _ = server
+    bare, prefixed = http_json("GET", base + path), http_json("GET", base + "/api" + path)
+    assert bare[0] == prefixed[0] == 200
+    assert isinstance(bare[1], (dict, list)) and type(bare[1]) is type(prefixed[1])
