@@ -65,13 +65,12 @@ async def read_object(request: web.Request, *, optional: bool = False) -> dict:
 
 
 def want(body: dict, key: str, types: type | tuple, default: Any = None) -> Any:
-    """``body[key]`` checked against `types` (bool is never accepted as a number)."""
-    if key not in body or body[key] is None:
+    """``body[key]`` checked against `types`; JSON true/false never passes as a number."""
+    value = body.get(key)
+    if value is None:
         return default
-    value = body[key]
-    numeric = types in (int, float) or (isinstance(types, tuple) and int in types)
-    if not isinstance(value, types) or (numeric and isinstance(value, bool) and bool not in
-                                        (types if isinstance(types, tuple) else (types,))):
+    allowed = types if isinstance(types, tuple) else (types,)
+    if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
         raise BadRequest(f"'{key}' has the wrong type")
     return value
 
