@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 from engine.executor import Executor, now_ms
 from engine.store import Store, history_entry
