@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 import torch
 from torch import nn
 
-from . import detect as rules
+from . import rules
 from .errors import LoadError, name_keys
 from .networks import KIND_TITLES, build_on_meta, canonical_kind, match_preset, network_spec, shape_problems
 from .safetensors_io import TensorInfo
@@ -110,8 +110,9 @@ def _wrong_kind(s: Scan, kind: str) -> str:
                 f"Choose it in the matching loader, or pick a {KIND_TITLES[kind]} file here")
     if s.other:
         return f"{name} is {s.other}, not a Stable Cascade {KIND_TITLES[kind]} checkpoint"
-    detail = "; ".join(s.problems)
-    return f"{name} is not a Stable Cascade file" + (f" ({detail})" if detail else "")
+    if s.problems:
+        return "; ".join(s.problems)
+    return f"{name} is not a Stable Cascade file"
 
 
 def _restore_nonpersistent(model: nn.Module, device) -> None:

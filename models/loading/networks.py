@@ -122,6 +122,17 @@ def match_preset(spec: NetworkSpec, infos: dict[str, TensorInfo], first: str | N
     return None
 
 
+def closest_preset(spec: NetworkSpec, infos: dict[str, TensorInfo], first: str | None = None) -> str | None:
+    """The preset a damaged file most likely was: the guess, else the one with the most matching keys."""
+    if first is not None:
+        return first
+    fits = [p for p, cfg in spec.presets.items() if _quick_fit(spec.kind, cfg, infos)]
+    if len(fits) == 1:
+        return fits[0]
+    scored = [(len(set(expected_shapes(spec, spec.presets[p])) & set(infos)), p) for p in (fits or spec.presets)]
+    return max(scored)[1] if scored else None
+
+
 def config_from_json(kind: str, d: Mapping) -> Any:
     """A diffusers/transformers config.json (either diffusers spelling) -> our config dataclass."""
     try:

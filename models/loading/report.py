@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import detect as rules
+from . import rules
 from .errors import LoadError
 from .networks import KIND_TITLES
 from .scan import Candidate, scan

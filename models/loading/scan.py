@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import detect as rules
+from . import rules
 from .containers import Group, Tree, open_group, open_tree, read_config
 from .convert import PlannedSource
 from .errors import LoadError
-from .networks import KIND_TITLES, config_from_json, expected_shapes, match_preset, network_spec, shape_problems
+from .networks import (KIND_TITLES, closest_preset, config_from_json, expected_shapes, match_preset, network_spec,
+                       shape_problems)
 
 
 @dataclass
@@ -111,6 +112,10 @@ def _candidate(f: rules.Found, group: Group, source: PlannedSource, config_json:
         preset = match_preset(spec, infos, rules.guess_preset(f.kind, infos))
         if preset is None:
             problems.append(f"the shapes match no known {KIND_TITLES[f.kind]} size ({', '.join(spec.presets)})")
+            closest = closest_preset(spec, infos, rules.guess_preset(f.kind, infos))
+            if closest is not None:
+                diff = shape_problems(expected_shapes(spec, spec.presets[closest]), infos)
+                problems.append(f"compared with the {closest} size: " + "; ".join(diff))
         else:
             config = spec.presets[preset]
     return Candidate(f.kind, f.layout, where, group, f.prefix, source, preset, config, problems)

@@ -15,15 +15,16 @@ from . import convert
 from .safetensors_io import TensorInfo
 
 KINDS = ("stage_c", "stage_b", "stage_a", "effnet", "previewer", "text_encoder")
-# kind -> (marker key, keys that must sit beside it under the same prefix)
+# kind -> (marker key, keys of which at least one must sit beside it under the same prefix)
 MARKERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("stage_c", "clip_txt_mapper.weight", ("clf.1.weight", "clip_img_mapper.weight")),
-    ("stage_b", "effnet_mapper.0.weight", ("clf.1.weight",)),
-    ("stage_a", "vquantizer.codebook.weight", ("out_block.0.weight",)),
-    ("stage_a", "vquantizer.embedding.weight", ("out_block.0.weight",)),
-    ("effnet", "backbone.0.0.weight", ("mapper.0.weight",)),
-    ("previewer", "blocks.24.weight", ("blocks.0.weight", "blocks.11.running_mean")),
-    ("text_encoder", "text_model.embeddings.token_embedding.weight", ("text_model.final_layer_norm.weight",)),
+    ("stage_c", "clip_txt_mapper.weight", ("clf.1.weight", "clip_img_mapper.weight", "embedding.1.weight")),
+    ("stage_b", "effnet_mapper.0.weight", ("clf.1.weight", "embedding.1.weight", "pixels_mapper.0.weight")),
+    ("stage_a", "vquantizer.codebook.weight", ("out_block.0.weight", "in_block.1.weight")),
+    ("stage_a", "vquantizer.embedding.weight", ("out_block.0.weight", "in_block.1.weight")),
+    ("effnet", "backbone.0.0.weight", ("mapper.0.weight", "mapper.1.running_mean")),
+    ("previewer", "blocks.0.weight", ("blocks.11.running_mean", "blocks.24.weight", "blocks.2.running_var")),
+    ("text_encoder", "text_model.embeddings.token_embedding.weight",
+     ("text_model.final_layer_norm.weight", "text_model.embeddings.position_embedding.weight")),
 )
 # Recognised but not loadable here: give a precise message instead of "not a Stable Cascade file".
 OTHER_MARKERS = (
@@ -60,7 +61,7 @@ def find_components(keys) -> list[Found]:
             prefix = key[: -len(marker)]
             if prefix and not prefix.endswith("."):
                 continue
-            if all(prefix + b in keyset for b in beside) and (kind, prefix) not in found:
+            if any(prefix + b in keyset for b in beside) and (kind, prefix) not in found:
                 found[(kind, prefix)] = Found(kind, prefix, _layout(kind, prefix, keyset))
     return sorted(found.values(), key=lambda f: (-len(f.prefix), KINDS.index(f.kind)))
 
