@@ -8,7 +8,7 @@ const SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
 
 /** @param {Uint8Array} bytes */
 async function inflate(bytes) {
-  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
+  const stream = new Blob([/** @type {BlobPart} */ (bytes)]).stream().pipeThrough(new DecompressionStream("deflate"));
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 

@@ -111,6 +111,7 @@ export class Runner {
   /** Apply "increment"/"randomize" to every unlinked seed widget, as one undoable edit. */
   advanceSeeds() {
     const g = this.editor.graph;
+    /** @type {(() => void)[]} */
     const changes = [];
     for (const n of g.nodes.values()) {
       const def = g.defs[n.type];

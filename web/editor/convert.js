@@ -3,7 +3,7 @@
  * Pure conversions around the graph model: copy/paste fragments, link-drop candidates, and loading
  * whatever a user drops (our document, a bare API prompt) with an automatic layout. No DOM.
  */
-import { isLink, typesCompatible } from "./graph.js";
+import { isLink, pair, typesCompatible } from "./graph.js";
 
 /** @typedef {import("./graph.js").Graph} Graph */
 /** @typedef {import("./graph.js").NodeDef} NodeDef */
@@ -51,7 +51,7 @@ export function pasteFragment(graph, frag, delta) {
   const notes = [];
   for (const m of (frag.ui && frag.ui.notes) || []) {
     const note = graph.addNote([m.pos[0] + delta[0], m.pos[1] + delta[1]], String(m.text));
-    note.size = [...m.size];
+    note.size = pair(m.size, [260, 120]);
     notes.push(note.id);
   }
   return { nodes: Object.values(remap), notes };

@@ -31,8 +31,7 @@ export class Editor extends EventTarget {
   /** The document without its view: pans and zooms are not undo steps. */
   snapshot() {
     const doc = this.graph.toDocument();
-    delete doc.ui.view;
-    return doc;
+    return { ...doc, ui: { notes: doc.ui.notes } };
   }
 
   /** Replace the workflow; `fit` frames it when the document has no saved view. @param {any} doc */

@@ -12,6 +12,13 @@
 /** @typedef {{id: string, type: string, values: Record<string, any>, links: Record<string, Link>, pos: [number, number], size?: [number, number], title?: string, seedControl?: string}} GNode */
 /** @typedef {{id: string, pos: [number, number], size: [number, number], text: string}} Note */
 
+/** A finite [x, y] pair from loose JSON (missing parts fall back to `dflt`). @returns {[number, number]} */
+export function pair(/** @type {any} */ v, /** @type {[number, number]} */ dflt = [0, 0]) {
+  const a = Array.isArray(v) ? v : [];
+  const x = Number(a[0]), y = Number(a[1]);
+  return [Number.isFinite(x) ? x : dflt[0], Number.isFinite(y) ? y : dflt[1]];
+}
+
 export const WIDGET_KINDS = ["INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"];
 export const SEED_CONTROLS = ["fixed", "increment", "randomize"];
 
@@ -231,10 +238,10 @@ export class Graph {
     for (const [id, e] of Object.entries(doc.nodes || {})) this.nodes.set(String(id), this.nodeFromEntry(String(id), e));
     const ui = doc.ui || {};
     this.notes = (ui.notes || []).map((/** @type {any} */ m, /** @type {number} */ i) => ({
-      id: String(m.id ?? `note${i + 1}`), pos: [...(m.pos || [0, 0])], size: [...(m.size || [240, 120])], text: String(m.text ?? ""),
+      id: String(m.id ?? `note${i + 1}`), pos: pair(m.pos), size: pair(m.size, [260, 120]), text: String(m.text ?? ""),
     }));
     const v = ui.view || {};
-    this.view = { offset: [...(v.offset || [0, 0])], scale: Number(v.scale) || 1 };
+    this.view = { offset: pair(v.offset), scale: Number(v.scale) || 1 };
     return this;
   }
 
@@ -242,14 +249,14 @@ export class Graph {
   nodeFromEntry(id, e) {
     const ui = e.ui || {};
     /** @type {GNode} */
-    const n = { id, type: String(e.class_type), values: {}, links: {}, pos: [...(ui.pos || [0, 0])] };
+    const n = { id, type: String(e.class_type), values: {}, links: {}, pos: pair(ui.pos) };
     const d = this.defs[n.type];
     if (d) for (const inp of d.inputs) if (inp.widget) n.values[inp.name] = defaultValue(inp);
     for (const [name, v] of Object.entries(e.inputs || {})) {
       if (isLink(v)) n.links[name] = [v[0], v[1]];
       else n.values[name] = v;
     }
-    if (ui.size) n.size = [...ui.size];
+    if (ui.size) n.size = pair(ui.size, [260, 0]);
     if (ui.title) n.title = String(ui.title);
     if (ui.seed_control) n.seedControl = String(ui.seed_control);
     if (!n.title && e._meta && e._meta.title && e._meta.title !== (d && d.displayName)) n.title = String(e._meta.title);

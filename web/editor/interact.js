@@ -154,7 +154,8 @@ export function installInteractions(editor) {
       view.drawLinks();
     } else if (drag.mode === "link") {
       const under = /** @type {HTMLElement | null} */ (document.elementFromPoint(e.clientX, e.clientY)?.closest(".socket") || null);
-      view.drawDragLink(...orient(drag, view.toGraph(e.clientX, e.clientY)), drag.pending.type, !under || accepts(drag.pending, under));
+      const [a, b] = orient(drag, view.toGraph(e.clientX, e.clientY));
+      view.drawDragLink(a, b, drag.pending.type, !under || accepts(drag.pending, under));
       if (!drag.marked) { markSockets(drag.pending); drag.marked = true; }
     } else if (drag.mode === "box") {
       const r = root.getBoundingClientRect();
@@ -166,6 +167,7 @@ export function installInteractions(editor) {
   });
 
   /** Link path endpoints ordered output → input. */
+  /** @returns {[number, number][]} */
   const orient = (/** @type {any} */ d, /** @type {[number, number]} */ p) => (d.pending.dir === "out" ? [d.from, p] : [p, d.from]);
 
   const end = (/** @type {PointerEvent} */ e) => {
