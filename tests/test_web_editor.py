@@ -132,7 +132,7 @@ def test_save_and_reopen_json(server, browser, tmp_path):
 
 
 def test_queue_shows_progress_preview_and_result_then_png_drop_restores_graph(server, browser):
-    doc = pipeline_document(delay=0.25, steps=6)
+    doc = pipeline_document(delay=0.4, steps=8)
     page = open_editor(browser, server["base"], doc)
     sent = document(page)
     page.keyboard.press("Control+Enter")
@@ -140,7 +140,7 @@ def test_queue_shows_progress_preview_and_result_then_png_drop_restores_graph(se
     page.wait_for_selector('.node[data-node-id="6"].running', timeout=10000)
     page.wait_for_selector('.node[data-node-id="6"] .node-images img.preview', timeout=10000)
     page.wait_for_function("() => parseFloat(document.querySelector('.node[data-node-id=\"6\"] .node-progress .bar').style.width) > 0")
-    assert page.locator(".queue-list li.job.running").count() == 1
+    page.locator(".queue-list li.job.running").wait_for()
     result = page.locator('.node[data-node-id="8"] .node-images img.result')
     result.wait_for(timeout=15000)
     page.wait_for_function("() => document.querySelector('.node[data-node-id=\"8\"] img.result').naturalWidth === 64")
@@ -203,7 +203,7 @@ def test_cancel_pending_and_interrupt_running(server, browser):
     pending.locator("button", has_text="Cancel").click()
     pending.wait_for(state="detached")
     running = page.locator(".queue-list li.job.running")
-    assert running.count() == 1
+    running.wait_for()
     started = time.monotonic()
     running.locator("button", has_text="Interrupt").click()
     page.locator(".toast", has_text="interrupted").wait_for(timeout=10000)
@@ -268,6 +268,18 @@ def test_links_stay_on_sockets_when_zoomed_and_on_hidpi(server, browser):
         page.mouse.wheel(0, 120)  # zoom out around the pointer
     scale = page.evaluate("() => cascade.editor.graph.view.scale")
     assert scale < 0.8
+    # Background drag pans; space-drag pans even over a node (which then does not move).
+    before = page.evaluate("() => cascade.editor.graph.view.offset")
+    start = empty_spot(page)
+    drag(page, start, (start[0] + 50, start[1] - 30))
+    after = page.evaluate("() => cascade.editor.graph.view.offset")
+    assert abs(after[0] - before[0] - 50) < 1 and abs(after[1] - before[1] + 30) < 1
+    title = socket_center(page, '.node[data-node-id="6"] .node-title')
+    page.keyboard.down(" ")
+    drag(page, title, (title[0] + 40, title[1] + 40))
+    page.keyboard.up(" ")
+    assert document(page)["nodes"]["6"]["ui"]["pos"] == pipeline_document()["nodes"]["6"]["ui"]["pos"]
+    assert abs(page.evaluate("() => cascade.editor.graph.view.offset")[0] - after[0] - 40) < 1
     ends = page.evaluate("""() => {
         const p = document.querySelector('path.link[data-link="4:0->6.positive"]');
         const n = p.getTotalLength();

@@ -255,9 +255,11 @@ export class View {
       const bar = /** @type {HTMLElement} */ (e.querySelector(".node-progress .bar"));
       bar.style.width = `${Math.round((s.progress[id] ?? 0) * 100)}%`;
       e.classList.toggle("has-progress", id in s.progress);
-      const imgs = e.querySelector(".node-images");
-      if (imgs) {
-        const urls = s.previews[id] ? [s.previews[id]] : s.images[id] || [];
+      const imgs = /** @type {HTMLElement | null} */ (e.querySelector(".node-images"));
+      const urls = s.previews[id] ? [s.previews[id]] : s.images[id] || [];
+      // Rebuild only when the pictures change, so progress updates do not make results flicker.
+      if (imgs && imgs.dataset.urls !== urls.join(" ")) {
+        imgs.dataset.urls = urls.join(" ");
         imgs.replaceChildren(...urls.map((u) => {
           const img = /** @type {HTMLImageElement} */ (el("img", s.previews[id] ? "preview" : "result"));
           img.src = u;
