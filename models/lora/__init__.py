@@ -11,31 +11,37 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors import SafetensorError, safe_open
 
+from models.lora.alphas import PeftScale, peft_scales
 from models.lora.mapping import TE, UNET, Models, nonfinite, unit_patches
 from models.lora.official import RETOKEN_KEYS, official_patches, retoken_patches, split_official
 from models.lora.report import LoraError, LoraReport
 from models.lora.units import group_units
 from models.patching import ModelHandle, Patch
 
-__all__ = ["LoraError", "LoraReport", "Models", "apply_lora", "load_lora", "lora_patches"]
+__all__ = ["LoraError", "LoraReport", "Models", "apply_lora", "load_lora", "lora_patches", "read_lora"]
 
 
 def load_lora(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a LoRA's tensors. Only safetensors: pickled `.pt/.ckpt` files can run code when loaded."""
+    return read_lora(path)[0]
+
+
+def read_lora(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors, safetensors metadata) of a LoRA file; LoraError if it is not a readable safetensors."""
     path = Path(path)
     if path.suffix.lower() not in (".safetensors", ".sft"):
         raise LoraError(f"{path.name}: only .safetensors LoRA files are loaded (pickle files are unsafe)")
     try:
-        return load_file(str(path), device="cpu")
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
     except (SafetensorError, OSError, ValueError) as exc:
         raise LoraError(f"{path.name}: not a readable safetensors file ({exc})") from exc
 
 
-def lora_patches(state: dict[str, torch.Tensor], models: Models,
-                 source: str = "lora") -> tuple[dict[str, list[Patch]], LoraReport]:
+def lora_patches(state: dict[str, torch.Tensor], models: Models, source: str = "lora",
+                 scales: dict[str, PeftScale] | None = None) -> tuple[dict[str, list[Patch]], LoraReport]:
     """Patches per role ("unet", "text_encoder") and the report; raises LoraError if nothing fits."""
     report = LoraReport(source=source, total_tensors=len(state))
     patches: dict[str, list[Patch]] = {UNET: [], TE: []}
@@ -51,7 +57,7 @@ def lora_patches(state: dict[str, torch.Tensor], models: Models,
     official, named = split_official(grouped.units)
     if official:
         patches[UNET] += official_patches(official, models, report, source)
-    found = unit_patches(named, models, report, source)
+    found = unit_patches(named, models, report, source, scales)
     patches[UNET] += found[UNET]
     patches[TE] += found[TE]
     bad = nonfinite([*official.values(), *named])
@@ -70,7 +76,8 @@ def apply_lora(path: str | Path, *, unet: ModelHandle | None, unet_kind: str,
     models = Models(unet=unet.module if unet else None, unet_kind=unet_kind,
                     text_encoder=text_encoder.module if text_encoder else None,
                     strength_unet=strength_unet, strength_te=strength_te)
-    patches, report = lora_patches(load_lora(path), models, source=path.name)
+    state, metadata = read_lora(path)
+    patches, report = lora_patches(state, models, source=path.name, scales=peft_scales(metadata, path))
     new_unet = unet.with_patches(patches[UNET]) if unet is not None else None
     new_te = text_encoder.with_patches(patches[TE]) if text_encoder is not None else None
     return new_unet, new_te, report

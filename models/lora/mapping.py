@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from models.lora.alphas import PeftScale, rule_for
 from models.lora.names import NameTables, Target
 from models.lora.report import LoraReport
 from models.lora.units import Unit
@@ -90,8 +91,11 @@ def resolve(unit: Unit, models: Models, tables: dict[str, NameTables]) -> tuple[
     return role, target
 
 
-def make_delta(unit: Unit, target: Target) -> LowRankDelta | str:
-    """The low-rank delta of a unit for `target`, or why its tensors do not fit."""
+def make_delta(unit: Unit, target: Target, default_scale: float | None = None) -> LowRankDelta | str:
+    """The low-rank delta of a unit for `target`, or why its tensors do not fit.
+
+    Scale: the unit's `.alpha`/rank; else `default_scale` (from PEFT/diffusers metadata); else 1.
+    """
     t = unit.tensors
     if "down" not in t or "up" not in t:
         return "incomplete LoRA layer (needs both down and up)"
@@ -108,7 +112,10 @@ def make_delta(unit: Unit, target: Target) -> LowRankDelta | str:
         return (f"shape mismatch: LoRA gives {up.shape[0]}×{cols}, layer {target.key} is {list(want)} "
                 "(LoRA for another model size, e.g. lite vs full?)")
     alpha = t.get("alpha")
-    scale = float(alpha.float().item()) / rank if alpha is not None and alpha.numel() == 1 else 1.0
+    if alpha is not None and alpha.numel() == 1:
+        scale = float(alpha.float().item()) / rank
+    else:
+        scale = 1.0 if default_scale is None else default_scale
     dora = t.get("dora_scale")
     if dora is not None and dora.numel() not in (want[0], math.prod(want[1:2])):
         return f"dora_scale of shape {tuple(dora.shape)} fits neither axis of {list(want)}"
@@ -116,9 +123,11 @@ def make_delta(unit: Unit, target: Target) -> LowRankDelta | str:
                         row_start=target.row_start, row_stop=target.row_stop)
 
 
-def unit_patches(units: list[Unit], models: Models, report: LoraReport, source: str) -> dict[str, list[Patch]]:
+def unit_patches(units: list[Unit], models: Models, report: LoraReport, source: str,
+                 scales: dict[str, PeftScale] | None = None) -> dict[str, list[Patch]]:
     """Patches per role ("unet", "text_encoder") for named (kohya/diffusers/PEFT) units."""
     tables = models.tables()
+    no_alpha = 0
     out: dict[str, list[Patch]] = {UNET: [], TE: []}
     for unit in units:
         placed = resolve(unit, models, tables)
@@ -126,13 +135,19 @@ def unit_patches(units: list[Unit], models: Models, report: LoraReport, source: 
             report.add_unmatched(unit.keys, placed)
             continue
         role, target = placed
-        delta = make_delta(unit, target)
+        found = rule_for(scales or {}, unit.name) if "alpha" not in unit.tensors else None
+        rank = unit.tensors["down"].shape[0] if "down" in unit.tensors else 1
+        delta = make_delta(unit, target, found[0].scale(found[1], rank) if found else None)
         if isinstance(delta, str):
             report.add_unmatched(unit.keys, delta)
             continue
         strength = models.strength_unet if role == UNET else models.strength_te
         out[role].append(Patch(target.key, delta, strength, source))
         report.count(models.unet_kind if role == UNET else TE, len(unit.keys))
+        no_alpha += "alpha" not in unit.tensors and found is None
+    if no_alpha:
+        report.info.append(f"{no_alpha} layer(s) carry no alpha: scale 1 (alpha = rank), the diffusers/PEFT "
+                           "convention")
     return out
 
 

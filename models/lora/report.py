@@ -38,7 +38,8 @@ class LoraReport:
     matched_tensors: int = 0
     patched: dict[str, int] = field(default_factory=dict)  # target ("stage_c", "text_encoder", …) → layers
     unmatched: list[tuple[str, str]] = field(default_factory=list)  # (file key, reason)
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # things not applied: also job warnings
+    info: list[str] = field(default_factory=list)  # how it was applied: node output only
     total_tensors: int = 0
 
     def add_unmatched(self, keys: list[str], reason: str) -> None:
@@ -78,5 +79,5 @@ class LoraReport:
         fmt = "/".join(self.formats) or "unknown"
         lines = [f"{self.source} ({fmt}): {self.matched_tensors} of {self.total_tensors} tensors applied "
                  f"({targets}); {len(self.unmatched)} not applied."]
-        lines += self.warnings()
+        lines += self.warnings() + self.info
         return "\n".join(lines)
