@@ -35,8 +35,12 @@ export class View {
     this.linkGroup = document.createElementNS(SVG, "g");
     this.dragPath = document.createElementNS(SVG, "path");
     this.dragPath.classList.add("drag-link");
-    this.svg.append(this.linkGroup, this.dragPath);
-    this.layer.append(this.svg);
+    // The link being dragged lives in its own SVG stacked above the nodes, so it is never hidden.
+    const dragSvg = document.createElementNS(SVG, "svg");
+    dragSvg.classList.add("links", "drag");
+    dragSvg.append(this.dragPath);
+    this.svg.append(this.linkGroup);
+    this.layer.append(this.svg, dragSvg);
     this.box = el("div", "box-select");
     root.append(this.layer, this.box);
     /** @type {Map<string, HTMLElement>} */
