@@ -4,7 +4,7 @@
 network in eval mode, built on the meta device and filled from memory-mapped safetensors.
 """
 from .errors import LoadError
-from .load import load
+from .loader import load
 from .report import Component, FileReport, detect
 
 __all__ = ["Component", "FileReport", "LoadError", "detect", "load"]
