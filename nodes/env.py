@@ -25,6 +25,21 @@ def _load_module(path: Path, kind: str, dtype: torch.dtype, device: str) -> nn.M
     return load(path, kind, dtype=dtype, device=device)
 
 
+def _skeleton(path: Path, kind: str, dtype: torch.dtype) -> nn.Module | None:
+    """The network for a file built on the meta device (no weights read), or None if not a known preset."""
+    try:
+        from models.loading import detect
+        from models.loading.networks import build_on_meta, network_spec
+
+        spec = network_spec(kind)
+        preset = detect(path).component(kind).preset
+        if preset is None or preset not in spec.presets:
+            return None
+        return build_on_meta(spec, spec.presets[preset]).to(dtype)
+    except Exception:  # a skeleton is only an optimisation; the eager load reports real problems
+        return None
+
+
 def pick_device(config: Any) -> str:
     """Config's device if it has one, else CUDA when available, else CPU."""
     device = getattr(config, "device", None)
@@ -42,7 +57,8 @@ class Env:
         self.weights_dir = Path(config.weights_dir)
         budget_gb = getattr(config, "memory_budget_gb", None)
         budget = int(budget_gb * (1 << 30)) if budget_gb else None
-        self.models = ModelManager(load_fn or _load_module, budget_bytes=budget, device=self.device)
+        self.models = ModelManager(load_fn or _load_module, budget_bytes=budget, device=self.device,
+                                   skeleton_fn=None if load_fn else _skeleton)
         if getattr(config, "demo", False):
             self.ensure_demo_weights()
 

@@ -6,16 +6,18 @@ its tensors move to the ``meta`` device; ``ensure`` reloads them in place before
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
 
 LoadFn = Callable[[Path, str, torch.dtype, str], nn.Module]  # (path, kind, dtype, device) -> module
+SkeletonFn = Callable[[Path, str, torch.dtype], "nn.Module | None"]  # weightless (meta) module, or None
 
 
 @dataclass
@@ -28,6 +30,7 @@ class _Entry:
     nbytes: int
     resident: bool = True
     tick: int = 0
+    pins: int = 0  # > 0 while a node is running it: never evicted then
 
 
 def module_nbytes(module: nn.Module) -> int:
@@ -39,14 +42,15 @@ def module_nbytes(module: nn.Module) -> int:
 
 
 def default_budget_bytes(device: str) -> int:
-    """Auto budget: most of the device's memory, leaving room for activations and the OS."""
+    """Auto budget: on CUDA 80% of the card; on CPU half the RAM, so that on a 24 GiB machine the 3.6B
+    Stage C and 1.5B Stage B (bf16) are never resident together and the process stays under ~12 GiB."""
     if device.startswith("cuda") and torch.cuda.is_available():
         return int(torch.cuda.get_device_properties(torch.device(device)).total_memory * 0.8)
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         total = 16 << 30
-    return int(total * 0.6)
+    return int(total * 0.5)
 
 
 def _swap_in(module: nn.Module, fresh: nn.Module) -> None:
@@ -64,8 +68,10 @@ def _swap_in(module: nn.Module, fresh: nn.Module) -> None:
 class ModelManager:
     """Loads models keyed by (path, mtime, dtype, kind) and keeps them resident under a byte budget."""
 
-    def __init__(self, load_fn: LoadFn, *, budget_bytes: int | None = None, device: str = "cpu") -> None:
+    def __init__(self, load_fn: LoadFn, *, budget_bytes: int | None = None, device: str = "cpu",
+                 skeleton_fn: SkeletonFn | None = None) -> None:
         self._load_fn = load_fn
+        self._skeleton_fn = skeleton_fn
         self.device = device
         self.budget_bytes = budget_bytes if budget_bytes is not None else default_budget_bytes(device)
         self._entries: dict[tuple, _Entry] = {}
@@ -81,17 +87,31 @@ class ModelManager:
         path = Path(path).resolve()
         return (str(path), path.stat().st_mtime_ns, str(dtype), kind)
 
-    def load(self, path: Path, kind: str, dtype: torch.dtype) -> nn.Module:
-        """Return the resident module for this file, loading it (and evicting others) if needed."""
+    def load(self, path: Path, kind: str, dtype: torch.dtype, *, defer: bool = True) -> nn.Module:
+        """Return the module for this file, loading it (and evicting others) if needed.
+
+        With `defer`, a new model that would only fit by evicting others is returned weightless (meta)
+        and read at its first `ensure`: loader nodes all run before the samplers, so loading Stage B
+        eagerly would push Stage C out just before Stage C is sampled.
+        """
         with self._lock:
             key = self.key(path, kind, dtype)
             entry = self._entries.get(key)
             if entry is None:
-                self._make_room(self._estimate(path, dtype), keep=None)
-                module = self._read(Path(path), kind, dtype)
-                entry = _Entry(key, Path(path), kind, dtype, module, module_nbytes(module))
+                estimate = self._estimate(path, dtype)
+                skeleton = None
+                if defer and self._skeleton_fn is not None and self.resident_bytes() + estimate > self.budget_bytes:
+                    skeleton = self._skeleton_fn(Path(path), kind, dtype)
+                if skeleton is not None:
+                    module, resident = skeleton.eval().requires_grad_(False), False
+                else:
+                    self._make_room(estimate, keep=None)
+                    module, resident = self._read(Path(path), kind, dtype), True
+                entry = _Entry(key, Path(path), kind, dtype, module, module_nbytes(module), resident)
                 self._entries[key] = entry
                 self._by_module[id(module)] = entry
+                self._touch(entry)
+                return module
             self._touch(entry)
             self._rematerialise(entry)
             return entry.module
@@ -105,11 +125,26 @@ class ModelManager:
                 self._rematerialise(entry)
             return module
 
+    @contextlib.contextmanager
+    def use(self, module: nn.Module) -> Iterator[nn.Module]:
+        """Ensure the module is resident and keep it so (pinned) for the block, e.g. a whole sampling loop."""
+        with self._lock:
+            self.ensure(module)
+            entry = self._by_module.get(id(module))
+            if entry is not None:
+                entry.pins += 1
+        try:
+            yield module
+        finally:
+            if entry is not None:
+                with self._lock:
+                    entry.pins -= 1
+
     def unload(self, module: nn.Module) -> bool:
         """Explicitly evict one managed module (its handle stays valid and reloads on next use)."""
         with self._lock:
             entry = self._by_module.get(id(module))
-            if entry is None or not entry.resident:
+            if entry is None or not entry.resident or entry.pins:
                 return False
             self._evict(entry)
             return True
@@ -126,7 +161,7 @@ class ModelManager:
     def unload_all(self) -> int:
         """Evict every resident model (handles stay valid and reload on next use); returns how many."""
         with self._lock:
-            live = [e for e in self._entries.values() if e.resident]
+            live = [e for e in self._entries.values() if e.resident and not e.pins]
             for entry in live:
                 self._evict(entry)
             return len(live)
@@ -143,6 +178,7 @@ class ModelManager:
 
     def _rematerialise(self, entry: _Entry) -> None:
         if entry.resident:
+            self._make_room(0, keep=entry)  # models unpinned since the last squeeze may be over budget
             return
         self._make_room(entry.nbytes, keep=entry)
         _swap_in(entry.module, self._read(entry.path, entry.kind, entry.dtype))
@@ -150,7 +186,8 @@ class ModelManager:
 
     def _make_room(self, incoming: int, keep: _Entry | None) -> None:
         """Evict least-recently-used models until `incoming` more bytes fit the budget."""
-        victims = sorted((e for e in self._entries.values() if e.resident and e is not keep), key=lambda e: e.tick)
+        victims = sorted((e for e in self._entries.values() if e.resident and e is not keep and not e.pins),
+                         key=lambda e: e.tick)
         for victim in victims:
             if self.resident_bytes() + incoming <= self.budget_bytes:
                 break

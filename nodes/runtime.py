@@ -12,9 +12,8 @@ from models.patching import ModelHandle, applied
 
 @contextlib.contextmanager
 def using(env: Any, handle: ModelHandle) -> Iterator[nn.Module]:
-    """Make the handle's module resident, merge its patches, and run without autograd."""
-    env.models.ensure(handle.module)
-    with torch.no_grad(), applied(handle) as module:
+    """Make the handle's module resident (pinned for the block), merge its patches, run without autograd."""
+    with env.models.use(handle.module), torch.no_grad(), applied(handle) as module:
         yield module
 
 

@@ -53,3 +53,26 @@ def test_cli_reports_bad_set_and_invalid_workflow(weights, tmp_path, capsys):
     assert run(weights, tmp_path, str(bad)) == 2
     err = capsys.readouterr().err
     assert "invalid workflow" in err and "missing.safetensors" in err and "node 1 (LoadStageA)" in err
+
+
+def test_tight_memory_budget_swaps_stages_and_gives_the_same_image(weights, tmp_path):
+    """A budget that holds one model at a time: Stage C is unloaded for Stage B, the image is unchanged."""
+    import numpy as np
+
+    from nodes.env import Env
+    from nodes.registry import NODES
+    from tests.nodes_helpers import small_default, tmp_config
+
+    pixels, envs = [], []
+    for budget in (None, 1e-9):
+        config = tmp_config(tmp_path / str(budget), weights_dir=weights, memory_budget_gb=budget)
+        env = Env(config)
+        code, (png,) = cli.run_workflow(small_default(env, steps_c=2, steps_b=2), config, env, NODES)
+        assert code == 0
+        pixels.append(np.asarray(Image.open(png)))
+        envs.append(env)
+    roomy, tight = envs
+    assert roomy.models.evictions == 0 and roomy.models.loads == 5
+    assert tight.models.evictions > 0 and tight.models.resident_bytes() <= max(
+        e.nbytes for e in tight.models._entries.values())  # at most one model left resident
+    assert np.array_equal(pixels[0], pixels[1])

@@ -86,3 +86,34 @@ def test_unknown_modules_pass_through(files):
     mm = ModelManager(load_fn, budget_bytes=1)
     net = Net(8)
     assert mm.ensure(net) is net and mm.loads == 0
+
+
+def test_loading_over_budget_is_deferred_to_first_use(files):
+    size = module_nbytes(load_fn(files[0], "x", torch.float32, "cpu"))
+
+    def skeleton_fn(path, kind, dtype):
+        with torch.device("meta"):
+            return Net(64).to(dtype)
+
+    mm = ModelManager(load_fn, budget_bytes=int(size * 1.5), skeleton_fn=skeleton_fn)
+    m0 = mm.load(files[0], "stage_c", torch.float32)
+    m1 = mm.load(files[1], "stage_b", torch.float32)  # would only fit by evicting m0: deferred
+    assert m1.a.weight.is_meta and not m0.a.weight.is_meta and mm.loads == 1
+    x = torch.randn(2, 64)
+    y0 = m0(x)
+    mm.ensure(m1)  # first use: now m0 makes room
+    assert m0.a.weight.is_meta and not m1.a.weight.is_meta and mm.loads == 2
+    assert torch.equal(m1(x), load_fn(files[1], "x", torch.float32, "cpu")(x))
+    mm.ensure(m0)
+    assert torch.equal(m0(x), y0)
+
+
+def test_pinned_module_is_not_evicted_while_in_use(files):
+    mm = ModelManager(load_fn, budget_bytes=1)
+    m0 = mm.load(files[0], "stage_c", torch.float32)
+    with mm.use(m0):
+        m1 = mm.load(files[1], "stage_b", torch.float32)  # budget exceeded, but m0 is in use
+        assert not m0.a.weight.is_meta and not m1.a.weight.is_meta
+        assert not mm.unload(m0)
+    mm.ensure(m1)
+    assert m0.a.weight.is_meta  # unpinned: evicted at the next squeeze
