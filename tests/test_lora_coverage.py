@@ -4,10 +4,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from models.lora import Models, lora_patches
 from models.lora.names import official_attn_targets
+from models.stage_b import STAGE_B_PRESETS, StageB
 from models.stage_c import STAGE_C_PRESETS, StageC
 from models.text_encoder import TextEncoder
 
@@ -94,3 +96,41 @@ def test_official_order_of_attention_layers_matches_the_official_key_order():
     ours = [t.key for t in official_attn_targets(model)]
     official = [k for k in official_params("stage_c") if ".attn" in k and k.endswith(("in_proj_weight", ".weight"))]
     assert ours == official and len(ours) == 2 * (8 + 24 + 24 + 8)
+
+
+def peft_meta_lora(params: dict[str, list[int]], prefix: str) -> tuple[dict[str, torch.Tensor], int]:
+    """PEFT-style meta tensors for every matrix/conv weight of a diffusers key list."""
+    tensors, layers = {}, 0
+    for key, shape in params.items():
+        if key.endswith(".weight") and len(shape) >= 2:
+            layer = prefix + key[: -len(".weight")]
+            tensors[f"{layer}.lora_A.weight"] = torch.empty(RANK, *shape[1:], device="meta")
+            tensors[f"{layer}.lora_B.weight"] = torch.empty(shape[0], RANK, *([1, 1] if len(shape) == 4 else []),
+                                                            device="meta")
+            layers += 1
+    return tensors, layers
+
+
+@pytest.mark.parametrize("kind, keys, preset, prefix", [
+    ("stage_c", "diffusers_prior", "full", "prior."), ("stage_c", "diffusers_prior_lite", "lite", "prior."),
+    ("stage_b", "diffusers_decoder", "full", "decoder."), ("stage_b", "diffusers_decoder_lite", "lite", "")])
+def test_every_diffusers_layer_name_maps(kind, keys, preset, prefix):
+    """diffusers names (split to_q/k/v, to_out.0, Stage B's clip_txt_pooled_mapper) cover the whole model."""
+    with torch.device("meta"):
+        model = StageC(STAGE_C_PRESETS[preset]) if kind == "stage_c" else StageB(STAGE_B_PRESETS[preset])
+    tensors, layers = peft_meta_lora(official_params(keys), prefix)
+    patches, report = lora_patches(tensors, Models(unet=model, unet_kind=kind))
+    assert report.unmatched == [] and report.patched == {kind: layers}
+    params = dict(model.named_parameters())
+    for p in patches["unet"]:
+        d, full = p.delta, params[p.key].shape
+        assert d.up.shape[0] == (d.row_stop or full[0]) - d.row_start and d.down.shape[1:] == full[1:], p.key
+
+
+def test_every_kohya_stage_b_name_maps_on_the_full_decoder():
+    with torch.device("meta"):
+        model = StageB(STAGE_B_PRESETS["full"])
+    names = kohya_names(official_params("stage_b"), "lora_decoder_unet_")
+    patches, report = lora_patches(meta_lora(names), Models(unet=model, unet_kind="stage_b"))
+    assert report.unmatched == [] and report.matched_tensors == 3 * len(names)
+    check_patches(patches["unet"], names, dict(model.named_parameters()))
