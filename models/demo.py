@@ -88,9 +88,9 @@ def write_demo_weights(weights_dir: str | Path) -> list[Path]:
         state = _demo_state(kind, gen, dtype)  # always drawn, so each file's values never depend on others' presence
         if kind == "stage_c":
             stage_c = state
-        paths.append(_write(root / folder / name, state, {"demo": "tiny random weights", "kind": kind}))
+        paths.append(_write(root / folder / name, state, {"demo": f"tiny random {kind} weights"}))
     lora = _demo_lora(stage_c, gen)
-    paths.append(_write(root / DEMO_LORA[0] / DEMO_LORA[1], lora, {"demo": "tiny random LoRA", "kind": "lora"}))
+    paths.append(_write(root / DEMO_LORA[0] / DEMO_LORA[1], lora, {"demo": "tiny random Stage C LoRA (kohya names)"}))
     return paths
 
 
