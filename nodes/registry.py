@@ -5,6 +5,7 @@ from engine.schema import Node
 from nodes.effnet import EffNetEncode
 from nodes.images import LoadImage, PreviewImage, SaveImage
 from nodes.loaders import LoadEffNet, LoadPreviewer, LoadStageA, LoadStageB, LoadStageC, LoadTextEncoder
+from nodes.lora import LoRA, LoRAStageB
 from nodes.stage_a import StageADecode, StageAEncode
 from nodes.stage_b import StageBSampler
 from nodes.stage_c import StageCSampler
@@ -17,6 +18,8 @@ NODES: dict[str, type[Node]] = {
     "LoadStageA": LoadStageA,
     "LoadEffNet": LoadEffNet,
     "LoadPreviewer": LoadPreviewer,
+    "LoRA": LoRA,
+    "LoRAStageB": LoRAStageB,
     "TextEncode": TextEncode,
     "StageCSampler": StageCSampler,
     "StageBSampler": StageBSampler,
@@ -27,9 +30,3 @@ NODES: dict[str, type[Node]] = {
     "SaveImage": SaveImage,
     "PreviewImage": PreviewImage,
 }
-
-try:  # TEMPORARY until nodes/lora.py (LoRA engineer) lands; then a plain import
-    from nodes.lora import LoRA, LoRAStageB
-    NODES.update({"LoRA": LoRA, "LoRAStageB": LoRAStageB})
-except ImportError:
-    pass
