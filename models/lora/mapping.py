@@ -48,8 +48,8 @@ class Models:
         return out
 
 
-def _split_name(base: str, kind: str) -> tuple[str | None, str, bool] | str:
-    """(target role, layer name, underscore spelling?) for a unit name, or a reason string."""
+def _split_name(base: str, kind: str) -> tuple[str | None, str, bool]:
+    """(target role or None if it is the other diffusion model, layer name, underscore spelling?)."""
     for prefix, role in _KOHYA:
         if base.startswith(prefix):
             return _role(role, kind), base[len(prefix):], True
