@@ -43,7 +43,7 @@ def main(run: bool = True) -> None:
     write_demo_weights(config.weights_dir)
     with running_server(config, NODES, Env(config)) as base, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1600, "height": 900})
+        page = browser.new_page(viewport={"width": 1600, "height": 900}, device_scale_factor=1.5)
         page.goto(base + "/")
         page.wait_for_selector("body[data-ready='1']")
         page.wait_for_selector(".node")

@@ -156,6 +156,12 @@ def test_queue_shows_progress_preview_and_result_then_png_drop_restores_graph(se
     drop_file(page, "result.png", png, "image/png")
     page.wait_for_function("() => Object.keys(cascade.editor.document().nodes).length === 8")
     assert strip_view(document(page))["nodes"] == strip_view(sent)["nodes"]
+    # The gallery's "Load its workflow" does the same from a thumbnail.
+    page.evaluate("() => cascade.editor.load({version: 1, nodes: {}, ui: {notes: []}})")
+    page.locator(".gallery-grid .thumb").first.click()
+    page.locator(".lightbox button", has_text="Load its workflow").click()
+    page.wait_for_function("() => Object.keys(cascade.editor.document().nodes).length === 8")
+    assert strip_view(document(page))["nodes"] == strip_view(sent)["nodes"]
 
 
 def test_png_with_only_a_prompt_chunk_is_rebuilt_with_layout(server, browser):
