@@ -92,6 +92,12 @@ class Env:
         """Start-up text: what was found and which official files are missing (names, sizes, places)."""
         return weights.guidance(self.weights_dir)
 
+    def default_workflow(self) -> dict:
+        """The shipped default workflow with loader files fitted to this weights folder (and --demo)."""
+        from nodes.workflows import default_workflow
+
+        return default_workflow(self)
+
     # -- models --------------------------------------------------------------------------------
     def resolve_dtype(self, kind: str, choice: str) -> torch.dtype:
         """Loader dtype choice → torch dtype ('auto' follows the official per-stage dtypes)."""

@@ -76,3 +76,30 @@ def test_tight_memory_budget_swaps_stages_and_gives_the_same_image(weights, tmp_
     assert tight.models.evictions > 0 and tight.models.resident_bytes() <= max(
         e.nbytes for e in tight.models._entries.values())  # at most one model left resident
     assert np.array_equal(pixels[0], pixels[1])
+
+
+def test_default_workflow_is_fitted_to_the_weights_folder(weights, tmp_path):
+    from engine.graph import validate_prompt
+    from engine.workflow import document_to_prompt
+    from nodes.env import Env
+    from nodes.registry import NODES
+    from nodes.workflows import load_default
+    from tests.nodes_helpers import tmp_config
+
+    shipped = load_default()
+    demo = Env(tmp_config(tmp_path / "demo", weights_dir=weights)).default_workflow()
+    files = {n["class_type"]: n["inputs"]["file"] for n in demo["nodes"].values() if "file" in n["inputs"]}
+    assert files and all(Path(f).name.startswith("demo_") for f in files.values())
+    assert validate_prompt(document_to_prompt(demo), NODES, Env(tmp_config(tmp_path / "v", weights_dir=weights))).ok
+    assert shipped["nodes"].keys() == demo["nodes"].keys() and shipped["ui"] == demo["ui"]
+    # Outside demo mode an official file that is present is kept; a missing one falls back to what exists.
+    real = tmp_path / "real"
+    for sub in ("stage_c", "stage_b"):
+        (real / sub).mkdir(parents=True)
+    (real / "stage_c" / "stage_c_bf16.safetensors").write_bytes(b"0")
+    (real / "stage_b" / "stage_b_lite_bf16.safetensors").write_bytes(b"0")
+    fitted = Env(tmp_config(tmp_path / "r", weights_dir=real, demo=False)).default_workflow()
+    got = {n["class_type"]: n["inputs"]["file"] for n in fitted["nodes"].values() if "file" in n["inputs"]}
+    assert got["LoadStageC"] == "stage_c_bf16.safetensors"
+    assert got["LoadStageB"] == "stage_b_lite_bf16.safetensors"
+    assert got["LoadStageA"] == "stage_a.safetensors"  # nothing there: the official name stays (and fails clearly)
