@@ -199,7 +199,8 @@ def open_tree(path: Path) -> tuple[Tree, list[Group], str]:
         return tree, find_groups(tree), "zip"
     if low.endswith(".safetensors.index.json") or _is_weight(low):
         return _open_in_folder(path)
-    raise LoadError(f"{path.name}: not a checkpoint this app reads (expected .safetensors, a diffusers folder or a .zip)")
+    raise LoadError(f"{path.name}: not a checkpoint this app reads "
+                    "(expected .safetensors, a diffusers folder or a .zip)")
 
 
 def _open_in_folder(path: Path) -> tuple[Tree, list[Group], str]:
@@ -210,23 +211,24 @@ def _open_in_folder(path: Path) -> tuple[Tree, list[Group], str]:
                         "arbitrary code. Use a real .safetensors file")
     names = sorted(p.name for p in parent.iterdir() if p.is_file())
     config = ["config.json"] if "config.json" in names else []
-    stem = _SHARD.match(path.name)
+    shard = _SHARD.match(path.name)
     if path.name.endswith(".index.json"):
-        members = [path.name]
-    elif stem:
-        indexes = [n for n in names if n.endswith(".safetensors.index.json")
-                   and path.name in json.loads((parent / n).read_bytes()).get("weight_map", {}).values()]
-        members = indexes[:1] or [n for n in names if (m := _SHARD.match(n)) and m.group("stem") == stem.group("stem")]
+        members = [path.name, *_index_shards(parent, path.name)]
+    elif shard:
+        index = next((n for n in names if n.endswith(".safetensors.index.json")
+                      and path.name in _index_shards(parent, n)), None)
+        members = [index, *_index_shards(parent, index)] if index else [
+            n for n in names if (m := _SHARD.match(n)) and m.group("stem") == shard.group("stem")]
     else:
         members = [path.name]
         config = config if path.name.startswith(("diffusion_pytorch_model", "model")) else []
-    if indexes_named(members):
-        weight_map = json.loads((parent / members[0]).read_bytes()).get("weight_map", {})
-        members += sorted(set(weight_map.values()))
     tree = DirTree(parent, only=members + config)
     return tree, find_groups(tree), "sharded" if len(members) > 1 else "single file"
 
 
-def indexes_named(names: list[str]) -> bool:
-    """True when the first name is a shard index."""
-    return bool(names) and names[0].endswith(".safetensors.index.json")
+def _index_shards(folder: Path, index: str) -> list[str]:
+    """The shard file names a `*.safetensors.index.json` lists."""
+    try:
+        return sorted(set(json.loads((folder / index).read_bytes())["weight_map"].values()))
+    except (KeyError, ValueError, TypeError, AttributeError) as e:
+        raise LoadError(f"{index}: unreadable shard index ({e!r})") from None

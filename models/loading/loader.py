@@ -39,7 +39,8 @@ def load(path: str | Path, kind: str, *, dtype: torch.dtype | str | None = None,
     s = scan(Path(path), kind)
     cand = _choose(s, kind, wanted)
     if cand.config is None:
-        raise LoadError(f"{s.path.name}: cannot load the {KIND_TITLES[kind]} in {cand.where}: " + "; ".join(cand.problems))
+        raise LoadError(f"{s.path.name}: cannot load the {KIND_TITLES[kind]} in {cand.where}: "
+                        + "; ".join(cand.problems))
     infos = cand.source.infos()
     target = _target_dtype(kind, wanted, infos, s.path.name)
     spec = network_spec(kind)

@@ -67,8 +67,9 @@ def scan(path: Path, kind: str | None = None) -> Scan:
         if not found:
             other = rules.recognise_other(keys)
             result.other = result.other or other
+            example = ", ".join(sorted(keys)[:3])
             result.problems.append(f"{group.label}: " + (f"this is {other}" if other else
-                                   f"not a Stable Cascade file ({len(keys)} tensors, e.g. {', '.join(sorted(keys)[:3])})"))
+                                   f"not a Stable Cascade file ({len(keys)} tensors, e.g. {example})"))
             continue
         owners = rules.owned_keys(found, keys)
         strays = set(keys) - set().union(*owners.values())
