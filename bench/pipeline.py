@@ -91,6 +91,19 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1 << 20)
 
 
+def peak_memory() -> dict:
+    """Peak RSS, plus peak CUDA memory when a GPU was used."""
+    out = {"peak_rss_gib": peak_rss_gib()}
+    if torch.cuda.is_initialized():
+        out["peak_cuda_gib"] = torch.cuda.max_memory_allocated() / (1 << 30)
+    return out
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
 def run_ours(args: argparse.Namespace) -> dict:
     """Our nodes through the real executor: loaders, TextEncode ×2, Stage C, Stage B, Stage A, save."""
     import threading
@@ -107,7 +120,7 @@ def run_ours(args: argparse.Namespace) -> dict:
 
     out = Path(tempfile.mkdtemp(prefix="bench_out_"))
     config = Config(weights_dir=args.weights, output_dir=out, input_dir=out, temp_dir=out, data_dir=out,
-                    memory_budget_gb=args.memory_budget)
+                    memory_budget_gb=args.memory_budget, extra={"device": args.device})
     env = Env(config)
     doc = load_default()
     files = weight_files(args.full)
@@ -148,7 +161,7 @@ def run_ours(args: argparse.Namespace) -> dict:
     total = time.perf_counter() - start
     if run.status != "success":
         raise RuntimeError(f"our pipeline failed: {run.error and run.error.get('exception_message')}")
-    return {"total": total, **times, "peak_rss_gib": peak_rss_gib(), "model_loads": env.models.loads}
+    return {"total": total, **times, **peak_memory(), "model_loads": env.models.loads}
 
 
 def run_diffusers(args: argparse.Namespace) -> dict:
@@ -196,6 +209,7 @@ def run_diffusers(args: argparse.Namespace) -> dict:
             try:
                 return inner(*a, **k)
             finally:
+                sync(args.device)
                 times[stage] += time.perf_counter() - t
         module.forward = forward
 
@@ -209,6 +223,7 @@ def run_diffusers(args: argparse.Namespace) -> dict:
         try:
             return vq_decode(*a, **k)
         finally:
+            sync(args.device)
             times["stage_a"] += time.perf_counter() - t
     vqgan.decode = decode
     prior_pipe = StableCascadePriorPipeline(tokenizer=tok, text_encoder=text_encoder, prior=prior,
@@ -222,7 +237,7 @@ def run_diffusers(args: argparse.Namespace) -> dict:
         decoder_pipe(image_embeddings=emb, prompt=PROMPT, negative_prompt="", num_inference_steps=args.steps_b,
                      guidance_scale=1.1, generator=gen, output_type="pil")
     total = time.perf_counter() - start
-    return {"total": total, **times, "peak_rss_gib": peak_rss_gib()}
+    return {"total": total, **times, **peak_memory()}
 
 
 def side(args: argparse.Namespace, name: str) -> dict:
@@ -258,9 +273,10 @@ def main(argv: list[str] | None = None) -> int:
     results = {name: side(args, name) for name in ("ours", "diffusers")}
     label = f"{'full' if args.full else 'lite'} {args.size}² C {args.steps_c} steps, B {args.steps_b} steps, {args.device}"
     print(f"\n{label}\n{'':14}{'ours':>10}{'diffusers':>12}{'ratio':>8}")
-    for key in ("total",) + STAGES + ("peak_rss_gib",):
-        o, d = results["ours"][key], results["diffusers"][key]
-        unit = "G" if key == "peak_rss_gib" else "s"  # GiB or seconds
+    keys = ("total",) + STAGES + ("peak_rss_gib",) + (("peak_cuda_gib",) if "peak_cuda_gib" in results["ours"] else ())
+    for key in keys:
+        o, d = results["ours"][key], results["diffusers"].get(key, float("nan"))
+        unit = "G" if key.startswith("peak") else "s"  # GiB or seconds
         print(f"{key:14}{o:>9.2f}{unit}{d:>11.2f}{unit}{(o / d if d else float('nan')):>8.2f}")
     if args.json:
         args.json.write_text(json.dumps({"settings": vars(args) | {"weights": str(args.weights),

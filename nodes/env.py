@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gc
+import os
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,9 @@ def _skeleton(path: Path, kind: str, dtype: torch.dtype) -> nn.Module | None:
 
 
 def pick_device(config: Any) -> str:
-    """Config's device if it has one, else CUDA when available, else CPU."""
-    device = getattr(config, "device", None)
+    """Config's device (field, `extra["device"]` or $CASCADE_DEVICE), else CUDA when available, else CPU."""
+    extra = getattr(config, "extra", None) or {}
+    device = getattr(config, "device", None) or extra.get("device") or os.environ.get("CASCADE_DEVICE")
     if device:
         return str(device)
     return "cuda" if torch.cuda.is_available() else "cpu"
