@@ -168,3 +168,26 @@ def test_text_encoder_file_with_position_ids(tmp_path, models):
     loaded = load(save(tmp_path / "model.safetensors", state), "text_encoder")
     assert_same("text_encoder", models["text_encoder"], loaded)
     assert torch.equal(loaded.clip.text_model.embeddings.position_ids, torch.arange(77)[None])
+
+
+def test_stored_zip_members_are_mapped_not_inflated(tmp_path, models):
+    from models.loading.containers import ZipTree
+    from models.loading.safetensors_io import BytesSafetensors, MappedSafetensors
+    src = tmp_path / "src"
+    write_diffusers(src / "prior", "stage_c", models["stage_c"])
+    stored = ZipTree(zip_folder(src, tmp_path / "stored.zip"))
+    deflated = ZipTree(zip_folder(src, tmp_path / "deflated.zip", compress=True))
+    member = "prior/diffusion_pytorch_model.safetensors"
+    a, b = stored.open_weights(member), deflated.open_weights(member)
+    assert isinstance(a, MappedSafetensors) and isinstance(b, BytesSafetensors)
+    for key in a.infos():
+        assert torch.equal(a.get(key), b.get(key))
+
+
+def test_sft_suffix_and_bf16_original_file(tmp_path, models):
+    """ComfyUI's `.sft` spelling, and an original *_bf16 file loaded back to float32."""
+    path = save(tmp_path / "stage_b_bf16.sft", file_state("stage_b", models["stage_b"]), torch.bfloat16)
+    got = load(path, "stage_b", dtype=torch.float32)
+    for k, v in models["stage_b"].state_dict().items():
+        want = v.to(torch.bfloat16).to(torch.float32) if v.is_floating_point() else v
+        assert torch.equal(got.state_dict()[k], want), k
