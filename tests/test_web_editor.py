@@ -22,7 +22,7 @@ def test_palette_comes_from_object_info_and_double_click_search_adds_a_node(serv
     search.wait_for()
     names = page.locator(".search-popup li").evaluate_all("els => els.map(e => e.dataset.type).sort()")
     assert names == sorted(["LoadStageC", "LoadTextEncoder", "LoadStageA", "TextEncode", "StageCSampler",
-                            "StageADecode", "SaveImage", "SeedValue"])
+                            "StageADecode", "SaveImage", "SeedValue", "LoadImage"])
     search.fill("stgc smp")  # fuzzy: letters in order
     assert page.locator(".search-popup li").first.get_attribute("data-type") == "StageCSampler"
     search.press("Enter")
@@ -181,6 +181,30 @@ def test_png_with_only_a_prompt_chunk_is_rebuilt_with_layout(server, browser):
     xs = {i: n["ui"]["pos"][0] for i, n in doc["nodes"].items()}
     assert xs["1"] < xs["4"] < xs["6"] < xs["7"] < xs["8"]  # laid out left to right along the links
     assert page.locator("svg.links path.link").count() == 8
+
+
+def test_plain_image_drop_uploads_it_and_adds_a_loader(server, browser):
+    import io
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(buf, format="PNG")
+    page = open_editor(browser, server["base"], pipeline_document())
+    drop_file(page, "photo.png", buf.getvalue(), "image/png")
+    node = page.locator('.node[data-type="LoadImage"]')
+    node.wait_for()
+    assert node.locator("select").input_value() == "photo.png"
+    assert (server["input"] / "photo.png").read_bytes() == buf.getvalue()
+    doc = document(page)
+    assert [n["inputs"] for n in doc["nodes"].values() if n["class_type"] == "LoadImage"] == [{"image": "photo.png"}]
+    page.locator(".toast.ok", has_text="Uploaded photo.png").wait_for()
+    # The upload button picks a file for an existing loader the same way.
+    with page.expect_file_chooser() as chooser:
+        node.locator("button.upload").click()
+    path = server["input"].parent / "other.png"
+    Image.new("RGB", (8, 8), (0, 0, 255)).save(path)
+    chooser.value.set_files(str(path))
+    page.wait_for_function("() => Object.values(cascade.editor.document().nodes).some(n => n.inputs.image === 'other.png')")
+    assert page.errors == []
 
 
 def test_validation_error_is_highlighted_on_node_and_input(server, browser):

@@ -33,9 +33,9 @@ def server(tmp_path_factory) -> Iterator[dict]:
     skip_without_chromium()
     tmp = tmp_path_factory.mktemp("web")
     config = make_config(tmp, web_dir=ROOT / "web")
-    env = WebStubEnv(config.output_dir)
+    env = WebStubEnv(config.output_dir, config.input_dir)
     with running_server(config, WEB_STUB_NODES, env) as base:
-        yield {"base": base, "output": config.output_dir}
+        yield {"base": base, "output": config.output_dir, "input": config.input_dir}
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +101,10 @@ def drop_file(page, name: str, data: bytes, mime: str) -> None:
         const dt = new DataTransfer();
         dt.items.add(file);
         const target = document.getElementById('canvas');
-        target.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true, cancelable: true}));
-        target.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+        const r = target.getBoundingClientRect();
+        const at = {clientX: r.left + r.width / 2, clientY: r.top + r.height / 2};
+        target.dispatchEvent(new DragEvent('dragover', {dataTransfer: dt, bubbles: true, cancelable: true, ...at}));
+        target.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true, ...at}));
     }""", [name, list(data), mime])
 
 

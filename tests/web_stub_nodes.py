@@ -23,6 +23,11 @@ class WebStubEnv:
     """Only the output folder; the stub nodes keep no other state."""
 
     output_dir: Path
+    input_dir: Path | None = None
+
+    def input_files(self) -> list[str]:
+        folder = self.input_dir
+        return sorted(p.name for p in folder.iterdir() if p.is_file()) if folder and folder.is_dir() else []
 
 
 class LoadStageC(Node):
@@ -71,6 +76,18 @@ class SeedValue(Node):
 
     def run(self, ctx, value):
         return (value,)
+
+
+class LoadImage(Node):
+    """Stub image loader: picks a file from the input folder (where uploads land)."""
+
+    TITLE = "Load Image"
+    CATEGORY = "image"
+    INPUTS = (Input("image", COMBO, choices=lambda env: env.input_files()),)
+    OUTPUTS = (Output("image", IMAGE),)
+
+    def run(self, ctx, image):
+        return (128,)
 
 
 class TextEncode(Node):
@@ -143,7 +160,7 @@ class SaveImage(Node):
 WEB_STUB_NODES: dict[str, type[Node]] = {
     "LoadStageC": LoadStageC, "LoadTextEncoder": LoadTextEncoder, "LoadStageA": LoadStageA,
     "TextEncode": TextEncode, "StageCSampler": StageCSampler, "StageADecode": StageADecode,
-    "SaveImage": SaveImage, "SeedValue": SeedValue,
+    "SaveImage": SaveImage, "SeedValue": SeedValue, "LoadImage": LoadImage,
 }
 
 

@@ -12,6 +12,7 @@ import { QueuePanel } from "./panels/queue.js";
 import { Gallery } from "./panels/gallery.js";
 import { Runner } from "./run.js";
 import { autosave, documentFromFile, downloadJson, installDrop, loadAutosave } from "./files.js";
+import { addChoice, imageLoader, uploadImage } from "./upload.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const EMPTY = { version: 1, nodes: {}, ui: { notes: [] } };
@@ -60,11 +61,28 @@ async function main() {
     editor.load(doc, fit || !(doc.ui && doc.ui.view));
     if (what) toast(`Loaded ${what}`, "ok");
   };
-  const openFile = async (/** @type {Blob & {name?: string}} */ file) => {
+  const openFile = async (/** @type {Blob & {name?: string}} */ file, /** @type {[number, number]} */ at = editor.pointer) => {
     try {
       loadDoc(await documentFromFile(file), file.name || "workflow");
     } catch (e) {
+      const loader = imageLoader(defs);
+      if (file.type.startsWith("image/") && loader) return addImage(file, loader, at);
       toast(String(/** @type {Error} */ (e).message || e), "error");
+    }
+  };
+  /** A picture without a workflow: upload it and add a loader node showing it. */
+  const addImage = async (/** @type {Blob} */ file, /** @type {{def: any, input: string}} */ loader, /** @type {[number, number]} */ at) => {
+    try {
+      const name = await uploadImage(file);
+      addChoice(loader.def.inputs.find((/** @type {any} */ i) => i.name === loader.input), name);
+      editor.commit(() => {
+        const n = editor.graph.addNode(loader.def.name, at);
+        n.values[loader.input] = name;
+        editor.selection = new Set([n.id]);
+      });
+      toast(`Uploaded ${name}`, "ok");
+    } catch (e) {
+      toast(String(e), "error");
     }
   };
 
@@ -106,7 +124,7 @@ async function main() {
     const pos = editor.view.toGraph(r.left + 60, r.top + 60);
     editor.commit(() => { editor.selection = new Set([editor.graph.addNote(pos).id]); });
   });
-  installDrop(document.body, openFile);
+  installDrop(document.body, (file, x, y) => openFile(file, editor.view.toGraph(x, y)));
 
   document.addEventListener("keydown", (e) => {
     const ctrl = e.ctrlKey || e.metaKey;

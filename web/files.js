@@ -63,7 +63,7 @@ export function autosave(doc) {
 
 /**
  * Accept files dropped anywhere on the page. @param {HTMLElement} target
- * @param {(file: File) => void} onFile
+ * @param {(file: File, x: number, y: number) => void} onFile
  */
 export function installDrop(target, onFile) {
   target.addEventListener("dragover", (e) => {
@@ -77,6 +77,6 @@ export function installDrop(target, onFile) {
     const file = e.dataTransfer && e.dataTransfer.files[0];
     if (!file) return;
     e.preventDefault();
-    onFile(file);
+    onFile(file, e.clientX, e.clientY);
   });
 }
