@@ -22,13 +22,14 @@ def unet_original_to_diffusers(sd: Mapping[str, torch.Tensor]) -> dict[str, torc
     is_stage_b = "clip_mapper.weight" in sd
     out: dict[str, torch.Tensor] = {}
     for key, value in sd.items():
-        if _IN_PROJ in key:
-            prefix, kind = key.split(_IN_PROJ)
+        dotted = "." + key  # so that a block's own "attention.attn..." keys match too
+        if _IN_PROJ in dotted:
+            prefix, kind = dotted.split(_IN_PROJ)
             for name, part in zip(("to_q", "to_k", "to_v"), value.chunk(3, dim=0)):
-                out[f"{prefix}.attention.{name}.{kind}"] = part
-        elif _OUT_PROJ in key:
-            prefix, kind = key.split(_OUT_PROJ)
-            out[f"{prefix}.attention.to_out.0.{kind}"] = value
+                out[f"{prefix}.attention.{name}.{kind}"[1:]] = part
+        elif _OUT_PROJ in dotted:
+            prefix, kind = dotted.split(_OUT_PROJ)
+            out[f"{prefix}.attention.to_out.0.{kind}"[1:]] = value
         elif is_stage_b and key.startswith("clip_mapper."):
             out["clip_txt_pooled_mapper." + key[len("clip_mapper."):]] = value
         else:
@@ -41,15 +42,16 @@ def unet_diffusers_to_original(sd: Mapping[str, torch.Tensor]) -> dict[str, torc
     is_stage_b = "effnet_mapper.0.weight" in sd
     out: dict[str, torch.Tensor] = {}
     for key, value in sd.items():
-        if ".attention.to_q." in key:
-            prefix, kind = key.split(".attention.to_q.")
-            parts = [sd[f"{prefix}.attention.{n}.{kind}"] for n in ("to_q", "to_k", "to_v")]
-            out[f"{prefix}{_IN_PROJ}{kind}"] = torch.cat(parts, dim=0)
-        elif ".attention.to_k." in key or ".attention.to_v." in key:
+        dotted = "." + key
+        if ".attention.to_q." in dotted:
+            prefix, kind = dotted.split(".attention.to_q.")
+            parts = [sd[f"{prefix}.attention.{n}.{kind}"[1:]] for n in ("to_q", "to_k", "to_v")]
+            out[f"{prefix}{_IN_PROJ}{kind}"[1:]] = torch.cat(parts, dim=0)
+        elif ".attention.to_k." in dotted or ".attention.to_v." in dotted:
             continue
-        elif ".attention.to_out.0." in key:
-            prefix, kind = key.split(".attention.to_out.0.")
-            out[f"{prefix}{_OUT_PROJ}{kind}"] = value
+        elif ".attention.to_out.0." in dotted:
+            prefix, kind = dotted.split(".attention.to_out.0.")
+            out[f"{prefix}{_OUT_PROJ}{kind}"[1:]] = value
         elif is_stage_b and key.startswith("clip_txt_pooled_mapper."):
             out["clip_mapper." + key[len("clip_txt_pooled_mapper."):]] = value
         else:
