@@ -39,6 +39,26 @@ def test_palette_comes_from_object_info_and_double_click_search_adds_a_node(serv
     assert page.errors == []
 
 
+def test_first_visit_opens_the_default_workflow_framed(server, browser):
+    from tests.web_helpers import ROOT
+    default = json.loads((ROOT / "web" / "workflows" / "default.json").read_text())
+    page = open_editor(browser, server["base"])
+    page.wait_for_selector(".node")
+    doc = document(page)
+    assert sorted(doc["nodes"]) == sorted(default["nodes"])
+    assert doc["ui"]["notes"] == default["ui"]["notes"]
+    # Classes the server does not offer are kept (and marked), never dropped or invented.
+    known = set(page.evaluate("() => Object.keys(cascade.editor.graph.defs)"))
+    missing = sorted(i for i, n in default["nodes"].items() if n["class_type"] not in known)
+    shown = sorted(page.locator(".node.missing").evaluate_all("els => els.map(e => e.dataset.nodeId)"))
+    assert shown == missing
+    # Framed: every node lies inside the canvas.
+    canvas = page.locator("#canvas").bounding_box()
+    for box in page.locator(".node").evaluate_all("els => els.map(e => e.getBoundingClientRect().toJSON())"):
+        assert canvas["x"] <= box["x"] and box["x"] + box["width"] <= canvas["x"] + canvas["width"] + 1
+        assert canvas["y"] <= box["y"] and box["y"] + box["height"] <= canvas["y"] + canvas["height"] + 1
+
+
 def test_connect_by_dragging_and_refuse_incompatible_link(server, browser):
     doc = pipeline_document()
     del doc["nodes"]["6"]["inputs"]["positive"]

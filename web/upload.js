@@ -50,3 +50,26 @@ export function pickImageFile() {
     input.click();
   });
 }
+
+/**
+ * The "Upload image…" button of an image picker: uploads the chosen file, adds it to the choices and
+ * hands its name to `onUploaded`.
+ * @param {InputDef} inp @param {(name: string) => void} onUploaded @param {(message: string) => void} onError
+ */
+export function createUploadButton(inp, onUploaded, onError) {
+  const up = document.createElement("button");
+  up.className = "small upload";
+  up.textContent = "Upload image…";
+  up.addEventListener("click", async () => {
+    const file = await pickImageFile();
+    if (!file) return;
+    try {
+      const name = await uploadImage(file);
+      addChoice(inp, name);
+      onUploaded(name);
+    } catch (e) {
+      onError(String(e));
+    }
+  });
+  return up;
+}

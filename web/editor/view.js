@@ -6,7 +6,7 @@
  */
 import { createWidget, createSeedControl } from "./widgets.js";
 import { isSeedInput } from "./graph.js";
-import { addChoice, isImageUpload, pickImageFile, uploadImage } from "../upload.js";
+import { createUploadButton, isImageUpload } from "../upload.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -171,17 +171,8 @@ export class View {
     row.append(createWidget(inp, n.values[inp.name], setValue));
     if (isImageUpload(inp)) {
       row.classList.add("stacked");
-      const up = /** @type {HTMLButtonElement} */ (el("button", "small upload", "Upload image…"));
-      up.addEventListener("click", async () => {
-        const file = await pickImageFile();
-        if (!file) return;
-        try {
-          const name = await uploadImage(file);
-          addChoice(inp, name);
-          this.editor.commit(() => this.graph.setValue(n.id, inp.name, name));
-        } catch (e) { this.editor.toast(String(e), "error"); }
-      });
-      row.append(up);
+      row.append(createUploadButton(inp, (name) => this.editor.commit(() => this.graph.setValue(n.id, inp.name, name)),
+        (msg) => this.editor.toast(msg, "error")));
     }
     if (isSeedInput(inp)) {
       row.classList.add("stacked");
