@@ -65,6 +65,15 @@ def test_truncated_file(tmp_path, stage_b_file):
         load(cut, "stage_b")
 
 
+def test_missing_shard_is_named(tmp_path):
+    folder = write_diffusers(tmp_path / "prior", "stage_c", tiny_model("stage_c"), shards=3)
+    (folder / "diffusion_pytorch_model-00002-of-00003.safetensors").unlink()
+    for entry in (folder, folder / "diffusion_pytorch_model.safetensors.index.json",
+                  folder / "diffusion_pytorch_model-00001-of-00003.safetensors"):
+        with pytest.raises(LoadError, match="missing files: .*00002-of-00003"):
+            load(entry, "stage_c")
+
+
 def test_unreadable_header(tmp_path):
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"hello, this is not a checkpoint at all" * 4)

@@ -63,7 +63,7 @@ class DirTree:
     def files(self) -> list[str]:
         """Relative posix paths of the files (or just the chosen ones)."""
         if self._only is not None:
-            return list(self._only)
+            return [n for n in self._only if (self.root / n).is_file()]
         return sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
 
     def read_bytes(self, rel: str) -> bytes:
