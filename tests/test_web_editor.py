@@ -52,11 +52,19 @@ def test_first_visit_opens_the_default_workflow_framed(server, browser):
     missing = sorted(i for i, n in default["nodes"].items() if n["class_type"] not in known)
     shown = sorted(page.locator(".node.missing").evaluate_all("els => els.map(e => e.dataset.nodeId)"))
     assert shown == missing
-    # Framed: every node lies inside the canvas.
+    # Framed at a legible zoom, starting from the top-left node; "Fit" then shows everything.
     canvas = page.locator("#canvas").bounding_box()
+    assert page.evaluate("() => cascade.editor.graph.view.scale") >= 0.7
+    first = page.locator('.node[data-node-id="1"]').bounding_box()
+    assert canvas["x"] < first["x"] < canvas["x"] + 200 and canvas["y"] < first["y"] < canvas["y"] + canvas["height"] / 2
+    page.locator("#fit-btn").click()
     for box in page.locator(".node").evaluate_all("els => els.map(e => e.getBoundingClientRect().toJSON())"):
         assert canvas["x"] <= box["x"] and box["x"] + box["width"] <= canvas["x"] + canvas["width"] + 1
         assert canvas["y"] <= box["y"] and box["y"] + box["height"] <= canvas["y"] + canvas["height"] + 1
+    # The side panels can be hidden for more room, and that choice sticks.
+    page.locator("#panels-btn").click()
+    assert not page.locator(".sidebar").is_visible()
+    assert page.locator("#canvas").bounding_box()["width"] > canvas["width"]
 
 
 def test_connect_by_dragging_and_refuse_incompatible_link(server, browser):
@@ -232,6 +240,7 @@ def test_validation_error_is_highlighted_on_node_and_input(server, browser):
     doc["nodes"]["2"]["inputs"]["file"] = "missing.safetensors"
     page = open_editor(browser, server["base"], doc)
     assert "(missing)" in page.locator('.node[data-node-id="2"] select').inner_text()
+    assert "missing-value" in page.locator('.node[data-node-id="2"] select').get_attribute("class")
     page.locator("#queue-btn").click()
     page.wait_for_selector('.node[data-node-id="2"].error')
     row = page.locator('.node[data-node-id="2"] .widget-row[data-input="file"]')

@@ -16,6 +16,8 @@ import { addChoice, imageLoader, uploadImage } from "./upload.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const EMPTY = { version: 1, nodes: {}, ui: { notes: [] } };
+/** Smallest zoom at which node text stays legible on a laptop screen. */
+const READABLE_SCALE = 0.7;
 
 /** Show a short message at the bottom of the page. @param {string} text @param {string} kind */
 function toast(text, kind = "info") {
@@ -57,8 +59,10 @@ async function main() {
   editor.addEventListener("viewchange", scheduleSave);
   window.addEventListener("beforeunload", () => autosave(editor.document()));
 
-  const loadDoc = (/** @type {any} */ doc, /** @type {string} */ what, fit = false) => {
-    editor.load(doc, fit || !(doc.ui && doc.ui.view));
+  /** Load a document; `readable` frames it at a legible zoom (first visit, New). */
+  const loadDoc = (/** @type {any} */ doc, /** @type {string} */ what, readable = false) => {
+    editor.load(doc, !readable && !(doc.ui && doc.ui.view));
+    if (readable) editor.fitView(READABLE_SCALE);
     if (what) toast(`Loaded ${what}`, "ok");
   };
   const openFile = async (/** @type {Blob & {name?: string}} */ file, /** @type {[number, number]} */ at = editor.pointer) => {
@@ -113,6 +117,12 @@ async function main() {
   });
   $("new-btn").addEventListener("click", async () => loadDoc(await defaultDocument(), "the default workflow", true));
   $("fit-btn").addEventListener("click", () => { editor.fitView(); scheduleSave(); });
+  const panels = () => { document.body.classList.toggle("hide-sidebar", localStorage.getItem("cascade-studio.panels") === "off"); };
+  $("panels-btn").addEventListener("click", () => {
+    localStorage.setItem("cascade-studio.panels", document.body.classList.contains("hide-sidebar") ? "on" : "off");
+    panels();
+  });
+  panels();
   $("undo-btn").addEventListener("click", () => editor.undo());
   $("redo-btn").addEventListener("click", () => editor.redo());
   $("add-btn").addEventListener("click", () => {

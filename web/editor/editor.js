@@ -105,8 +105,11 @@ export class Editor extends EventTarget {
     });
   }
 
-  /** Pan and zoom so every node and note fits in the canvas. */
-  fitView() {
+  /**
+   * Pan and zoom so every node and note fits in the canvas. When that would make text smaller than
+   * `minScale`, keep `minScale` and show the top-left part instead (readable beats complete).
+   */
+  fitView(minScale = 0.1) {
     const boxes = [];
     for (const [id, e] of this.view.nodeEls) {
       const n = /** @type {import("./graph.js").GNode} */ (this.graph.nodes.get(id));
@@ -118,9 +121,12 @@ export class Editor extends EventTarget {
     const x0 = Math.min(...boxes.map((b) => b[0])), y0 = Math.min(...boxes.map((b) => b[1]));
     const x1 = Math.max(...boxes.map((b) => b[2])), y1 = Math.max(...boxes.map((b) => b[3]));
     const pad = 40;
-    const scale = Math.min(1.25, Math.max(0.1, Math.min((r.width - 2 * pad) / (x1 - x0 || 1), (r.height - 2 * pad) / (y1 - y0 || 1))));
+    const fit = Math.min(1.25, Math.max(0.1, Math.min((r.width - 2 * pad) / (x1 - x0 || 1), (r.height - 2 * pad) / (y1 - y0 || 1))));
+    const scale = Math.max(fit, minScale);
     this.graph.view.scale = scale;
-    this.graph.view.offset = [(r.width - (x1 - x0) * scale) / 2 - x0 * scale, (r.height - (y1 - y0) * scale) / 2 - y0 * scale];
+    this.graph.view.offset = scale > fit
+      ? [pad - x0 * scale, pad - y0 * scale]
+      : [(r.width - (x1 - x0) * scale) / 2 - x0 * scale, (r.height - (y1 - y0) * scale) / 2 - y0 * scale];
     this.view.applyTransform();
   }
 

@@ -67,7 +67,14 @@ export function createWidget(d, value, onChange) {
     }
     t.value = String(value ?? "");
     if (!choices.length) t.append(new Option("(no choices)", ""));
-    t.addEventListener("change", () => onChange(t.value));
+    // A value the server does not offer (a model file not on disk) is kept but flagged.
+    const flag = () => {
+      const missing = t.value !== "" && !(d.choices || []).includes(t.value);
+      t.classList.toggle("missing-value", missing);
+      t.title = missing ? `“${t.value}” is not available on the server` : t.value;
+    };
+    flag();
+    t.addEventListener("change", () => { flag(); onChange(t.value); });
     w = t;
   }
   w.classList.add("widget");
