@@ -100,3 +100,11 @@ def test_demo_lora_applies_to_demo_stage_c(demo_dir):
     plain = stage_c(*args)
     with applied(handle) as patched:
         assert not torch.allclose(patched(*args), plain)
+
+
+def test_inspect_weights_folder_of_original_files(demo_dir, capsys):
+    assert inspect.main([str(demo_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "format: original (folder" in out
+    assert out.count("size preset: tiny") == 6
+    assert "loras/demo_stage_c_lora.safetensors: this is a LoRA" in out

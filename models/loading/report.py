@@ -1,6 +1,7 @@
 """`detect(path) -> FileReport`: what a checkpoint file or folder holds, from headers only."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,20 +71,22 @@ def component_of(c: Candidate) -> Component:
                      tuple(c.problems))
 
 
-def file_format(candidates: list[Candidate], container: str) -> str:
-    """Name the overall format from the components' layouts and prefixes."""
-    if not candidates:
+def file_format(candidates: list[Candidate]) -> str:
+    """Name the overall format from the components' prefixes, layouts and config files."""
+    formats = set()
+    per_group = Counter(c.group.files for c in candidates)
+    for c in candidates:
+        if c.prefix or per_group[c.group.files] > 1:
+            formats.add("all-in-one")
+        elif c.layout == "diffusers" or c.group.config:
+            formats.add("diffusers")
+        else:
+            formats.add("transformers" if c.layout == "transformers" else "original")
+    if not formats:
         return "unknown"
-    if any(c.prefix for c in candidates):
-        return "all-in-one"
-    if any(c.group.config for c in candidates) or container in ("zip", "folder"):
-        return "diffusers"
-    layouts = {c.layout for c in candidates}
-    if layouts == {"transformers"}:
-        return "transformers"
-    if layouts == {"original"}:
-        return "original"
-    return "diffusers" if layouts <= {"diffusers", "transformers"} else "mixed"
+    if len(formats) > 1 and "transformers" in formats:
+        formats.discard("transformers")  # a text encoder beside other files takes their format's name
+    return formats.pop() if len(formats) == 1 else "mixed"
 
 
 def detect(path: str | Path) -> FileReport:
@@ -93,5 +96,5 @@ def detect(path: str | Path) -> FileReport:
     problems = list(s.problems)
     if not comps and not any("not a Stable Cascade" in p or "this is" in p for p in problems):
         problems.append("not a Stable Cascade file")
-    return FileReport(str(path), file_format(s.candidates, s.container), s.container, s.size_bytes, comps,
+    return FileReport(str(path), file_format(s.candidates), s.container, s.size_bytes, comps,
                       tuple(problems))
