@@ -26,7 +26,8 @@ export class QueuePanel {
     this.count = document.createElement("span");
     this.count.className = "queue-count";
     const clear = document.createElement("button");
-    clear.textContent = "Clear pending";
+    clear.textContent = "Clear";
+    clear.title = "Remove every pending job";
     clear.className = "small";
     clear.addEventListener("click", () => this.api.post("/queue", { clear: true }).then(() => this.refresh()));
     head.append(title, this.count, clear);
