@@ -87,6 +87,10 @@ def test_connect_by_dragging_and_refuse_incompatible_link(server, browser):
     assert document(page)["nodes"]["6"]["inputs"]["positive"] == ["4", 0]
     assert page.locator('svg.links path.link[data-link="4:0->6.positive"]').count() == 1
     assert page.locator(".canvas.linking").count() == 0
+    # A plain click on a linked input neither drops the link nor complains.
+    page.mouse.click(*socket_center(page, in_socket("6", "positive")))
+    assert document(page)["nodes"]["6"]["inputs"]["positive"] == ["4", 0]
+    assert page.locator(".toast.error").count() == 1  # only the refusal above
 
 
 def test_link_dropped_on_empty_canvas_offers_compatible_nodes_and_connects(server, browser):

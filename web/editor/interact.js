@@ -57,7 +57,7 @@ export function installInteractions(editor) {
       view.render();
       const src = view.outputSocket(link[0], link[1]);
       const type = editor.graph.outputType(link[0], link[1]) || "*";
-      return { mode: "link", detached: true, pending: { dir: "out", node: link[0], slot: link[1], type }, from: src ? view.socketPos(src) : view.toGraph(e.clientX, e.clientY) };
+      return { mode: "link", detached: true, detachedFrom: [node, input], pending: { dir: "out", node: link[0], slot: link[1], type }, from: src ? view.socketPos(src) : view.toGraph(e.clientX, e.clientY) };
     }
     return { mode: "link", pending: { dir: "in", node, slot: input, type: s.dataset.socketType }, from: view.socketPos(s) };
   };
@@ -66,6 +66,11 @@ export function installInteractions(editor) {
     const p = /** @type {Pending} */ (drag.pending);
     view.drawDragLink(null);
     markSockets(null);
+    if (!drag.marked) {
+      // A click without a drag: nothing to connect; put a picked-up link back.
+      if (drag.detached) editor.commit(() => editor.graph.connect(p.node, Number(p.slot), drag.detachedFrom[0], drag.detachedFrom[1]));
+      return;
+    }
     const under = /** @type {HTMLElement | null} */ (document.elementFromPoint(e.clientX, e.clientY));
     let target = /** @type {HTMLElement | null} */ (under?.closest(".socket") || null);
     const nodeEl = /** @type {HTMLElement | null} */ (under?.closest(".node") || null);
@@ -75,7 +80,12 @@ export function installInteractions(editor) {
     }
     if (target) {
       if (!accepts(p, target)) {
-        editor.toast(`Cannot connect ${p.type} to ${target.dataset.socketType}`, "error");
+        const sameDir = target.classList.contains(p.dir);
+        const sameNode = target.dataset.nodeId === p.node;
+        if (!(sameDir && sameNode)) { // dropping back where it started is just a cancel
+          editor.toast(sameNode ? "A node cannot feed itself" : sameDir ? "Links go from an output to an input"
+            : `Cannot connect ${p.type} to ${target.dataset.socketType}`, "error");
+        }
         target.classList.add("refused");
         setTimeout(() => target?.classList.remove("refused"), 800);
         if (drag.detached) editor.commit(() => {});
