@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 PROMPT = "evening sunset scenery blue sky nature, glass bottle with a fizzy ice cold freezing rainbow liquid in it"
-STAGES = ("load", "text", "stage_c", "stage_b", "stage_a")
+STAGES = ("load", "text", "stage_c", "stage_b", "stage_a", "save")
 
 
 def weight_files(full: bool) -> dict[str, tuple[str, str, torch.dtype]]:
@@ -125,7 +125,7 @@ def run_ours(args: argparse.Namespace) -> dict:
     doc = load_default()
     files = weight_files(args.full)
     stage_of = {"TextEncode": "text", "StageCSampler": "stage_c", "StageBSampler": "stage_b",
-                "StageADecode": "stage_a", "SaveImage": "stage_a"}
+                "StageADecode": "stage_a", "SaveImage": "save"}
     for nid, node in list(doc["nodes"].items()):
         ct, inputs = node["class_type"], node["inputs"]
         kind = {"LoadStageC": "stage_c", "LoadStageB": "stage_b", "LoadTextEncoder": "text_encoder",
@@ -234,8 +234,11 @@ def run_diffusers(args: argparse.Namespace) -> dict:
     with torch.no_grad():
         emb = prior_pipe(prompt=PROMPT, negative_prompt="", height=args.size, width=args.size,
                          num_inference_steps=args.steps_c, guidance_scale=4.0, generator=gen).image_embeddings
-        decoder_pipe(image_embeddings=emb, prompt=PROMPT, negative_prompt="", num_inference_steps=args.steps_b,
-                     guidance_scale=1.1, generator=gen, output_type="pil")
+        images = decoder_pipe(image_embeddings=emb, prompt=PROMPT, negative_prompt="", num_inference_steps=args.steps_b,
+                              guidance_scale=1.1, generator=gen, output_type="pil").images
+    t = time.perf_counter()
+    images[0].save(Path(tempfile.mkdtemp(prefix="bench_out_")) / "diffusers.png", compress_level=4)  # as SaveImage
+    times["save"] = time.perf_counter() - t
     total = time.perf_counter() - start
     return {"total": total, **times, **peak_memory()}
 
