@@ -103,3 +103,60 @@ def test_default_workflow_is_fitted_to_the_weights_folder(weights, tmp_path):
     assert got["LoadStageC"] == "stage_c_bf16.safetensors"
     assert got["LoadStageB"] == "stage_b_lite_bf16.safetensors"
     assert got["LoadStageA"] == "stage_a.safetensors"  # nothing there: the official name stays (and fails clearly)
+
+
+def test_image_to_image_nodes(weights, tmp_path):
+    """LoadImage → EffNetEncode → StageCSampler(init, denoise) → B → A, and Stage A encode/decode."""
+    import torch
+
+    from nodes.env import Env
+    from nodes.registry import NODES
+    from tests.nodes_helpers import tmp_config
+
+    config = tmp_config(tmp_path, weights_dir=weights)
+    env = Env(config)
+    Image.radial_gradient("L").convert("RGB").resize((200, 136)).save(config.input_dir / "in.png")
+    f = {k: env.weight_files(k)[0] for k in ("stage_c", "stage_b", "stage_a", "text_encoder", "effnet")}
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "in.png"}},
+        "2": {"class_type": "LoadEffNet", "inputs": {"file": f["effnet"], "dtype": "auto"}},
+        "3": {"class_type": "EffNetEncode", "inputs": {"effnet": ["2", 0], "image": ["1", 0]}},
+        "4": {"class_type": "LoadTextEncoder", "inputs": {"file": f["text_encoder"], "dtype": "auto"}},
+        "5": {"class_type": "TextEncode", "inputs": {"text_encoder": ["4", 0], "text": "a photo"}},
+        "6": {"class_type": "LoadStageC", "inputs": {"file": f["stage_c"], "dtype": "auto"}},
+        "7": {"class_type": "StageCSampler", "inputs": {
+            "stage_c": ["6", 0], "positive": ["5", 0], "negative": ["5", 0], "width": 1024, "height": 1024,
+            "batch_size": 2, "seed": 3, "steps": 4, "cfg": 2.0, "sampler": "ddpm", "scheduler": "simple",
+            "shift": 2.0, "cfg_rho": 0.7, "denoise": 0.5, "init": ["3", 0]}},
+        "8": {"class_type": "LoadStageB", "inputs": {"file": f["stage_b"], "dtype": "auto"}},
+        "9": {"class_type": "StageBSampler", "inputs": {
+            "stage_b": ["8", 0], "stage_c_latent": ["7", 0], "positive": ["5", 0], "negative": ["5", 0],
+            "seed": 1, "steps": 2, "cfg": 1.1, "sampler": "euler_ancestral", "scheduler": "karras",
+            "shift": 1.0, "cfg_rho": 0.0}},
+        "10": {"class_type": "LoadStageA", "inputs": {"file": f["stage_a"], "dtype": "auto"}},
+        "11": {"class_type": "StageADecode", "inputs": {"stage_a": ["10", 0], "stage_b_latent": ["9", 0]}},
+        "12": {"class_type": "SaveImage", "inputs": {"images": ["11", 0], "filename_prefix": "i2i"}},
+        "13": {"class_type": "StageAEncode", "inputs": {"stage_a": ["10", 0], "image": ["1", 0]}},
+        "14": {"class_type": "StageADecode", "inputs": {"stage_a": ["10", 0], "stage_b_latent": ["13", 0]}},
+        "15": {"class_type": "PreviewImage", "inputs": {"images": ["14", 0]}},
+    }
+    code, images = cli.run_workflow(prompt, config, env, NODES)
+    assert code == 0
+    saved = sorted(p for p in images if p.name.startswith("i2i"))
+    assert len(saved) == 2  # batch of 2 from one init image
+    assert {Image.open(p).size for p in saved} == {(200, 136)}  # the init image's size wins over width/height
+    (preview,) = [p for p in images if p.parent == config.temp_dir]
+    assert Image.open(preview).size == (200, 136)
+    # denoise 0 leaves the init latent untouched
+    from engine.schema import RunContext
+    import threading
+    ctx = RunContext(node_id="7", prompt_id="p", env=env, cancel=threading.Event())
+    (img,) = NODES["LoadImage"]().run(ctx, "in.png")
+    (effnet,) = NODES["LoadEffNet"]().run(ctx, f["effnet"], "auto")
+    (latent,) = NODES["EffNetEncode"]().run(ctx, effnet, img)
+    (te,) = NODES["LoadTextEncoder"]().run(ctx, f["text_encoder"], "auto")
+    (cond,) = NODES["TextEncode"]().run(ctx, te, "")
+    (c,) = NODES["LoadStageC"]().run(ctx, f["stage_c"], "auto")
+    (out,) = NODES["StageCSampler"]().run(ctx, c, cond, cond, 1024, 1024, 1, 0, 3, 4.0, "ddpm", "simple", 2.0, 0.7,
+                                          denoise=0.0, init=latent)
+    assert torch.equal(out.samples, latent.samples) and (out.height, out.width) == (136, 200)
