@@ -89,34 +89,37 @@ def _candidate(f: rules.Found, group: Group, source: PlannedSource, config_json:
                resolve: bool = True) -> Candidate:
     """Resolve the config: config.json when it describes this network, else the matching preset."""
     where = group.label + (f" [{f.prefix}*]" if f.prefix else "")
-    problems: list[str] = []
-    config, preset = None, None
-    if not resolve:
-        return Candidate(f.kind, f.layout, where, group, f.prefix, source, rules.guess_preset(f.kind, source.infos()),
-                         None, problems)
-    spec = network_spec(f.kind)
     infos = source.infos()
+    guess = rules.guess_preset(f.kind, infos)
+    problems: list[str] = []
+    if not resolve:
+        return Candidate(f.kind, f.layout, where, group, f.prefix, source, guess, None, problems)
+    spec = network_spec(f.kind)
+    config = None
     if config_json is not None and not f.prefix:
-        try:
-            config = config_from_json(f.kind, config_json)
-        except LoadError as e:
-            problems.append(str(e))
-        if config is not None:
-            preset = next((n for n, p in spec.presets.items() if p == config), None)
-            if not preset:
-                preset = match_preset(spec, infos, rules.guess_preset(f.kind, infos))
-            bad = shape_problems(expected_shapes(spec, config), infos)
-            if bad:
-                problems.append("config.json does not match the weights: " + "; ".join(bad))
-                config = None
+        config = _config_from_json(spec, config_json, infos, problems)
+    preset = next((n for n, p in spec.presets.items() if p == config), None) if config is not None else None
+    preset = preset or match_preset(spec, infos, guess)
+    if config is None and preset is not None:
+        config = spec.presets[preset]
     if config is None:
-        preset = match_preset(spec, infos, rules.guess_preset(f.kind, infos))
-        if preset is None:
-            problems.append(f"the shapes match no known {KIND_TITLES[f.kind]} size ({', '.join(spec.presets)})")
-            closest = closest_preset(spec, infos, rules.guess_preset(f.kind, infos))
-            if closest is not None:
-                diff = shape_problems(expected_shapes(spec, spec.presets[closest]), infos)
-                problems.append(f"compared with the {closest} size: " + "; ".join(diff))
-        else:
-            config = spec.presets[preset]
+        problems.append(f"the shapes match no known {KIND_TITLES[f.kind]} size ({', '.join(spec.presets)})")
+        closest = closest_preset(spec, infos, guess)
+        if closest is not None:
+            diff = shape_problems(expected_shapes(spec, spec.presets[closest]), infos)
+            problems.append(f"compared with the {closest} size: " + "; ".join(diff))
     return Candidate(f.kind, f.layout, where, group, f.prefix, source, preset, config, problems)
+
+
+def _config_from_json(spec, config_json: dict, infos, problems: list[str]):
+    """Our config from config.json, verified against the weights' shapes (None, with a problem, if not)."""
+    try:
+        config = config_from_json(spec.kind, config_json)
+    except LoadError as e:
+        problems.append(str(e))
+        return None
+    bad = shape_problems(expected_shapes(spec, config), infos) if config is not None else []
+    if bad:
+        problems.append("config.json does not match the weights: " + "; ".join(bad))
+        return None
+    return config
