@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from torch import nn
 from nodes import weights
 from nodes.residency import ModelManager
 from nodes.types import KIND_FOLDERS
+
+log = logging.getLogger("cascade.weights")
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 DTYPE_CHOICES = ("auto", "bf16", "fp32", "fp16")
@@ -63,6 +66,11 @@ class Env:
                                    skeleton_fn=None if load_fn else _skeleton)
         if getattr(config, "demo", False):
             self.ensure_demo_weights()
+        # The server configures logging at start-up, so this is how `python server.py` tells a newcomer
+        # what it found and which official files go where; tests and library use stay quiet.
+        missing = weights.missing_official(self.weights_dir)
+        log.log(logging.WARNING if missing and not getattr(config, "demo", False) else logging.INFO,
+                "%s", self.weights_report())
 
     # -- weights folder ------------------------------------------------------------------------
     def ensure_demo_weights(self) -> list[Path]:

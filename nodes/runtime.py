@@ -31,3 +31,8 @@ def module_device(module: nn.Module) -> torch.device:
         return p.device
     return torch.device("cpu")
 
+
+
+def item_seeds(seed: int, batch: int) -> list[int]:
+    """Seed of each batch item (seed + i, wrapped into the 64-bit range torch generators accept)."""
+    return [(seed + i) % (1 << 64) for i in range(batch)]

@@ -5,9 +5,9 @@ import torch
 
 from engine.schema import Input, Node, Output, RunContext
 from models.patching import ModelHandle
-from models.sampling import batch_seeds, guided_eps, sample, stage_b_hw
+from models.sampling import guided_eps, sample, stage_b_hw
 from nodes import types as T
-from nodes.runtime import module_device, module_dtype, using
+from nodes.runtime import item_seeds, module_device, module_dtype, using
 from nodes.sampling_inputs import preview_callback, sampler_inputs, seed_input
 
 
@@ -43,5 +43,5 @@ class StageBSampler(Node):
             uncond = {"effnet": torch.zeros_like(effnet), "clip": neg.pooled.to(device)}
             x0 = sample(guided_eps(net, cond, uncond, cfg, cfg_rho), (batch, 4, h, w),
                         sampler=sampler, scheduler=scheduler, steps=steps, shift=shift,
-                        seeds=batch_seeds(seed, batch), device=device, dtype=module_dtype(net), callback=callback)
+                        seeds=item_seeds(seed, batch), device=device, dtype=module_dtype(net), callback=callback)
         return (x0.float().cpu(),)

@@ -5,9 +5,9 @@ import torch
 
 from engine.schema import Input, Node, Output, RunContext
 from models.patching import ModelHandle
-from models.sampling import batch_seeds, guided_eps, sample, stage_c_hw
+from models.sampling import guided_eps, sample, stage_c_hw
 from nodes import types as T
-from nodes.runtime import module_device, module_dtype, using
+from nodes.runtime import item_seeds, module_device, module_dtype, using
 from nodes.sampling_inputs import env_preview_size, preview_callback, sampler_inputs, seed_input
 
 CLIP_IMG_DIM = 768  # CLIP ViT-L/14 image embedding width; zeros unless doing image variation
@@ -62,6 +62,6 @@ class StageCSampler(Node):
             x0 = sample(guided_eps(net, cond, uncond, cfg, cfg_rho), (batch_size, 16, h, w),
                         sampler=sampler, scheduler=scheduler, steps=steps, shift=shift, denoise=denoise,
                         init=None if init_samples is None else init_samples.to(device),
-                        seeds=batch_seeds(seed, batch_size), device=device, dtype=module_dtype(net),
+                        seeds=item_seeds(seed, batch_size), device=device, dtype=module_dtype(net),
                         callback=callback)
         return (T.StageCLatent(x0.float().cpu(), height, width),)

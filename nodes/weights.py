@@ -75,7 +75,8 @@ def guidance(weights_dir: Path) -> str:
         lines.append(f"  {folder}/: {', '.join(names) if names else '(empty)'}")
     missing = missing_official(weights_dir)
     if missing:
-        lines.append("Missing official files (download from the Stable Cascade repo and place them as shown):")
+        lines.append("Missing official files (download from the Stable Cascade repo and place them as shown; "
+                     "for stage_c/ and stage_b/ one file each is enough, full or lite):")
         for o in missing:
             note = f"  — {o.note}" if o.note else ""
             lines.append(f"  {weights_dir / o.folder / o.name}  ({o.size}, from {o.source}){note}")
