@@ -82,6 +82,10 @@ def test_unreadable_header(tmp_path):
     bad.write_bytes((20).to_bytes(8, "little") + b"{not json at all!!!}")
     with pytest.raises(LoadError, match="unreadable safetensors header"):
         detect(bad)
+    header = b'{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,8]}}'
+    bad.write_bytes(len(header).to_bytes(8, "little") + header + bytes(8))
+    with pytest.raises(LoadError, match="corrupt safetensors header: 'w' has 8 bytes for shape \\[4\\]"):
+        detect(bad)
     missing = tmp_path / "nope.safetensors"
     with pytest.raises(LoadError, match="no such file"):
         load(missing, "stage_c")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 
 from .errors import LoadError
 
@@ -81,6 +81,11 @@ def parse_header(head: bytes, total_size: int, name: str) -> Header:
             lo, hi = (int(v) for v in entry["data_offsets"])
         except (KeyError, TypeError, ValueError):
             raise LoadError(f"{name}: unreadable safetensors header entry for {key!r}") from None
+        numel = 1
+        for d in shape:
+            numel *= d
+        if lo > hi or hi - lo != numel * dtype.itemsize:
+            raise LoadError(f"{name}: corrupt safetensors header: {key!r} has {hi - lo} bytes for shape {list(shape)}")
         infos[key], ranges[key] = TensorInfo(dtype, shape), (lo, hi)
         end = max(end, hi)
     data_size = total_size - 8 - n
@@ -92,13 +97,16 @@ def parse_header(head: bytes, total_size: int, name: str) -> Header:
 
 def read_file_header(path: Path) -> Header:
     """Read and validate the header of a safetensors file on disk (reads only the header bytes)."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) == 8:
-            (n,) = struct.unpack("<Q", head)
-            if n <= MAX_HEADER:
-                head += f.read(n)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) == 8:
+                (n,) = struct.unpack("<Q", head)
+                if n <= MAX_HEADER:
+                    head += f.read(n)
+    except OSError as e:
+        raise LoadError(f"{path.name}: cannot read the file ({e.strerror or e})") from None
     return parse_header(head, size, path.name)
 
 
@@ -117,9 +125,12 @@ class SafetensorsFile:
 
     def get(self, key: str) -> torch.Tensor:
         """Read one tensor (safe_open maps the file; nothing is unpickled)."""
-        if self._handle is None:
-            self._handle = safe_open(str(self.path), framework="pt", device="cpu")
-        return self._handle.get_tensor(key)
+        try:
+            if self._handle is None:
+                self._handle = safe_open(str(self.path), framework="pt", device="cpu")
+            return self._handle.get_tensor(key)
+        except (SafetensorError, OSError) as e:
+            raise LoadError(f"{self.name}: could not read tensor {key!r} ({e}); the file may be damaged") from None
 
 
 class MappedSafetensors:
