@@ -100,7 +100,7 @@ class Env:
 
     def weights_report(self) -> str:
         """Start-up text: what was found and which official files are missing (names, sizes, places)."""
-        return weights.guidance(self.weights_dir)
+        return weights.guidance(self.weights_dir, demo=bool(getattr(self.config, "demo", False)))
 
     def default_workflow(self) -> dict:
         """The shipped default workflow with loader files fitted to this weights folder (and --demo)."""

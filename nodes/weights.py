@@ -67,7 +67,7 @@ def missing_official(weights_dir: Path) -> list[OfficialFile]:
     return [o for o in OFFICIAL_FILES if not have_real.get(o.folder) and o.name not in found.get(o.folder, [])]
 
 
-def guidance(weights_dir: Path) -> str:
+def guidance(weights_dir: Path, *, demo: bool = False) -> str:
     """Human-readable report: what was found, and which official files to put where."""
     weights_dir = Path(weights_dir)
     lines = [f"Weights folder: {weights_dir.resolve()}"]
@@ -80,7 +80,8 @@ def guidance(weights_dir: Path) -> str:
         for o in missing:
             note = f"  — {o.note}" if o.note else ""
             lines.append(f"  {weights_dir / o.folder / o.name}  ({o.size}, from {o.source}){note}")
-        lines.append("Or run with --demo to try the whole flow with tiny random demo weights.")
+        if not demo:
+            lines.append("Or run with --demo to try the whole flow with tiny random demo weights.")
     return "\n".join(lines)
 
 
