@@ -48,7 +48,7 @@ class StageCSampler(Node):
         elif denoise < 1.0:
             ctx.warn("denoise < 1 without an init latent starts from noise anyway; running the full schedule")
             denoise = 1.0
-        h, w = stage_c_hw(width, height)
+        h, w = stage_c_hw(width, height) if init_samples is None else tuple(init_samples.shape[-2:])
         callback = preview_callback(ctx, previewer, env_preview_size(ctx.env))
         with using(ctx.env, stage_c) as net:
             device = module_device(net)
