@@ -14,6 +14,19 @@ import torch.nn.functional as F
 from torch import nn
 
 
+# oneDNN can apply the exact (erf) GELU inside the matmul epilogue, saving a full pass over the
+# 4x-wide activation; measured 7.0 vs 10.8 ms for a Stage B level-0 MLP on a 16-core AMX Xeon.
+_FUSED_LINEAR_GELU = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+def linear_gelu(x: torch.Tensor, lin: nn.Linear) -> torch.Tensor:
+    """GELU(lin(x)); fused by oneDNN for bf16 CPU inference, plain ops otherwise."""
+    if _FUSED_LINEAR_GELU and x.dtype == torch.bfloat16 and x.device.type == "cpu" and not torch.is_grad_enabled():
+        y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), lin.weight, lin.bias, "gelu", [], "none")
+        return y.view(*x.shape[:-1], y.shape[-1])
+    return F.gelu(lin(x))
+
+
 def nhwc(x: torch.Tensor) -> torch.Tensor:
     """View a logical NCHW tensor as NHWC (free when x is stored channels-last)."""
     return x.permute(0, 2, 3, 1)
@@ -59,12 +72,16 @@ class GlobalResponseNorm(nn.Module):
         self.gamma = nn.Parameter(torch.zeros(1, 1, 1, dim))
         self.beta = nn.Parameter(torch.zeros(1, 1, 1, dim))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Rewritten as x * (1 + gamma * N) + beta: one pass over x instead of four."""
+    def scale(self, x: torch.Tensor) -> torch.Tensor:
+        """The per-(batch, channel) factor s = 1 + gamma * N, so that GRN(x) = x * s + beta."""
         # Sum of squares + sqrt is ~4x faster on CPU than torch.norm / vector_norm over (H, W).
         g = (x * x).sum(dim=(1, 2), keepdim=True).sqrt()
         n = g / (g.mean(dim=-1, keepdim=True) + 1e-6)
-        return torch.addcmul(self.beta, x, torch.addcmul(torch.ones_like(n), self.gamma, n))
+        return torch.addcmul(torch.ones_like(n), self.gamma, n)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Rewritten as x * (1 + gamma * N) + beta: one pass over x instead of four."""
+        return torch.addcmul(self.beta, x, self.scale(x))
 
 
 class ResBlock(nn.Module):
@@ -87,11 +104,26 @@ class ResBlock(nn.Module):
         if x_skip is not None:
             h = torch.cat([h, nhwc(x_skip)], dim=-1)
         cw = self.channelwise
-        h = cw[2](cw[1](cw[0](h)))
-        if self.training:
-            h = cw[3](h)
-        h = cw[4](h)
+        h = linear_gelu(h, cw[0])
+        b, hh, ww, c4 = h.shape
+        if not self.training and hh * ww > c4 // 4:
+            return nchw(self._grn_folded_out(h, x).view(b, hh, ww, -1))
+        h = cw[4](cw[3](cw[2](h)))
         return nchw(h.add_(nhwc(x)))
+
+    def _grn_folded_out(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Linear4(GRN(h)) + x with the GRN scale folded into per-item weights (no pass over h).
+
+        Worth it when there are more pixels than channels (Stage B's big levels): scaling the
+        [c, 4c] weight per batch item is then cheaper than rewriting the [H*W, 4c] activation.
+        """
+        grn, lin = self.channelwise[2], self.channelwise[4]
+        b, hh, ww, c4 = h.shape
+        s = grn.scale(h).view(b, 1, c4)
+        w = lin.weight[None] * s  # [b, c, 4c]
+        bias = F.linear(grn.beta.view(1, c4), lin.weight, lin.bias)  # beta @ W^T + b  -> [1, c]
+        res = nhwc(x).reshape(b, hh * ww, -1) + bias
+        return torch.baddbmm(res, h.view(b, hh * ww, c4), w.transpose(1, 2))
 
 
 class TimestepBlock(nn.Module):
