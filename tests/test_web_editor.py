@@ -173,6 +173,7 @@ def test_queue_shows_progress_preview_and_result_then_png_drop_restores_graph(se
     page.wait_for_selector('.node[data-node-id="6"] .node-images img.preview', timeout=10000)
     page.wait_for_function("() => parseFloat(document.querySelector('.node[data-node-id=\"6\"] .node-progress .bar').style.width) > 0")
     page.locator(".queue-list li.job.running").wait_for()
+    page.wait_for_function("() => /node #6 \\d+\\/8/.test(document.querySelector('.queue-list li.running .job-progress')?.textContent || '')")
     result = page.locator('.node[data-node-id="8"] .node-images img.result')
     result.wait_for(timeout=15000)
     page.wait_for_function("() => document.querySelector('.node[data-node-id=\"8\"] img.result').naturalWidth === 64")
@@ -186,6 +187,14 @@ def test_queue_shows_progress_preview_and_result_then_png_drop_restores_graph(se
     page.evaluate("() => cascade.editor.load({version: 1, nodes: {}, ui: {notes: []}})")
     assert page.locator(".node").count() == 0
     drop_file(page, "result.png", png, "image/png")
+    page.wait_for_function("() => Object.keys(cascade.editor.document().nodes).length === 8")
+    assert strip_view(document(page))["nodes"] == strip_view(sent)["nodes"]
+    # The history panel lists the finished job; "Load" reopens the workflow it ran.
+    done = page.locator(".history-list li.job.done")
+    done.first.wait_for()
+    assert "1 image" in done.first.inner_text()
+    page.evaluate("() => cascade.editor.load({version: 1, nodes: {}, ui: {notes: []}})")
+    done.first.locator("button", has_text="Load").click()
     page.wait_for_function("() => Object.keys(cascade.editor.document().nodes).length === 8")
     assert strip_view(document(page))["nodes"] == strip_view(sent)["nodes"]
     # The gallery's "Load its workflow" does the same from a thumbnail.
@@ -272,8 +281,10 @@ def test_cancel_pending_and_interrupt_running(server, browser):
     page.locator(".toast", has_text="interrupted").wait_for(timeout=10000)
     page.wait_for_selector(".node.running", state="detached")
     assert time.monotonic() - started < 10
+    page.locator(".queue-list li.job").first.wait_for(state="detached")
     assert page.locator(".queue-list li.job").count() == 0
     assert page.locator('.node[data-node-id="8"] img.result').count() == 0
+    page.locator(".history-list li.job.interrupted").first.wait_for()
 
 
 def test_copy_paste_notes_rename_and_autosave_reload(server, browser):

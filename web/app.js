@@ -10,6 +10,7 @@ import { installInteractions, isEditingField } from "./editor/interact.js";
 import { installClipboard } from "./editor/clipboard.js";
 import { QueuePanel } from "./panels/queue.js";
 import { Gallery } from "./panels/gallery.js";
+import { HistoryPanel } from "./panels/history.js";
 import { Runner } from "./run.js";
 import { autosave, documentFromFile, downloadJson, installDrop, loadAutosave } from "./files.js";
 import { addChoice, imageLoader, uploadImage } from "./upload.js";
@@ -92,6 +93,7 @@ async function main() {
 
   const gallery = new Gallery($("gallery-panel"), api, async (url) => openFile(await (await fetch(url)).blob()));
   const queuePanel = new QueuePanel($("queue-panel"), api);
+  const historyPanel = new HistoryPanel($("history-panel"), api, (doc) => loadDoc(doc, "the job's workflow"));
   const runner = new Runner(editor, api, gallery);
   api.addEventListener("connected", () => $("conn").classList.add("on"));
   api.addEventListener("disconnected", () => $("conn").classList.remove("on"));
@@ -100,6 +102,7 @@ async function main() {
   const saved = loadAutosave();
   loadDoc(saved || (await defaultDocument()), "", !saved); // first visit: frame the default workflow
   gallery.loadHistory();
+  historyPanel.refresh();
   queuePanel.refresh();
 
   const queue = async (front = false) => { await runner.queue(front); queuePanel.refresh(); };

@@ -38,7 +38,8 @@ export class Editor extends EventTarget {
   load(doc, fit = !(doc.ui && doc.ui.view)) {
     this.graph.load(doc);
     this.selection.clear();
-    this.view.status.errors = {};
+    // Decorations belong to the previous workflow's nodes (ids repeat across workflows).
+    Object.assign(this.view.status, { errors: {}, images: {}, previews: {}, progress: {} });
     this.view.render();
     if (fit) this.fitView();
     this.history.reset(this.snapshot());

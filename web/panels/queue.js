@@ -34,6 +34,13 @@ export class QueuePanel {
     host.append(head, this.list);
     /** Progress of the running job, shown in its row. */
     this.progress = "";
+    api.addEventListener("progress", (e) => {
+      const d = /** @type {CustomEvent} */ (e).detail;
+      this.progress = `node #${d.node} ${d.value}/${d.max}`;
+      const label = this.list.querySelector("li.running .job-progress");
+      if (label) label.textContent = this.progress;
+    });
+    api.addEventListener("execution_start", () => { this.progress = ""; });
     api.addEventListener("status", () => this.refresh());
     api.addEventListener("connected", () => this.refresh());
   }
@@ -58,7 +65,7 @@ export class QueuePanel {
     li.dataset.promptId = it.id;
     const label = document.createElement("span");
     label.className = "job-label";
-    label.textContent = `${running ? "▶ running" : "⏳ pending"} · ${Object.keys(it.prompt).length} nodes · ${it.id.slice(0, 8)}`;
+    label.textContent = `${running ? "▶" : "⏳"} ${Object.keys(it.prompt).length} nodes · ${it.id.slice(0, 8)}`;
     const btn = document.createElement("button");
     btn.className = "small danger";
     btn.textContent = running ? "Interrupt" : "Cancel";
@@ -68,7 +75,9 @@ export class QueuePanel {
       else await this.api.cancel([it.id]);
       this.refresh();
     });
-    li.append(label, btn);
+    li.append(label);
+    if (running) li.append(Object.assign(document.createElement("span"), { className: "job-progress", textContent: this.progress }));
+    li.append(btn);
     return li;
   }
 }
