@@ -65,7 +65,7 @@ export class QueuePanel {
     li.dataset.promptId = it.id;
     const label = document.createElement("span");
     label.className = "job-label";
-    label.textContent = `${running ? "▶" : "⏳"} ${Object.keys(it.prompt).length} nodes · ${it.id.slice(0, 8)}`;
+    label.textContent = `${running ? "▶" : "waiting ·"} ${Object.keys(it.prompt).length} nodes · ${it.id.slice(0, 8)}`;
     const btn = document.createElement("button");
     btn.className = "small danger";
     btn.textContent = running ? "Interrupt" : "Cancel";
