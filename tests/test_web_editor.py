@@ -222,6 +222,15 @@ def test_png_with_only_a_prompt_chunk_is_rebuilt_with_layout(server, browser):
     xs = {i: n["ui"]["pos"][0] for i, n in doc["nodes"].items()}
     assert xs["1"] < xs["4"] < xs["6"] < xs["7"] < xs["8"]  # laid out left to right along the links
     assert page.locator("svg.links path.link").count() == 8
+    # Dropping the same prompt as an API-format JSON file does the same.
+    page.evaluate("() => cascade.editor.load({version: 1, nodes: {}, ui: {notes: []}})")
+    drop_file(page, "api.json", json.dumps(api).encode(), "application/json")
+    page.wait_for_function("() => Object.keys(cascade.editor.document().nodes).length === 8")
+    assert page.evaluate("() => cascade.editor.graph.toApiPrompt()") == api
+    # A JSON that is no workflow is refused with a message, leaving the graph alone.
+    drop_file(page, "other.json", b'{"hello": 1}', "application/json")
+    page.locator(".toast.error", has_text="not a workflow").wait_for()
+    assert len(document(page)["nodes"]) == 8
 
 
 def test_plain_image_drop_uploads_it_and_adds_a_loader(server, browser):
