@@ -87,3 +87,19 @@ def test_missing_weights_guidance_names_files_and_sizes(env):
     assert env.weight_files("stage_c") == ["stage_c_lite_bf16.safetensors"]
     assert "stage_c_bf16.safetensors" not in env.weights_report()  # that kind is satisfied now
     assert env.weight_path("stage_c", "../stage_b/x.safetensors") is None
+
+
+def test_shipped_default_workflow_has_the_official_settings():
+    from nodes.registry import NODES
+    from nodes.workflows import load_default
+
+    doc = load_default()
+    by_type = {n["class_type"]: n for n in doc["nodes"].values()}
+    assert set(by_type) <= set(NODES) and doc["version"] == 1
+    c, b = by_type["StageCSampler"]["inputs"], by_type["StageBSampler"]["inputs"]
+    assert (c["steps"], c["cfg"], c["shift"], c["width"], c["height"]) == (20, 4.0, 2.0, 1024, 1024)
+    assert (b["steps"], b["cfg"], b["shift"]) == (10, 1.1, 1.0)
+    assert c["sampler"] == b["sampler"] == "ddpm" and c["cfg_rho"] == b["cfg_rho"] == 0.7
+    xs = [by_type[t]["ui"]["pos"][0] for t in ("LoadStageC", "TextEncode", "StageCSampler", "StageBSampler",
+                                               "StageADecode", "SaveImage")]
+    assert xs == sorted(xs)  # reads left to right
