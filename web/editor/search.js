@@ -36,7 +36,9 @@ export function fuzzyScore(query, text) {
 export function rank(cands, query) {
   const scored = cands.map((c) => {
     const d = c.def;
-    const s = Math.max(fuzzyScore(query, d.displayName) + 1, fuzzyScore(query, d.name), fuzzyScore(query, `${d.category} ${d.displayName}`) - 1);
+    // Display-name hits rank above class-name hits, which rank above category hits.
+    const hit = (/** @type {number} */ v, /** @type {number} */ bonus) => (v < 0 ? -1 : v + bonus);
+    const s = Math.max(hit(fuzzyScore(query, d.displayName), 2), hit(fuzzyScore(query, d.name), 1), hit(fuzzyScore(query, `${d.category} ${d.displayName}`), 0));
     return { c, s };
   });
   return scored.filter((x) => x.s >= 0).sort((a, b) => b.s - a.s || a.c.def.displayName.localeCompare(b.c.def.displayName)).map((x) => x.c);
