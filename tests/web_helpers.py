@@ -3,7 +3,6 @@ headless Debian Chromium driven by Playwright (never `playwright install`)."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -116,4 +115,4 @@ def strip_view(doc: dict) -> dict:
 
 
 __all__ = ["server", "browser", "open_editor", "document", "socket_center", "drag", "out_socket",
-           "in_socket", "empty_spot", "drop_file", "strip_view", "shutil"]
+           "in_socket", "empty_spot", "drop_file", "strip_view"]
