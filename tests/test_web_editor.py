@@ -373,3 +373,21 @@ def test_links_stay_on_sockets_when_zoomed_and_on_hidpi(server, browser):
     for end, sel in zip(ends, [out_socket("4"), in_socket("6", "positive")]):
         cx, cy = socket_center(page, sel)
         assert abs(end[0] - cx) < 1.5 and abs(end[1] - cy) < 1.5, (end, (cx, cy))
+
+
+def test_two_finger_pinch_zooms(server, browser):
+    page = open_editor(browser, server["base"], pipeline_document(), has_touch=True)
+    before = page.evaluate("() => cascade.editor.graph.view.scale")
+    cdp = page.context.new_cdp_session(page)
+    x, y = empty_spot(page)
+    x += 100
+
+    def fingers(d):
+        return [{"x": x - d, "y": y, "id": 1}, {"x": x + d, "y": y, "id": 2}]
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": fingers(40)})
+    for d in range(45, 85, 5):
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": fingers(d)})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    after = page.evaluate("() => cascade.editor.graph.view.scale")
+    assert after == pytest.approx(before * 80 / 40, rel=0.1)  # fingers twice as far apart
+    assert page.errors == []

@@ -106,7 +106,7 @@ export function installInteractions(editor) {
   root.addEventListener("pointerdown", (e) => {
     const t = /** @type {HTMLElement} */ (e.target);
     if (e.pointerType === "touch") touches.set(e.pointerId, [e.clientX, e.clientY]);
-    if (touches.size === 2) { drag = { mode: "pinch", dist: pinchDistance() }; return; }
+    if (touches.size === 2) { drag = { mode: "pinch", dist: pinchDistance(), last: [e.clientX, e.clientY] }; return; }
     if (t.closest(FIELD) && !t.classList.contains("socket")) return;
     root.focus({ preventScroll: true });
     const item = /** @type {HTMLElement | null} */ (t.closest(".node, .note"));
