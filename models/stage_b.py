@@ -83,10 +83,12 @@ class StageB(CascadeUNet):
 
     def forward(self, x: torch.Tensor, r: torch.Tensor, effnet: torch.Tensor, clip: torch.Tensor,
                 pixels: torch.Tensor | None = None, sca: torch.Tensor | None = None) -> torch.Tensor:
-        """x [B,4,H/4,W/4], r [B], effnet [B,16,h,w], clip [B,1,1280] -> eps in x's dtype."""
+        """x [B,4,H/4,W/4], r [B] (or a scalar), effnet [B,16,h,w], clip [B,1,1280] -> eps in x's dtype."""
         dtype = model_dtype(self)
         in_dtype = x.dtype
         b = x.shape[0]
+        r = torch.as_tensor(r, device=x.device)
+        r = r.expand(b) if r.dim() == 0 else r
         r_embed = r_embedding(r, self.config.c_r)
         for name in self.config.t_conds:
             cond = sca if name == "sca" else None

@@ -83,14 +83,21 @@ class StageC(CascadeUNet):
         return self.clip_norm(torch.cat([txt, pooled, img], dim=1))
 
     def forward(self, x: torch.Tensor, r: torch.Tensor, clip_text: torch.Tensor,
-                clip_text_pooled: torch.Tensor, clip_img: torch.Tensor, sca: torch.Tensor | None = None,
-                crp: torch.Tensor | None = None) -> torch.Tensor:
-        """x [B,16,h,w], r [B] -> eps [B,16,h,w] in x's dtype (computed in the weights' dtype)."""
+                clip_text_pooled: torch.Tensor, clip_img: torch.Tensor | None = None,
+                sca: torch.Tensor | None = None, crp: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B,16,h,w], r [B] (or a scalar) -> eps [B,16,h,w] in x's dtype (computed in the weights' dtype).
+
+        clip_img None means no image conditioning: zeros [B,1,c_clip_img], as the official text-to-image path.
+        """
         dtype = model_dtype(self)
         if dtype == torch.float16:
             raise TypeError("Stage C must not run in float16: its activations overflow (NaN/black images). "
                             "Use bfloat16 or float32.")
         in_dtype = x.dtype
+        r = torch.as_tensor(r, device=x.device)
+        r = r.expand(x.shape[0]) if r.dim() == 0 else r
+        if clip_img is None:
+            clip_img = x.new_zeros(x.shape[0], 1, self.config.c_clip_img)
         r_embed = r_embedding(r, self.config.c_r)
         for name in self.config.t_conds:
             cond = {"sca": sca, "crp": crp}.get(name)

@@ -104,3 +104,13 @@ def test_fused_linear_gelu_matches_plain_ops():
     assert fused.shape == plain.shape == (2, 5, 7, 64) and fused.dtype == torch.bfloat16
     assert float((fused.float() - ref).norm() / ref.norm()) < 8e-3
     assert float((plain.float() - ref).norm() / ref.norm()) < 8e-3
+
+
+def test_scalar_r_and_missing_clip_img():
+    """A scalar r is broadcast over the batch; clip_img=None is the zero image embedding."""
+    m = randomize_(StageC(STAGE_C_PRESETS["tiny"])).eval()
+    x, txt, pooled = torch.randn(2, 16, 4, 4), torch.randn(2, 77, 32), torch.randn(2, 1, 32)
+    with torch.no_grad():
+        full = m(x, torch.full((2,), 0.3), txt, pooled, torch.zeros(2, 1, 768))
+        short = m(x, torch.tensor(0.3), txt, pooled)
+    assert torch.equal(full, short)
