@@ -22,7 +22,7 @@ def test_palette_comes_from_object_info_and_double_click_search_adds_a_node(serv
     search.wait_for()
     names = page.locator(".search-popup li").evaluate_all("els => els.map(e => e.dataset.type).sort()")
     assert names == sorted(["LoadStageC", "LoadTextEncoder", "LoadStageA", "TextEncode", "StageCSampler",
-                            "StageADecode", "SaveImage", "SeedValue", "LoadImage"])
+                            "StageADecode", "SaveImage", "SeedValue", "LoadImage", "Explode"])
     search.fill("stgc smp")  # fuzzy: letters in order
     assert page.locator(".search-popup li").first.get_attribute("data-type") == "StageCSampler"
     search.press("Enter")
@@ -98,7 +98,8 @@ def test_link_dropped_on_empty_canvas_offers_compatible_nodes_and_connects(serve
     drag(page, socket_center(page, out_socket("7")), empty_spot(page))
     page.locator(".search-popup").wait_for()
     offered = page.locator(".search-popup li").evaluate_all("els => els.map(e => e.dataset.type)")
-    assert offered == ["SaveImage"]  # the only class taking an IMAGE
+    assert sorted(offered) == ["Explode", "SaveImage"]  # the only classes taking an IMAGE
+    page.locator(".search-popup input").fill("save")
     page.locator(".search-popup input").press("Enter")
     doc = document(page)
     new = [i for i, n in doc["nodes"].items() if n["class_type"] == "SaveImage" and i != "8"]
@@ -149,7 +150,7 @@ def test_save_and_reopen_json(server, browser, tmp_path):
     page.locator('.node[data-node-id="4"] textarea').fill("a red fox")
     page.locator('.node[data-node-id="4"] textarea').press("Tab")
     with page.expect_download() as info:
-        page.locator("#save-btn").click()
+        page.keyboard.press("Control+s")
     path = tmp_path / "saved.json"
     info.value.save_as(path)
     saved = json.loads(path.read_text())
@@ -271,6 +272,19 @@ def test_validation_error_is_highlighted_on_node_and_input(server, browser):
     assert page.locator(".node.error").count() == 1
     page.locator(".toast.error", has_text="Cannot queue").wait_for()
     assert page.locator(".queue-list li.job").count() == 0
+
+
+def test_run_time_error_is_shown_on_the_failing_node(server, browser):
+    doc = pipeline_document(delay=0.0, steps=1)
+    doc["nodes"]["8"] = {"class_type": "Explode", "inputs": {"images": ["7", 0], "message": "disk on fire"},
+                         "ui": {"pos": [1220, 20]}}
+    page = open_editor(browser, server["base"], doc)
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector('.node[data-node-id="8"].error')
+    assert "disk on fire" in page.locator('.node[data-node-id="8"] .node-error-text').inner_text()
+    page.locator(".toast.error", has_text="Error in node #8").wait_for()
+    page.locator(".history-list li.job.failed").first.wait_for()
+    assert page.locator(".node.running").count() == 0 and page.locator(".node.error").count() == 1
 
 
 def test_cancel_pending_and_interrupt_running(server, browser):

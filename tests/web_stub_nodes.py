@@ -90,6 +90,18 @@ class LoadImage(Node):
         return (128,)
 
 
+class Explode(Node):
+    """Output node that fails at run time (for the editor's execution-error display)."""
+
+    TITLE = "Explode"
+    CATEGORY = "debug"
+    OUTPUT_NODE = True
+    INPUTS = (Input("images", IMAGE), Input("message", STRING, default="boom"))
+
+    def run(self, ctx, images, message):
+        raise RuntimeError(message)
+
+
 class TextEncode(Node):
     """Stub prompt encoder."""
 
@@ -161,6 +173,7 @@ WEB_STUB_NODES: dict[str, type[Node]] = {
     "LoadStageC": LoadStageC, "LoadTextEncoder": LoadTextEncoder, "LoadStageA": LoadStageA,
     "TextEncode": TextEncode, "StageCSampler": StageCSampler, "StageADecode": StageADecode,
     "SaveImage": SaveImage, "SeedValue": SeedValue, "LoadImage": LoadImage,
+    "Explode": Explode,
 }
 
 

@@ -91,8 +91,11 @@ export class Runner {
   /** Queue the current workflow; on success apply each seed's after-queue mode. */
   async queue(front = false) {
     const editor = this.editor;
-    const r = await this.api.queue(editor.document(), front);
     const st = editor.view.status;
+    // Clear old errors before sending: a fast job may report its own error before this reply lands.
+    st.errors = {};
+    editor.view.applyStatus();
+    const r = await this.api.queue(editor.document(), front);
     if (!r.ok) {
       const body = r.body || {};
       st.errors = errorsByNode(body.node_errors || {});
@@ -101,7 +104,7 @@ export class Runner {
       editor.toast(`Cannot queue: ${err.message || `HTTP ${r.status}`}${err.details ? ` — ${err.details}` : ""}`, "error");
       return null;
     }
-    st.errors = errorsByNode(r.body.node_errors || {});
+    Object.assign(st.errors, errorsByNode(r.body.node_errors || {}));
     editor.view.applyStatus();
     this.advanceSeeds();
     editor.toast(`Queued (${String(r.body.prompt_id).slice(0, 8)})`, "ok");
