@@ -114,3 +114,19 @@ def test_scalar_r_and_missing_clip_img():
         full = m(x, torch.full((2,), 0.3), txt, pooled, torch.zeros(2, 1, 768))
         short = m(x, torch.tensor(0.3), txt, pooled)
     assert torch.equal(full, short)
+
+
+def test_r_embedding_matches_reference_values():
+    """Sines then cosines of r*10000*freq_k, checked against the float64 reference in schedules.json."""
+    import json
+    from pathlib import Path
+
+    from models.common import r_embedding
+
+    ex = json.loads((Path(__file__).parent / "data" / "schedules.json").read_text())["r_embedding_c_r64_examples"]
+    emb = r_embedding(torch.tensor(ex["r"]), 64).double()
+    assert emb.shape == (3, 64)
+    # float32 phases of up to 10000 rad carry ~3e-4 absolute error, as in the official float32 code.
+    assert torch.allclose(emb[:, :4], torch.tensor(ex["emb_first4"], dtype=torch.float64), atol=1e-3)
+    assert torch.allclose(emb[:, 31:34], torch.tensor(ex["emb_31_32_33"], dtype=torch.float64), atol=1e-3)
+    assert torch.allclose(emb[:, -2:], torch.tensor(ex["emb_last2"], dtype=torch.float64), atol=1e-3)
