@@ -300,7 +300,8 @@ def test_cancel_pending_and_interrupt_running(server, browser):
     running = page.locator(".queue-list li.job.running")
     running.wait_for()
     started = time.monotonic()
-    running.locator("button", has_text="Interrupt").click()
+    page.mouse.click(*empty_spot(page))
+    page.keyboard.press("Control+Alt+Enter")
     page.locator(".toast", has_text="interrupted").wait_for(timeout=10000)
     page.wait_for_selector(".node.running", state="detached")
     assert time.monotonic() - started < 10
@@ -343,6 +344,15 @@ def test_copy_paste_notes_rename_and_autosave_reload(server, browser):
     page.wait_for_function("() => Object.keys(cascade.editor.document().nodes).length === 10")
     doc = document(page)
     assert sorted(n["class_type"] for i, n in doc["nodes"].items() if int(i) > 8) == ["TextEncode", "TextEncode"]
+    pasted = [i for i in doc["nodes"] if int(i) > 8]
+    assert all("text_encoder" not in doc["nodes"][i]["inputs"] for i in pasted)  # links from outside are dropped
+    # Cut removes the selection; undo brings it back.
+    page.mouse.click(*socket_center(page, '.node[data-node-id="3"] .node-title'))
+    page.keyboard.press("Control+x")
+    assert "3" not in document(page)["nodes"]
+    page.keyboard.press("Control+z")
+    assert "3" in document(page)["nodes"]
+    doc = document(page)
     # Reload: the autosaved workflow comes back.
     page.wait_for_timeout(400)
     page.reload()
