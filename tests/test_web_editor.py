@@ -358,14 +358,15 @@ def test_copy_paste_notes_rename_and_autosave_reload(server, browser):
     page.reload()
     page.wait_for_selector("body[data-ready='1']")
     assert strip_view(document(page)) == strip_view(doc)
-    # Another tab of the same browser can paste what this one copied.
+    # Another tab of the same browser can paste what this one cut last (one Load Stage A).
     other = page.context.new_page()
     other.goto(page.url)
     other.wait_for_selector("body[data-ready='1']")
     before = len(document(other)["nodes"])
     other.mouse.move(*empty_spot(other))
     other.keyboard.press("Control+v")
-    other.wait_for_function(f"() => Object.keys(cascade.editor.document().nodes).length === {before + 2}")
+    other.wait_for_function(f"() => Object.keys(cascade.editor.document().nodes).length === {before + 1}")
+    assert document(other)["nodes"][str(before + 1)]["class_type"] == "LoadStageA"
 
 
 def test_links_stay_on_sockets_when_zoomed_and_on_hidpi(server, browser):
