@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> None:
         config.check_safe()
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
+    if config.extra.get("run"):  # headless: same executor, no HTTP (see cli.py)
+        import cli
+        raise SystemExit(cli.main(sys.argv[1:] if argv is None else argv))
     registry, env = load_nodes(config)
     app = create_app(config, registry, env)
     host = f"[{config.host}]" if ":" in config.host else config.host

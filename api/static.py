@@ -20,6 +20,12 @@ async def static_file(request: web.Request) -> web.StreamResponse:
         rel = rel + "index.html"
     if rel.startswith("/") or "\\" in rel or any(p in ("..", ".") for p in rel.split("/")):
         return json_error(400, "invalid path")
+    if rel == "workflows/default.json":
+        # The shipped default names the official files; the environment fits it to what is on disk
+        # (demo weights in --demo mode), so the editor never opens a workflow that cannot run.
+        fitted = getattr(services(request).env, "default_workflow", None)
+        if callable(fitted):
+            return web.json_response(fitted(), headers={"Cache-Control": "no-cache"})
     path = safe_join(web_dir, "", rel)
     if not path.is_file():
         if rel == "index.html":

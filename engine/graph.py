@@ -141,7 +141,9 @@ class _Validator:
             inputs[inp.name] = value
             literals[inp.name] = value
             self._check_range(inp, value, config, own)
-        if not own:
+        # A combo value missing from its list (typically a weights file not on disk) still gets the
+        # node's own check, whose message can say where the file belongs; other errors make it moot.
+        if all(reason["type"] == "value_not_in_list" for reason in own):
             self._check_custom(cls, node_id, literals, own)
         return ok
 
