@@ -130,3 +130,28 @@ def test_second_prompt_reuses_resident_models(app):
     assert of_type(events, "execution_success")
     assert node_id(doc, "LoadStageC") in {e["node"] for e in of_type(events, "executing")}
     assert env.models.loads == loads  # loaders ran again but every model came from residency
+
+
+def test_missing_weights_file_error_says_where_the_file_belongs(app):
+    base, env = app
+    doc = small_default(env)
+    loader = node_id(doc, "LoadStageB")
+    doc["nodes"][loader]["inputs"]["file"] = "stage_b_lite_bf16.safetensors"
+    status, body = http_json("POST", base + "/prompt", {"prompt": doc})
+    assert status == 400
+    reasons = body["node_errors"][loader]["errors"]
+    assert [r["type"] for r in reasons] == ["value_not_in_list", "custom_validation_failed"]
+    guidance = reasons[1]["details"]
+    assert "stage_b_lite_bf16.safetensors" in guidance and "stage_b" in guidance and "GB" in guidance
+
+
+def test_editor_default_workflow_is_fitted_to_the_weights_on_disk(app):
+    base, env = app
+    status, doc = http_json("GET", base + "/workflows/default.json")
+    assert status == 200
+    files = {n["class_type"]: n["inputs"]["file"] for n in doc["nodes"].values() if "file" in n["inputs"]}
+    assert files["LoadStageC"] == "demo_stage_c.safetensors"  # demo mode: never the absent official file
+    assert all(name.startswith("demo_") for name in files.values()), files
+    status, body = http_json("POST", base + "/prompt", {"prompt": doc})
+    assert status == 200 and not body["node_errors"], body
+    http_json("POST", base + "/queue", {"delete": [body["prompt_id"]]})
