@@ -23,12 +23,12 @@ def _onednn_ok(x: torch.Tensor) -> bool:
     return _FUSED_LINEAR_GELU and x.dtype == torch.bfloat16 and x.device.type == "cpu" and not torch.is_grad_enabled()
 
 
-def linear_gelu(x: torch.Tensor, lin: nn.Linear) -> torch.Tensor:
-    """GELU(lin(x)); fused by oneDNN for bf16 CPU inference, plain ops otherwise."""
+def linear_gelu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """GELU(F.linear(x, weight, bias)); fused by oneDNN for bf16 CPU inference, plain ops otherwise."""
     if _onednn_ok(x):
-        y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), lin.weight, lin.bias, "gelu", [], "none")
+        y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), weight, bias, "gelu", [], "none")
         return y.view(*x.shape[:-1], y.shape[-1])
-    return F.gelu(lin(x))
+    return F.gelu(F.linear(x, weight, bias))
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -116,7 +116,7 @@ class ResBlock(nn.Module):
         if x_skip is not None:
             h = torch.cat([h, nhwc(x_skip)], dim=-1)
         cw = self.channelwise
-        h = linear_gelu(h, cw[0])
+        h = linear_gelu(h, cw[0].weight, cw[0].bias)
         b, hh, ww, c4 = h.shape
         if not self.training and hh * ww > c4 // 4:
             return nchw(self._grn_folded_out(h, x).view(b, hh, ww, -1))

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .common import Conv1x1, LayerNorm2d, model_dtype, r_embedding, resize_like, to_channels_last
+from .common import (Conv1x1, LayerNorm2d, linear_gelu, model_dtype, nchw, nhwc, r_embedding, resize_like,
+                     to_channels_last)
 from .unet_core import CascadeUNet
 
 
@@ -44,8 +45,16 @@ STAGE_B_PRESETS: dict[str, StageBConfig] = {
 }
 
 
-def _cond_mapper(c_in: int, c: int) -> nn.Sequential:
-    return nn.Sequential(Conv1x1(c_in, c * 4), nn.GELU(), Conv1x1(c * 4, c), LayerNorm2d(c))
+class CondMapper(nn.Sequential):
+    """Conv1x1(c_in -> 4c), GELU, Conv1x1(4c -> c), LN2d; the first conv and GELU run fused."""
+
+    def __init__(self, c_in: int, c: int):
+        super().__init__(Conv1x1(c_in, c * 4), nn.GELU(), Conv1x1(c * 4, c), LayerNorm2d(c))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map a conditioning image [B,c_in,H,W] to [B,c,H,W] (stored channels-last)."""
+        h = linear_gelu(nhwc(x), self[0].weight.flatten(1), self[0].bias)
+        return self[3](self[2](nchw(h)))
 
 
 class StageB(CascadeUNet):
@@ -55,8 +64,8 @@ class StageB(CascadeUNet):
         super().__init__()
         self.config = cfg = config
         c0 = cfg.c_hidden[0]
-        self.effnet_mapper = _cond_mapper(cfg.c_effnet, c0)
-        self.pixels_mapper = _cond_mapper(cfg.c_pixels, c0)
+        self.effnet_mapper = CondMapper(cfg.c_effnet, c0)
+        self.pixels_mapper = CondMapper(cfg.c_pixels, c0)
         self.clip_mapper = nn.Linear(cfg.c_clip, cfg.c_cond * cfg.c_clip_seq)
         self.clip_norm = nn.LayerNorm(cfg.c_cond, elementwise_affine=False, eps=1e-6)
         self.embedding = nn.Sequential(

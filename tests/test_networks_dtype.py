@@ -99,8 +99,8 @@ def test_fused_linear_gelu_matches_plain_ops():
     x = torch.randn(2, 5, 7, 32).to(torch.bfloat16)
     with torch.no_grad():
         ref = torch.nn.functional.gelu(torch.nn.functional.linear(x.float(), lin.weight.float(), lin.bias.float()))
-        fused = linear_gelu(x, lin)
-    plain = linear_gelu(x, lin).detach()  # grad enabled: the plain path
+        fused = linear_gelu(x, lin.weight, lin.bias)
+    plain = linear_gelu(x, lin.weight, lin.bias).detach()  # grad enabled: the plain path
     assert fused.shape == plain.shape == (2, 5, 7, 64) and fused.dtype == torch.bfloat16
     assert float((fused.float() - ref).norm() / ref.norm()) < 8e-3
     assert float((plain.float() - ref).norm() / ref.norm()) < 8e-3
