@@ -100,7 +100,9 @@ def test_fused_linear_gelu_matches_plain_ops():
     with torch.no_grad():
         ref = torch.nn.functional.gelu(torch.nn.functional.linear(x.float(), lin.weight.float(), lin.bias.float()))
         fused = linear_gelu(x, lin.weight, lin.bias)
-    plain = linear_gelu(x, lin.weight, lin.bias).detach()  # grad enabled: the plain path
+    plain = linear_gelu(x, lin.weight, lin.bias)  # weights require grad: the plain, differentiable path
+    assert plain.requires_grad
+    plain = plain.detach()
     assert fused.shape == plain.shape == (2, 5, 7, 64) and fused.dtype == torch.bfloat16
     assert float((fused.float() - ref).norm() / ref.norm()) < 8e-3
     assert float((plain.float() - ref).norm() / ref.norm()) < 8e-3
