@@ -41,6 +41,17 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> 
     return F.linear(x, weight, bias)
 
 
+def linear_add(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+               other: torch.Tensor) -> torch.Tensor:
+    """F.linear(x, weight, bias) + other; the add runs in oneDNN's matmul epilogue for bf16 CPU inference."""
+    if _onednn_ok(x, weight) and other.dtype == x.dtype:
+        x2 = x.reshape(-1, x.shape[-1])
+        o2 = other.reshape(x2.shape[0], weight.shape[0]).contiguous()
+        y = torch.ops.mkldnn._linear_pointwise.binary(x2, o2, weight, bias, "add")
+        return y.view(*x.shape[:-1], y.shape[-1])
+    return F.linear(x, weight, bias).add_(other)
+
+
 def nhwc(x: torch.Tensor) -> torch.Tensor:
     """View a logical NCHW tensor as NHWC (free when x is stored channels-last)."""
     return x.permute(0, 2, 3, 1)
@@ -123,7 +134,7 @@ class ResBlock(nn.Module):
         if not self.training and hh * ww > c4 // 4:
             return nchw(self._grn_folded_out(h, x).view(b, hh, ww, -1))
         h = cw[3](cw[2](h))
-        return nchw(linear(h, cw[4].weight, cw[4].bias).add_(nhwc(x)))
+        return nchw(linear_add(h, cw[4].weight, cw[4].bias, nhwc(x)))
 
     def _grn_folded_out(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Linear4(GRN(h)) + x with the GRN scale folded into per-item weights (no pass over h).
@@ -204,8 +215,8 @@ class AttnBlock(nn.Module):
         p = attn.dropout if self.training else 0.0
         o = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
         o = o.transpose(1, 2).reshape(b, hh * ww, c)
-        o = linear(o, attn.out_proj.weight, attn.out_proj.bias)
-        return nchw(o.view(b, hh, ww, c).add_(nhwc(x)))
+        o = linear_add(o, attn.out_proj.weight, attn.out_proj.bias, nhwc(x).reshape(b, hh * ww, c))
+        return nchw(o.view(b, hh, ww, c))
 
 
 class UpDownBlock2d(nn.Module):
