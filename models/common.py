@@ -3,7 +3,9 @@
 Speed notes (CPU bf16 is the main target): activations travel as logical NCHW tensors stored
 channels-last, so every "permute to NHWC" below is a free view, LayerNorm and the per-pixel Linears
 run on contiguous memory, and the depthwise convolution runs in oneDNN's channels-last kernel.
-Elementwise tails are fused with addcmul where the algebra allows it.
+Elementwise tails are fused with addcmul where the algebra allows it; for bf16 CPU inference the
+Linear layers call oneDNN directly with GELU / residual-add epilogues; on large levels the GRN scale
+is folded into per-item Linear weights. All of this is checked against diffusers in the tests.
 """
 from __future__ import annotations
 
@@ -14,15 +16,16 @@ import torch.nn.functional as F
 from torch import nn
 
 
-# oneDNN can apply the exact (erf) GELU inside the matmul epilogue, saving a full pass over the
-# 4x-wide activation; measured 7.0 vs 10.8 ms for a Stage B level-0 MLP on a 16-core AMX Xeon.
-_FUSED_LINEAR_GELU = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+# oneDNN can apply the exact (erf) GELU or a residual add inside the matmul epilogue, saving a full
+# pass over the activation (7.0 vs 10.8 ms for a Stage B level-0 MLP on a 16-core AMX Xeon; 16 vs
+# 19 ms for a Stage C lite MLP output + residual on the 2-core dev machine).
+_ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
 def _onednn_ok(x: torch.Tensor, weight: torch.Tensor) -> bool:
     # The raw oneDNN op has no autograd: use it only when nothing here needs a gradient.
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
-    return _FUSED_LINEAR_GELU and x.dtype == torch.bfloat16 and x.device.type == "cpu" and not needs_grad
+    return _ONEDNN_LINEAR and x.dtype == torch.bfloat16 and x.device.type == "cpu" and not needs_grad
 
 
 def linear_gelu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

@@ -132,3 +132,17 @@ def test_r_embedding_matches_reference_values():
     assert torch.allclose(emb[:, :4], torch.tensor(ex["emb_first4"], dtype=torch.float64), atol=1e-3)
     assert torch.allclose(emb[:, 31:34], torch.tensor(ex["emb_31_32_33"], dtype=torch.float64), atol=1e-3)
     assert torch.allclose(emb[:, -2:], torch.tensor(ex["emb_last2"], dtype=torch.float64), atol=1e-3)
+
+
+def test_onednn_linear_and_linear_add_match_plain_ops():
+    from models.common import linear, linear_add
+
+    lin = randomize_(torch.nn.Linear(48, 40)).to(torch.bfloat16)
+    x, other = torch.randn(3, 6, 48).to(torch.bfloat16), torch.randn(3, 6, 40).to(torch.bfloat16)
+    with torch.no_grad():
+        ref = torch.nn.functional.linear(x.float(), lin.weight.float(), lin.bias.float())
+        y = linear(x, lin.weight, lin.bias)
+        z = linear_add(x, lin.weight, lin.bias, other)
+    assert y.shape == z.shape == (3, 6, 40) and y.dtype == z.dtype == torch.bfloat16
+    assert rel_err(y, ref) < 8e-3
+    assert rel_err(z, ref + other.float()) < 8e-3
