@@ -9,7 +9,7 @@ from models.previewer import PREVIEWER_PRESETS, Previewer
 from models.stage_a import STAGE_A_PRESETS, StageA
 from models.stage_b import STAGE_B_PRESETS, StageB
 from models.stage_c import STAGE_C_PRESETS, StageC
-from tests.networks_helpers import randomize_
+from tests.networks_helpers import randomize_, rel_err
 
 
 def run_checking_dtypes(model: torch.nn.Module, call) -> torch.Tensor:
