@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import Conv1x1, model_dtype, nchw, nhwc, to_channels_last
+from .common import Conv1x1, linear_add, linear_gelu, model_dtype, nchw, nhwc, to_channels_last
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,10 @@ class MixingResBlock(nn.Module):
         g = self.gammas
         h = self.depthwise(nchw(self._mod_norm(nhwc(x), 0)))
         x = torch.addcmul(nhwc(x), nhwc(h), g[2])
-        h = self.channelwise(self._mod_norm(x, 3))
-        return nchw(torch.addcmul(x, h, g[5]))
+        lin0, lin2 = self.channelwise[0], self.channelwise[2]
+        h = linear_gelu(self._mod_norm(x, 3), lin0.weight, lin0.bias)
+        # x + (h W^T + b) * g5, with g5 folded into the (small) weight so the add can fuse.
+        return nchw(linear_add(h, lin2.weight * g[5], lin2.bias * g[5], x))
 
 
 class VectorQuantizer(nn.Module):
