@@ -19,7 +19,15 @@ from torch import nn
 # oneDNN can apply the exact (erf) GELU or a residual add inside the matmul epilogue, saving a full
 # pass over the activation (7.0 vs 10.8 ms for a Stage B level-0 MLP on a 16-core AMX Xeon; 16 vs
 # 19 ms for a Stage C lite MLP output + residual on the 2-core dev machine).
-_ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+def _has_onednn_linear() -> bool:
+    try:
+        op = torch.ops.mkldnn._linear_pointwise
+        return torch.backends.mkldnn.is_available() and hasattr(op, "default") and hasattr(op, "binary")
+    except (AttributeError, RuntimeError):
+        return False
+
+
+_ONEDNN_LINEAR = _has_onednn_linear()
 
 
 def _onednn_ok(x: torch.Tensor, weight: torch.Tensor, allow_fp32: bool = False) -> bool:
