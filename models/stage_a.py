@@ -27,6 +27,9 @@ STAGE_A_PRESETS: dict[str, StageAConfig] = {
 }
 
 
+MLP_BAND_PIXELS = 1 << 16  # pixels per band of the Stage A MLP (64K: 50 MB hidden at c=192 in fp32)
+
+
 class MixingResBlock(nn.Module):
     """Stage-A residual block: gamma-modulated LN, replicate-padded depthwise conv, MLP (no GRN)."""
 
@@ -52,9 +55,18 @@ class MixingResBlock(nn.Module):
         h = self.depthwise(nchw(self._mod_norm(nhwc(x), 0)))
         x = torch.addcmul(nhwc(x), nhwc(h), g[2])
         lin0, lin2 = self.channelwise[0], self.channelwise[2]
-        h = linear_gelu(self._mod_norm(x, 3), lin0.weight, lin0.bias)
-        # x + (h W^T + b) * g5, with g5 folded into the (small) weight so the add can fuse.
-        return nchw(linear_add(h, lin2.weight * g[5], lin2.bias * g[5], x))
+        w2, b2 = lin2.weight * g[5], lin2.bias * g[5]  # g5 folded into the small weight so the add fuses
+        # The MLP is per pixel, so it runs over bands of rows: at 1024² the 4c-wide hidden activation
+        # of the last level alone would be 0.8 GB in fp32, the peak of the whole pipeline.
+        rows = max(1, MLP_BAND_PIXELS // x.shape[2])
+        if x.shape[1] <= rows:
+            return nchw(linear_add(linear_gelu(self._mod_norm(x, 3), lin0.weight, lin0.bias), w2, b2, x))
+        out = torch.empty_like(x)
+        for start in range(0, x.shape[1], rows):
+            band = x[:, start:start + rows]
+            h = linear_gelu(self._mod_norm(band, 3), lin0.weight, lin0.bias)
+            out[:, start:start + rows] = linear_add(h, w2, b2, band)
+        return nchw(out)
 
 
 class VectorQuantizer(nn.Module):

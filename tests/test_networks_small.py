@@ -48,3 +48,17 @@ def test_previewer_upscales_8x_and_clamps():
     assert out.shape == (2, 3, 48, 40)
     assert out.min() >= 0 and out.max() <= 1
     assert 0 < (out == 1).float().mean() < 1 or 0 < (out == 0).float().mean() < 1
+
+
+def test_stage_a_decode_in_row_bands_equals_one_pass(monkeypatch):
+    import models.stage_a as stage_a
+
+    model = stage_a.StageA(stage_a.STAGE_A_PRESETS["tiny"]).eval()
+    randomize_(model, seed=3)
+    latent = torch.randn(2, 4, 24, 20, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        whole = model.decode(latent)
+        monkeypatch.setattr(stage_a, "MLP_BAND_PIXELS", 7 * 20)  # uneven bands, also at the 2x level
+        banded = model.decode(latent)
+    assert banded.shape == whole.shape == (2, 3, 96, 80)
+    assert rel_err(banded, whole) < 1e-6
