@@ -27,7 +27,7 @@ STAGE_A_PRESETS: dict[str, StageAConfig] = {
 }
 
 
-MLP_BAND_PIXELS = 1 << 16  # pixels per band of the Stage A MLP (64K: 50 MB hidden at c=192 in fp32)
+MLP_BAND_PIXELS = 1 << 14  # pixels per band of the Stage A MLP (16K: 50-100 MB of hidden activation in fp32)
 
 
 class MixingResBlock(nn.Module):
