@@ -122,7 +122,9 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-mb", type=int, default=None, help="request body limit in MiB (100)")
     p.add_argument("--demo", action="store_true", help="use tiny random demo weights")
     p.add_argument("--memory-budget", type=float, default=None, help="model memory budget in GB")
-    # Reserved for the headless runner (cli.py); accepted here so one parser serves both.
-    p.add_argument("--run", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--set", action="append", default=None, help=argparse.SUPPRESS)
+    # The headless runner (cli.py) shares this parser, so `server.py --run` and `cli.py` agree.
+    p.add_argument("--run", default=None, metavar="WORKFLOW.json",
+                   help="run this workflow headless (no server) and write its images")
+    p.add_argument("--set", action="append", default=None, metavar="NODE.INPUT=VALUE",
+                   help="with --run: override an input, e.g. 8.seed=42 (repeatable)")
     return p
