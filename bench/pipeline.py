@@ -268,11 +268,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = p.parse_args(argv)
     torch.set_grad_enabled(False)
+    prepare_weights(args.weights, args.full)  # a no-op once the files exist (the sides' subprocesses)
     if args.side != "both":
         result = run_ours(args) if args.side == "ours" else run_diffusers(args)
         print(json.dumps(result))
+        if args.json:
+            args.json.write_text(json.dumps({"settings": vars(args) | {"weights": str(args.weights),
+                                                                       "json": str(args.json)}, args.side: result},
+                                            indent=1))
         return 0
-    prepare_weights(args.weights, args.full)
     results = {name: side(args, name) for name in ("ours", "diffusers")}
     label = f"{'full' if args.full else 'lite'} {args.size}² C {args.steps_c} steps, B {args.steps_b} steps, {args.device}"
     print(f"\n{label}\n{'':14}{'ours':>10}{'diffusers':>12}{'ratio':>8}")
