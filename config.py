@@ -121,7 +121,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
                    help="require this token (Bearer header, ?token= or cookie); env CASCADE_TOKEN")
     p.add_argument("--max-body-mb", type=int, default=None, help="request body limit in MiB (100)")
     p.add_argument("--demo", action="store_true", help="use tiny random demo weights")
-    p.add_argument("--memory-budget", type=float, default=None, help="model memory budget in GB")
+    p.add_argument("--memory-budget", type=float, default=None, help="model memory budget in GiB (default 40%% of RAM on CPU, 80%% of the GPU)")
     # The headless runner (cli.py) shares this parser, so `server.py --run` and `cli.py` agree.
     p.add_argument("--run", default=None, metavar="WORKFLOW.json",
                    help="run this workflow headless (no server) and write its images")

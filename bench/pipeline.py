@@ -262,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=1024, help="image width and height")
     p.add_argument("--device", default="cpu")
     p.add_argument("--full", action="store_true", help="3.6B Stage C + 1.5B Stage B instead of the lite pair")
-    p.add_argument("--memory-budget", type=float, default=None, help="our model budget in GB (e.g. 10 with --full)")
+    p.add_argument("--memory-budget", type=float, default=None,
+                   help="our model budget in GiB (default: 40%% of RAM, which on 24 GiB swaps Stage C and B with --full)")
     p.add_argument("--weights", type=Path, default=Path(tempfile.gettempdir()) / "cascade_bench_weights")
     p.add_argument("--side", choices=("both", "ours", "diffusers"), default="both")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
