@@ -145,14 +145,18 @@ async def post_history(request: web.Request) -> web.Response:
     return web.json_response({})
 
 
+def _unknown_job(prompt_id: str) -> web.Response:
+    return web.json_response({"error": {"type": "not_found", "message": "unknown prompt_id",
+                                        "details": prompt_id, "extra_info": {}}}, status=404)
+
+
 async def get_job(request: web.Request) -> web.Response:
     """Status of one job wherever it is: pending (with position), running (with progress), done."""
     svc = services(request)
     prompt_id = request.match_info["prompt_id"]
     job = svc.store.job(prompt_id)
     if job is None:
-        return web.json_response({"error": {"type": "not_found", "message": "unknown prompt_id",
-                                            "details": prompt_id, "extra_info": {}}}, status=404)
+        return _unknown_job(prompt_id)
     entry = job.pop("entry")
     reply = {"prompt_id": prompt_id, **job, "status": job["state"]}
     running = svc.worker.running
@@ -174,8 +178,7 @@ async def cancel_job(request: web.Request) -> web.Response:
     prompt_id = request.match_info["prompt_id"]
     job = svc.store.job(prompt_id)
     if job is None:
-        return web.json_response({"error": {"type": "not_found", "message": "unknown prompt_id",
-                                            "details": prompt_id, "extra_info": {}}}, status=404)
+        return _unknown_job(prompt_id)
     cancelled = False
     if job["state"] == "pending":
         cancelled = svc.store.delete_pending([prompt_id]) > 0
