@@ -7,7 +7,7 @@ from engine.schema import Input, Node, Output, RunContext
 from models.patching import ModelHandle
 from nodes import types as T
 from nodes.env import DTYPE_CHOICES
-from nodes.weights import DEFAULT_FILES, missing_file_message
+from nodes.weights import DEFAULT_FILES, file_stamp, missing_file_message
 
 _DTYPE_TIP = ("auto: bf16 for Stage C/B and the text encoder, fp32 for Stage A, EffNet and the previewer "
               "(the official inference dtypes). Never fp16 for Stage C: it overflows.")
@@ -41,13 +41,7 @@ class _Loader(Node):
 
     @classmethod
     def fingerprint(cls, env: Any, inputs: dict) -> Any:
-        # A file replaced on disk under the same name must reload, so its mtime and size are in the key.
-        name = inputs.get("file")
-        path = env.weight_path(cls.KIND, name) if isinstance(name, str) else None
-        if path is None:
-            return None
-        stat = path.stat()
-        return (stat.st_mtime_ns, stat.st_size)
+        return file_stamp(env, cls.KIND, inputs.get("file"))
 
     def run(self, ctx: RunContext, file: str, dtype: str = "auto") -> tuple:
         return (ModelHandle(ctx.env.load_model(self.KIND, file, dtype)),)

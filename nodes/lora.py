@@ -12,6 +12,7 @@ from engine.schema import Input, Node, Output, Result, RunContext
 from models.lora import LoraReport, apply_lora
 from models.patching import ModelHandle
 from nodes import types as T
+from nodes.weights import file_stamp
 
 _STRENGTH = dict(default=1.0, min=-10.0, max=10.0, step=0.05)
 
@@ -46,13 +47,7 @@ class _LoRABase(Node):
 
     @classmethod
     def fingerprint(cls, env: Any, inputs: dict) -> Any:
-        # A LoRA replaced on disk under the same name must be re-read.
-        name = inputs.get("lora_name")
-        path = env.weight_path(T.LORA_FOLDER, name) if isinstance(name, str) else None
-        if path is None:
-            return None
-        stat = path.stat()
-        return (stat.st_mtime_ns, stat.st_size)
+        return file_stamp(env, T.LORA_FOLDER, inputs.get("lora_name"))
 
     @staticmethod
     def _path(ctx: RunContext, name: str):

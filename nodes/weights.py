@@ -95,3 +95,12 @@ def missing_file_message(weights_dir: Path, folder: str, name: str) -> str:
     found = list_folder(weights_dir, folder)
     msg += f"; files in {folder}/: {', '.join(found) if found else 'none'}"
     return msg
+
+
+def file_stamp(env, folder: str, name: object) -> tuple[int, int] | None:
+    """(mtime, size) of a weights file for cache keys: a file replaced under the same name re-runs."""
+    path = env.weight_path(folder, name) if isinstance(name, str) else None
+    if path is None:
+        return None
+    stat = path.stat()
+    return (stat.st_mtime_ns, stat.st_size)
