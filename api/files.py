@@ -1,41 +1,83 @@
-"""``GET /view`` and ``POST /upload/image``; paths never leave their base folders."""
+"""``GET /view`` and ``POST /upload/image``; paths never leave their base folders.
+
+Nothing stored or served here may run script on our origin: uploads are accepted only when Pillow
+decodes them as an image (stored byte for byte, under the extension of the decoded format), and
+``/view`` renders only an allow-list of raster types; everything else is a download.
+"""
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import io
-import mimetypes
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.helpers import content_disposition_header
+from aiohttp.http_exceptions import HttpProcessingError
 
 from api.common import BadRequest, json_error, services, truthy
 from config import Config
+from image_limits import (ImageRefused, NotAnImage, TooManyPixels, check_image_bytes,
+                          open_checked)
 
 FOLDER_TYPES = ("output", "input", "temp")
-# Served as downloads, never rendered: an uploaded page must not run script on our origin.
-UNSAFE_TYPES = ("text/html", "text/javascript", "application/javascript", "text/css",
-                "image/svg+xml", "application/xhtml+xml")
+# Rendered by the browser, never script: the only types /view serves inline (with nosniff). SVG,
+# HTML, XML and every unknown type are sent as attachments of type application/octet-stream.
+INLINE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+                ".webp": "image/webp", ".gif": "image/gif", ".bmp": "image/bmp"}
+MAX_NAME_BYTES = 255        # NAME_MAX of every common file system
+MAX_SUBFOLDER_BYTES = 1024  # well under PATH_MAX once joined to a base folder
 
 
 def base_dir(config: Config, kind: str) -> Path:
     return {"output": config.output_dir, "input": config.input_dir, "temp": config.temp_dir}[kind]
 
 
+def clip(value: str, limit: int = 80) -> str:
+    """`value` for an error message: repr'd, and shortened so a 10k-character input is not echoed."""
+    return repr(value if len(value) <= limit else value[:limit] + "…")
+
+
+def check_text(value: str, what: str, max_bytes: int) -> str:
+    """Valid Unicode (no lone surrogates), no control characters, at most `max_bytes` UTF-8 bytes."""
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise BadRequest(f"{what} is not valid Unicode") from None
+    if size > max_bytes:
+        raise BadRequest(f"{what} is too long ({size} bytes, at most {max_bytes})")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise BadRequest(f"{what} contains control characters")
+    return value
+
+
 def check_name(name: str) -> str:
-    """A bare file name: no separators, no ``..``, not empty, not absolute."""
-    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name \
-            or ".." in name:
-        raise BadRequest(f"invalid file name {name!r}")
+    """A bare file name: no separators, no ``..``, not empty, not absolute, not over-long."""
+    check_text(name, "file name", MAX_NAME_BYTES)
+    if not name or name in (".", "..") or "/" in name or "\\" in name or ".." in name:
+        raise BadRequest(f"invalid file name {clip(name)}")
     return name
 
 
+def check_subfolder(subfolder: str) -> str:
+    check_text(subfolder, "subfolder", MAX_SUBFOLDER_BYTES)
+    if subfolder.startswith("/") or subfolder.startswith("\\"):
+        raise web.HTTPForbidden(reason="absolute subfolder")
+    return subfolder
+
+
 def safe_join(base: Path, subfolder: str, name: str) -> Path:
-    """`base/subfolder/name` resolved (symlinks included); web.HTTPForbidden if it escapes."""
-    if "\x00" in subfolder:
+    """`base/subfolder/name` resolved (symlinks included); web.HTTPForbidden if it escapes.
+
+    A path the OS cannot resolve (a component over NAME_MAX, a symlink loop) is web.HTTPNotFound.
+    """
+    if "\x00" in subfolder or "\x00" in name:
         raise web.HTTPForbidden(reason="invalid subfolder")
-    root = base.resolve()
-    target = (root / subfolder / name).resolve() if subfolder else (root / name).resolve()
+    try:
+        root = base.resolve()
+        target = (root / subfolder / name).resolve() if subfolder else (root / name).resolve()
+    except (OSError, RuntimeError, ValueError):
+        raise web.HTTPNotFound(reason="file not found") from None
     if target != root and root not in target.parents:
         raise web.HTTPForbidden(reason="path escapes its folder")
     return target
@@ -50,6 +92,19 @@ def split_annotation(filename: str, kind: str | None) -> tuple[str, str]:
     return filename, kind or "output"
 
 
+def is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # ENAMETOOLONG and friends: it is not there to serve
+        return False
+
+
+def refused(exc: ImageRefused) -> web.Response:
+    if isinstance(exc, TooManyPixels):
+        return json_error(413, str(exc), "image_too_large", pixels=exc.pixels, limit=exc.limit)
+    return json_error(400, str(exc), "not_an_image")
+
+
 async def view(request: web.Request) -> web.StreamResponse:
     config = services(request).config
     filename = request.query.get("filename", "")
@@ -57,82 +112,114 @@ async def view(request: web.Request) -> web.StreamResponse:
         raise BadRequest("missing 'filename'")
     filename, kind = split_annotation(filename, request.query.get("type") or None)
     if kind not in FOLDER_TYPES:
-        raise BadRequest(f"unknown type {kind!r}")
+        raise BadRequest(f"unknown type {clip(kind)}")
     if filename.startswith("/") or ".." in filename:
         raise BadRequest("invalid file name")
-    subfolder = request.query.get("subfolder", "")
-    if subfolder.startswith("/") or subfolder.startswith("\\"):
-        raise web.HTTPForbidden(reason="absolute subfolder")
+    subfolder = check_subfolder(request.query.get("subfolder", ""))
     path = safe_join(base_dir(config, kind), subfolder, check_name(filename))
-    if not path.is_file():
+    if not is_file(path):
         return json_error(404, "file not found", "not_found")
     preview = request.query.get("preview")
     channel = request.query.get("channel", "rgba")
     if channel not in ("rgba", "rgb", "a"):
-        raise BadRequest(f"unknown channel {channel!r}")
+        raise BadRequest(f"unknown channel {clip(channel)}")
     if preview or channel != "rgba":
-        data, ctype = await asyncio.to_thread(transcode, path, preview, channel)
+        try:
+            data, ctype = await asyncio.to_thread(transcode, path, preview, channel)
+        except ImageRefused as exc:
+            return refused(exc)
         return web.Response(body=data, content_type=ctype, headers={
-            "Content-Disposition": f'filename="{path.name}"'})
-    ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    if ctype in UNSAFE_TYPES:
-        ctype = "application/octet-stream"
-    return web.FileResponse(path, headers={"Content-Type": ctype,
-                                           "Content-Disposition": f'filename="{path.name}"',
-                                           "X-Content-Type-Options": "nosniff"})
+            "Content-Disposition": content_disposition_header("inline", filename=path.name)})
+    inline = INLINE_TYPES.get(path.suffix.lower())
+    disposition = content_disposition_header("inline" if inline else "attachment",
+                                             filename=path.name)
+    return web.FileResponse(path, headers={"Content-Type": inline or "application/octet-stream",
+                                           "Content-Disposition": disposition})
+
+
+def parse_preview(preview: str | None) -> tuple[str, int]:
+    """``webp;90`` → ("webp", 90); quality clamped to 1..100."""
+    if not preview:
+        return "png", 90
+    fmt, _, q = preview.partition(";")
+    fmt = fmt.strip().lower()
+    if fmt not in ("webp", "jpeg", "png"):
+        raise BadRequest(f"unknown preview format {clip(fmt)}")
+    q = q.strip()
+    if q and not (q.isascii() and q.isdigit() and len(q) <= 3):
+        raise BadRequest("preview quality must be an integer from 1 to 100")
+    return fmt, max(1, min(100, int(q) if q else 90))
 
 
 def transcode(path: Path, preview: str | None, channel: str) -> tuple[bytes, str]:
-    """Re-encode an image: ``preview=webp;90`` / ``jpeg;80``, ``channel=rgb`` or ``a``."""
-    from PIL import Image, UnidentifiedImageError
+    """Re-encode an image: ``preview=webp;90`` / ``jpeg;80``, ``channel=rgb`` or ``a``.
 
-    try:
-        image = Image.open(path)
-        image.load()
-    except (UnidentifiedImageError, OSError):
-        raise BadRequest("not an image") from None
-    if channel == "rgb":
-        image = image.convert("RGB")
-    elif channel == "a":
-        image = image.convert("RGBA").getchannel("A")
-    fmt, quality = "png", 90
-    if preview:
-        fmt, _, q = preview.partition(";")
-        fmt = fmt.strip().lower()
-        if fmt not in ("webp", "jpeg", "png"):
-            raise BadRequest(f"unknown preview format {fmt!r}")
+    The pixel count is checked from the header first (TooManyPixels); NotAnImage if it won't decode.
+    """
+    fmt, quality = parse_preview(preview)
+    with open_checked(path) as image:
         try:
-            quality = int(q) if q else 90
-        except ValueError:
-            raise BadRequest("preview quality must be an integer") from None
+            image.load()
+        except Exception:  # Pillow's decoders raise many types on corrupt data
+            raise NotAnImage("corrupt or truncated image") from None
+        if channel == "rgb":
+            image = image.convert("RGB")
+        elif channel == "a":
+            image = image.convert("RGBA").getchannel("A")
         if fmt == "jpeg" and image.mode not in ("RGB", "L"):
             image = image.convert("RGB")
-    buf = io.BytesIO()
-    image.save(buf, format=fmt.upper(), quality=max(1, min(100, quality)))
+        buf = io.BytesIO()
+        image.save(buf, format=fmt.upper(), quality=quality)
     return buf.getvalue(), f"image/{fmt}"
 
 
+def stored_name(name: str, suffix_ok: bool, suffix: str) -> str:
+    """Keep the uploaded name when its extension already names the decoded format, else fix it:
+    ``page.html`` holding a PNG is stored as ``page.png`` (so it is served as what it is)."""
+    if suffix_ok:
+        return name
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    return check_name(stem[: MAX_NAME_BYTES - 16] + suffix)
+
+
 async def upload_image(request: web.Request) -> web.Response:
-    """Multipart ``image`` (+ ``type``, ``subfolder``, ``overwrite``) saved under input/ etc."""
+    """Multipart ``image`` (+ ``type``, ``subfolder``, ``overwrite``) saved under input/ etc.
+
+    400 for anything Pillow does not decode as PNG/JPEG/WebP/GIF/BMP/TIFF, 413 above the pixel
+    limit (image_limits.max_pixels()) or the body limit.
+    """
     config = services(request).config
     if not request.content_type.startswith("multipart/"):
         raise BadRequest("expected multipart/form-data")
     try:
         form = await request.post()  # enforces client_max_size -> 413
-    except ValueError as exc:
+    except (ValueError, HttpProcessingError) as exc:  # HttpProcessingError: an over-long part header
         raise BadRequest(f"malformed form: {exc}") from None
     part = form.get("image")
     if part is None or not hasattr(part, "file") or not getattr(part, "filename", None):
         raise BadRequest("missing 'image' file part")
-    kind = str(form.get("type") or "input")
+    kind, subfolder = form.get("type") or "input", form.get("subfolder") or ""
+    if not isinstance(kind, str) or not isinstance(subfolder, str):
+        raise BadRequest("'type' and 'subfolder' must be plain form fields")
     if kind not in FOLDER_TYPES:
-        raise BadRequest(f"unknown type {kind!r}")
-    subfolder = str(form.get("subfolder") or "")
-    name = check_name(Path(part.filename.replace("\\", "/")).name)
+        raise BadRequest(f"unknown type {clip(kind)}")
+    subfolder = check_subfolder(subfolder)
+    raw_name = str(part.filename)
+    check_text(raw_name, "file name", 4 * MAX_NAME_BYTES)
+    name = check_name(Path(raw_name.replace("\\", "/")).name)
     data = part.file.read()
-    base = base_dir(config, kind)
-    target = safe_join(base, subfolder, name)
-    final = await asyncio.to_thread(store_upload, target, data, truthy(form.get("overwrite", "")))
+    try:
+        info = await asyncio.to_thread(check_image_bytes, data)
+    except ImageRefused as exc:
+        return refused(exc)
+    name = stored_name(name, info.fits_suffix(Path(name).suffix), info.suffix)
+    target = safe_join(base_dir(config, kind), subfolder, name)
+    try:
+        final = await asyncio.to_thread(store_upload, target, data,
+                                        truthy(form.get("overwrite", "")))
+    except OSError as exc:  # e.g. a file where a subfolder should be
+        return json_error(400, f"cannot store the upload: {exc.strerror or 'invalid path'}",
+                          "bad_request")
     return web.json_response({"name": final.name, "subfolder": subfolder, "type": kind})
 
 

@@ -105,13 +105,30 @@ def _torch_version() -> str:
         return "not installed"
 
 
+def public_argv(argv: list[str]) -> list[str]:
+    """`argv` with the value of ``--token`` hidden: ``--token X``, ``--token=X`` and the
+    abbreviations argparse accepts (``--tok X``)."""
+    out, hide_next = [], False
+    for arg in argv:
+        option, eq, _ = arg.partition("=")
+        is_token = len(option) >= 4 and "--token".startswith(option)
+        if hide_next:
+            out.append("***")
+        elif is_token and eq:
+            out.append(option + "=***")
+        else:
+            out.append(arg)
+        hide_next = is_token and not eq
+    return out
+
+
 async def system_stats(request: web.Request) -> web.Response:
     total, free = _ram()
     return web.json_response({
         "system": {"os": platform.system().lower() or os.name, "ram_total": total,
                    "ram_free": free, "comfyui_version": VERSION, "cascade_studio_version": VERSION,
                    "python_version": sys.version, "pytorch_version": _torch_version(),
-                   "embedded_python": False, "argv": sys.argv},
+                   "embedded_python": False, "argv": public_argv(sys.argv)},
         "devices": await asyncio.to_thread(_devices)})
 
 

@@ -12,6 +12,14 @@ from api.files import safe_join
 mimetypes.add_type("text/javascript", ".js")
 mimetypes.add_type("text/javascript", ".mjs")
 
+# The editor's pages: scripts and styles only from our own files (no inline script can run even if
+# markup were injected), images also from blob: (live previews) and data: (the favicon), sockets
+# and fetches to ourselves only, no plugins, no <base>, framed only by our own origin.
+EDITOR_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; "
+              "img-src 'self' blob: data:; connect-src 'self'; object-src 'none'; "
+              "base-uri 'none'; form-action 'self'; frame-ancestors 'self'")
+EDITOR_HEADERS = {"Content-Security-Policy": EDITOR_CSP, "X-Frame-Options": "SAMEORIGIN"}
+
 
 async def static_file(request: web.Request) -> web.StreamResponse:
     web_dir = services(request).config.web_dir
@@ -25,17 +33,19 @@ async def static_file(request: web.Request) -> web.StreamResponse:
         # (demo weights in --demo mode), so the editor never opens a workflow that cannot run.
         fitted = getattr(services(request).env, "default_workflow", None)
         if callable(fitted):
-            return web.json_response(fitted(), headers={"Cache-Control": "no-cache"})
+            return web.json_response(fitted(), headers={"Cache-Control": "no-cache",
+                                                         **EDITOR_HEADERS})
     path = safe_join(web_dir, "", rel)
     if not path.is_file():
         if rel == "index.html":
             return web.Response(text="<!doctype html><title>Cascade Studio</title>"
                                      "<p>The editor is not installed (web/index.html missing).",
-                                content_type="text/html")
+                                content_type="text/html", headers=EDITOR_HEADERS)
         return json_error(404, "not found", "not_found")
     ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     # The editor changes often during development; revalidate instead of caching stale JS.
-    return web.FileResponse(path, headers={"Content-Type": ctype, "Cache-Control": "no-cache"})
+    return web.FileResponse(path, headers={"Content-Type": ctype, "Cache-Control": "no-cache",
+                                           **EDITOR_HEADERS})
 
 
 def register_static(app: web.Application) -> None:

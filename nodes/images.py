@@ -15,6 +15,7 @@ from PIL import Image, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
 from engine.schema import Input, Node, Output, Result, RunContext
+from image_limits import ImageRefused, open_checked
 from nodes import types as T
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -69,7 +70,12 @@ class LoadImage(Node):
         if path is None:
             return {"image": f"'{name}' is outside the input folder"}
         if not path.is_file():
-            return {"image": f"image file '{name}' not found in the input folder {_input_dir(env)}"}
+            # No absolute path here: node errors reach every client, remote ones included.
+            return {"image": f"image file '{name}' not found in the input folder"}
+        try:  # the header only: refuse a decompression bomb before the job is queued
+            open_checked(path).close()
+        except ImageRefused as exc:
+            return {"image": f"'{name}': {exc}"}
         return {}
 
     @classmethod
@@ -84,7 +90,11 @@ class LoadImage(Node):
         path = inside(_input_dir(ctx.env), image)
         if path is None or not path.is_file():
             raise FileNotFoundError(f"image file '{image}' not found in the input folder")
-        with Image.open(path) as img:
+        try:
+            img = open_checked(path)  # checked again: the file may have changed since validation
+        except ImageRefused as exc:
+            raise ValueError(f"image '{image}': {exc}") from None
+        with img:
             return (pil_to_image(img),)
 
 
