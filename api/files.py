@@ -207,13 +207,15 @@ async def upload_image(request: web.Request) -> web.Response:
     raw_name = str(part.filename)
     check_text(raw_name, "file name", 4 * MAX_NAME_BYTES)
     name = check_name(Path(raw_name.replace("\\", "/")).name)
+    base = base_dir(config, kind)
+    safe_join(base, subfolder, name)  # a subfolder escaping its folder is refused before decoding
     data = part.file.read()
     try:
         info = await asyncio.to_thread(check_image_bytes, data)
     except ImageRefused as exc:
         return refused(exc)
     name = stored_name(name, info.fits_suffix(Path(name).suffix), info.suffix)
-    target = safe_join(base_dir(config, kind), subfolder, name)
+    target = safe_join(base, subfolder, name)
     try:
         final = await asyncio.to_thread(store_upload, target, data,
                                         truthy(form.get("overwrite", "")))

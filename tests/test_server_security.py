@@ -129,7 +129,7 @@ def test_queue_and_history_wrong_types(server):
     assert http_json("POST", base + "/upload/image", {})[0] == 400
 
 
-def test_token_bearer_query_and_cookie(tmp_path):
+def test_token_bearer_query_and_session_cookie(tmp_path):
     token = "s3cret-" + uuid.uuid4().hex
     with stub_server(tmp_path, token=token) as (base, _, _):
         assert http_json("GET", base + "/queue")[0] == 401
@@ -137,13 +137,23 @@ def test_token_bearer_query_and_cookie(tmp_path):
         assert http_json("GET", base + "/queue", None, {"Authorization": f"Bearer {token}"})[0] == 200
         assert http_json("GET", f"{base}/queue?token={token}")[0] == 200
         status, headers, _ = http("GET", f"{base}/?token={token}")
-        assert status == 200 and "cascade_token=" in headers.get("Set-Cookie", "")
-        assert "HttpOnly" in headers["Set-Cookie"]
-        cookie = headers["Set-Cookie"].split(";")[0]
+        port = base.rsplit(":", 1)[1]
+        set_cookie = headers.get("Set-Cookie", "")
+        assert status == 200 and set_cookie.startswith(f"cascade_session_{port}=")
+        assert "HttpOnly" in set_cookie and "SameSite=Strict" in set_cookie and "Path=/" in set_cookie
+        cookie = set_cookie.split(";")[0]
+        assert token not in set_cookie and cookie.split("=", 1)[1] != token
         assert http_json("GET", base + "/queue", None, {"Cookie": cookie})[0] == 200
+        # the session id is random per opening, not derived from the token
+        again = http("GET", f"{base}/?token={token}")[1]["Set-Cookie"].split(";")[0]
+        assert again != cookie and http_json("GET", base + "/queue", None, {"Cookie": again})[0] == 200
+        for forged in (f"cascade_session_{port}={token}", f"cascade_session_{port}=" + "A" * 43,
+                       f"cascade_token={token}", cookie.replace(f"_{port}=", "_1="), ""):
+            assert http_json("GET", base + "/queue", None, {"Cookie": forged})[0] == 401, forged
         with pytest.raises(WebSocketError, match="401"):
             connect_ws(base, "z")
         connect_ws(base, "z", f"&token={token}").close()
+        connect_ws(base, "c", headers={"Cookie": cookie}).close()
 
 
 def test_non_loopback_without_token_refuses_to_start(tmp_path):
