@@ -214,19 +214,25 @@ def test_upload_image_suffix_identical_and_overwrite(server):
                               {"Content-Type": f"multipart/form-data; boundary={boundary}"})
         return status, json.loads(raw)
 
-    assert upload(b"one") == (200, {"name": "pic.png", "subfolder": "", "type": "input"})
-    assert upload(b"one")[1]["name"] == "pic.png"  # identical bytes: reused
-    assert upload(b"two")[1]["name"] == "pic (1).png"
-    assert upload(b"three")[1]["name"] == "pic (2).png"
-    assert upload(b"four", overwrite="true")[1]["name"] == "pic.png"
-    assert (config.input_dir / "pic.png").read_bytes() == b"four"
-    status, body = upload(b"x", subfolder="masks", type="temp")
+    # Uploads must be images (see test_server_uploads.py): distinct tiny PNGs stand in for bytes.
+    png = {}
+    for i, word in enumerate(("one", "two", "three", "four", "x")):
+        buf = io.BytesIO()
+        Image.new("L", (2, 2), i * 40).save(buf, format="PNG")
+        png[word] = buf.getvalue()
+    assert upload(png["one"]) == (200, {"name": "pic.png", "subfolder": "", "type": "input"})
+    assert upload(png["one"])[1]["name"] == "pic.png"  # identical bytes: reused
+    assert upload(png["two"])[1]["name"] == "pic (1).png"
+    assert upload(png["three"])[1]["name"] == "pic (2).png"
+    assert upload(png["four"], overwrite="true")[1]["name"] == "pic.png"
+    assert (config.input_dir / "pic.png").read_bytes() == png["four"]
+    status, body = upload(png["x"], subfolder="masks", type="temp")
     assert status == 200 and (config.temp_dir / "masks" / "pic.png").is_file()
-    assert upload(b"x", name="../evil.png")[1]["name"] == "evil.png"  # basename only
-    assert upload(b"x", subfolder="../../etc")[0] == 403
-    assert upload(b"x", type="system")[0] == 400
+    assert upload(png["x"], name="../evil.png")[1]["name"] == "evil.png"  # basename only
+    assert upload(png["x"], subfolder="../../etc")[0] == 403
+    assert upload(png["x"], type="system")[0] == 400
     status, _, raw = http("GET", f"{base}/view?filename=pic.png&type=input")
-    assert raw == b"four"
+    assert raw == png["four"]
 
 
 def test_static_editor_and_workflows(server):
