@@ -43,8 +43,11 @@ def path_roots(config: Config) -> list[tuple[str, str]]:
              (config.input_dir, "<input>"), (config.temp_dir, "<temp>"),
              (config.data_dir, "<data>"), (config.web_dir, "<web>"), (PROJECT_ROOT, "<app>"),
              (Path(sys.prefix), "<python>"), (Path(sys.exec_prefix), "<python>"),
-             (Path(sys.base_prefix), "<python>"), (Path(tempfile.gettempdir()), "<tmp>"),
-             (Path.home(), "~")]
+             (Path(sys.base_prefix), "<python>"), (Path(tempfile.gettempdir()), "<tmp>")]
+    try:
+        named.append((Path.home(), "~"))
+    except (RuntimeError, KeyError):  # no HOME and no passwd entry (some containers)
+        pass
     roots: dict[str, str] = {}
     for path, label in named:
         for form in {str(path), str(path.resolve())}:
