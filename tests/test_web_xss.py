@@ -22,6 +22,7 @@ def _visit(page, url: str) -> None:
     page.wait_for_timeout(150)  # give a script that did load the time to act
 
 
+@pytest.mark.slow
 def test_planted_pages_cannot_run_script_via_view(server, browser):  # noqa: F811
     base = server["base"]
     urls = []
