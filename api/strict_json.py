@@ -145,17 +145,18 @@ def parse(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
     return value
 
 
-def dumps(value: Any) -> str:
+def dumps(value: Any, **kwargs: Any) -> str:
     """``json.dumps`` that never writes ``NaN``/``Infinity``: such values become ``null``.
 
     Input is refused at parse time, so a non-finite number here is a server bug (a node's ui
     output, an old database row); it is logged and the reply stays parseable for browsers.
+    `kwargs` go to ``json.dumps`` (e.g. ``default=str``).
     """
     try:
-        return json.dumps(value, allow_nan=False)
+        return json.dumps(value, allow_nan=False, **kwargs)
     except ValueError:
         log.error("a reply held a non-finite number; sent as null instead", exc_info=True)
-        return json.dumps(finite_copy(value), allow_nan=False)
+        return json.dumps(finite_copy(value), allow_nan=False, **kwargs)
 
 
 def finite_copy(value: Any) -> Any:

@@ -7,7 +7,7 @@ import pytest
 from api import MAX_PATH_PARAM
 from api.strict_json import MAX_DEPTH
 from engine.graph import MAX_PROMPT_NODES
-from tests.server_harness import http, stub_server, wait_for
+from tests.server_harness import collect_until_done, connect_ws, http, stub_server, wait_for
 from tests.stub_nodes import chain_prompt, long_chain_prompt
 
 JSON = {"Content-Type": "application/json"}
@@ -196,3 +196,23 @@ def test_non_finite_node_output_never_reaches_a_reply_bare(server):
         status, _, raw = http("GET", base + path)
         assert status == 200 and b"Infinity" not in raw
         strict(raw)
+
+
+def test_websocket_deep_handshake_and_non_finite_events(server):
+    """The socket's JSON is as strict as HTTP's: a deep first message does not kill the
+    connection, and a node's non-finite ui value reaches the browser as null."""
+    base, _ = server
+    client_id = uuid.uuid4().hex
+    ws = connect_ws(base, client_id)
+    try:
+        ws.send("[" * 500_000)
+        prompt = {"1": {"class_type": "Const", "inputs": {"value": -4}},
+                  "2": {"class_type": "ShowRatio", "inputs": {"x": ["1", 0], "divisor": 0.0}}}
+        status, reply = post(base, "/prompt", json.dumps(
+            {"prompt": prompt, "client_id": client_id}).encode())
+        assert status == 200
+        events = collect_until_done(ws, reply["prompt_id"], timeout=15)
+    finally:
+        ws.close()
+    executed = [e for e in events if isinstance(e, dict) and e["type"] == "executed"]
+    assert executed and executed[0]["data"]["output"] == {"ratio": [None]}
