@@ -8,6 +8,7 @@ import mimetypes
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from api.common import BadRequest, json_error, services, truthy
 from config import Config
@@ -30,10 +31,26 @@ def check_name(name: str) -> str:
     return name
 
 
+# NAME_MAX of common file systems; a longer part (or a path past PATH_MAX) fails in the OS.
+MAX_NAME_BYTES, MAX_PATH_BYTES = 255, 1024
+
+
 def safe_join(base: Path, subfolder: str, name: str) -> Path:
-    """`base/subfolder/name` resolved (symlinks included); web.HTTPForbidden if it escapes."""
+    """`base/subfolder/name` resolved (symlinks included); web.HTTPForbidden if it escapes.
+
+    BadRequest for what the OS would refuse: NUL bytes, text that is not Unicode (lone
+    surrogates, undecodable multipart names), parts over MAX_NAME_BYTES, over MAX_PATH_BYTES.
+    """
     if "\x00" in subfolder:
         raise web.HTTPForbidden(reason="invalid subfolder")
+    try:
+        rel = f"{subfolder}/{name}".encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("file name or subfolder is not valid Unicode") from None
+    if b"\x00" in rel or len(rel) > MAX_PATH_BYTES \
+            or any(len(part) > MAX_NAME_BYTES for part in rel.split(b"/")):
+        raise BadRequest(f"invalid file name or subfolder (NUL byte, a part over "
+                         f"{MAX_NAME_BYTES} bytes or over {MAX_PATH_BYTES} in all)")
     root = base.resolve()
     target = (root / subfolder / name).resolve() if subfolder else (root / name).resolve()
     if target != root and root not in target.parents:
@@ -119,7 +136,7 @@ async def upload_image(request: web.Request) -> web.Response:
         raise BadRequest("expected multipart/form-data")
     try:
         form = await request.post()  # enforces client_max_size -> 413
-    except ValueError as exc:
+    except (ValueError, BadHttpMessage) as exc:  # BadHttpMessage: a malformed part header
         raise BadRequest(f"malformed form: {exc}") from None
     part = form.get("image")
     if part is None or not hasattr(part, "file") or not getattr(part, "filename", None):
