@@ -79,9 +79,12 @@ def _noting(hook, refused: list):
 
 
 def _where(path: tuple) -> str:
+    """``extra_data.a[3].b``; a key that is not Unicode is shown escaped, never echoed raw."""
     out = ""
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, str):
+            part = part.encode("utf-8", "backslashreplace").decode("utf-8")
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
     return out or "body"
 
 
@@ -166,7 +169,7 @@ def finite_copy(value: Any) -> Any:
     while stack:
         node, parent, key = stack.pop()
         if isinstance(node, dict):
-            parent[key] = copy = {}
+            parent[key] = copy = dict.fromkeys(node)  # keys now: the walk fills them in reverse
             stack.extend((item, copy, k) for k, item in node.items())
         elif isinstance(node, (list, tuple)):
             parent[key] = copy = [None] * len(node)
