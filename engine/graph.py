@@ -5,13 +5,13 @@ Reason and error ``type`` strings, messages and ``extra_info`` keys follow Comfy
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from engine.admission import admission_reasons
 from engine.catalogue import input_entry
-from engine.schema import BOOLEAN, COMBO, FLOAT, INT, STRING, Input, Node
+from engine.coerce import coerce, types_compatible
+from engine.schema import COMBO, FLOAT, INT, Input, Node
 
 Registry = Mapping[str, type[Node]]
 Prompt = dict[str, dict]
@@ -50,50 +50,6 @@ def links_of(node: dict) -> list[tuple[str, str, int]]:
         if is_link(value) and len(value) == 2 and isinstance(value[1], int):
             out.append((name, str(value[0]), value[1]))
     return out
-
-
-def types_compatible(received: str, expected: str) -> bool:
-    """Exact match, ``*`` wildcard, comma-joined unions intersecting, or a string into a combo."""
-    if received == expected or "*" in (received, expected):
-        return True
-    if expected == COMBO and received in (STRING, COMBO):
-        return True
-    return bool(set(received.split(",")) & set(expected.split(",")))
-
-
-def coerce(inp: Input, value: Any) -> Any:
-    """Coerce a literal to the input's widget type; raises ValueError/TypeError when impossible."""
-    if isinstance(value, dict) and set(value) == {"__value__"}:
-        value = value["__value__"]
-    if inp.type == INT:
-        if isinstance(value, bool) or isinstance(value, (dict, list)) or value is None:
-            raise TypeError(f"not an integer: {value!r}")
-        if isinstance(value, float):
-            if not value.is_integer():
-                raise ValueError(f"not an integer: {value!r}")
-        return int(value)
-    if inp.type == FLOAT:
-        if isinstance(value, bool) or isinstance(value, (dict, list)) or value is None:
-            raise TypeError(f"not a number: {value!r}")
-        result = float(value)
-        if not math.isfinite(result):
-            raise ValueError(f"not a finite number: {value!r}")
-        return result
-    if inp.type == STRING:
-        if isinstance(value, (dict, list)) or value is None:
-            raise TypeError(f"not a string: {value!r}")
-        return str(value)
-    if inp.type == BOOLEAN:
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        if isinstance(value, (bool, int)) and not isinstance(value, float):
-            return bool(value)
-        raise TypeError(f"not a boolean: {value!r}")
-    if inp.type == COMBO:
-        if isinstance(value, (dict, list)) or value is None:
-            raise TypeError(f"not a choice: {value!r}")
-        return value
-    raise TypeError(f"input of type {inp.type} must be linked, got literal {value!r}")
 
 
 class _Validator:
