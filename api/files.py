@@ -69,10 +69,18 @@ def check_subfolder(subfolder: str) -> str:
 def safe_join(base: Path, subfolder: str, name: str) -> Path:
     """`base/subfolder/name` resolved (symlinks included); web.HTTPForbidden if it escapes.
 
-    A path the OS cannot resolve (a component over NAME_MAX, a symlink loop) is web.HTTPNotFound.
+    A path the OS cannot resolve (a component over NAME_MAX, a symlink loop) is web.HTTPNotFound;
+    NUL bytes and text that is not Unicode (lone surrogates, undecodable multipart names) are
+    BadRequest, as are parts over MAX_NAME_BYTES or a relative path over MAX_SUBFOLDER_BYTES.
     """
-    if "\x00" in subfolder or "\x00" in name:
-        raise web.HTTPForbidden(reason="invalid subfolder")
+    try:
+        rel = f"{subfolder}/{name}".encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("file name or subfolder is not valid Unicode") from None
+    if b"\x00" in rel or len(rel) > MAX_SUBFOLDER_BYTES + MAX_NAME_BYTES \
+            or any(len(part) > MAX_NAME_BYTES for part in rel.split(b"/")):
+        raise BadRequest(f"invalid file name or subfolder (NUL byte, a part over "
+                         f"{MAX_NAME_BYTES} bytes or a path too long)")
     try:
         root = base.resolve()
         target = (root / subfolder / name).resolve() if subfolder else (root / name).resolve()

@@ -5,7 +5,7 @@ import mimetypes
 
 from aiohttp import web
 
-from api.common import json_error, services
+from api.common import json_error, json_response, services
 from api.files import safe_join
 
 # .mjs/.js must be served as JavaScript for <script type="module">.
@@ -33,8 +33,7 @@ async def static_file(request: web.Request) -> web.StreamResponse:
         # (demo weights in --demo mode), so the editor never opens a workflow that cannot run.
         fitted = getattr(services(request).env, "default_workflow", None)
         if callable(fitted):
-            return web.json_response(fitted(), headers={"Cache-Control": "no-cache",
-                                                         **EDITOR_HEADERS})
+            return json_response(fitted(), headers={"Cache-Control": "no-cache", **EDITOR_HEADERS})
     path = safe_join(web_dir, "", rel)
     if not path.is_file():
         if rel == "index.html":
@@ -48,6 +47,6 @@ async def static_file(request: web.Request) -> web.StreamResponse:
                                            **EDITOR_HEADERS})
 
 
-def register_static(app: web.Application) -> None:
-    """Registered last so every API route matches first."""
-    app.router.add_get("/{path:.*}", static_file)
+def register_static(app: web.Application, wrap=lambda handler: handler) -> None:
+    """Registered last so every API route matches first; `wrap` adds the shared route checks."""
+    app.router.add_get("/{path:.*}", wrap(static_file))

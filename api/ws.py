@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from api import strict_json
 from api.common import services, truthy
 
 log = logging.getLogger("cascade.ws")
@@ -86,7 +87,7 @@ class Hub:
             if client is not None:
                 client.outbox.put_nowait(self._frame(client, data))
             return
-        message = json.dumps({"type": event, "data": data}, default=str)
+        message = strict_json.dumps({"type": event, "data": data}, default=str)
         if client_id is None:
             if event in ("status", "execution_interrupted"):
                 for client in self.clients.values():
@@ -165,7 +166,7 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
 def _handshake(client: Client, text: str, max_upload: int) -> None:
     """The optional first message ``{"type": "feature_flags", "data": {...}}``."""
     try:
-        message = json.loads(text)
+        message = strict_json.parse(text)  # depth-capped: a 1 MB "[[[..." must not recurse
     except ValueError:
         return
     if not isinstance(message, dict) or message.get("type") != "feature_flags":

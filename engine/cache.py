@@ -36,34 +36,58 @@ def signatures(prompt: Prompt, registry: Mapping[str, type[Node]], env: Any,
     signature of that node and of everything downstream only.
     """
     memo: dict[str, str] = {}
-
-    def sig(node_id: str, trail: frozenset[str]) -> str:
-        if node_id in memo:
-            return memo[node_id]
-        if node_id in trail or node_id not in prompt:  # cycles/dangling links never cache
-            return "unhashable:" + uuid.uuid4().hex
-        node = prompt[node_id]
-        cls = registry[node["class_type"]]
-        literals = {k: v for k, v in node["inputs"].items() if not is_link(v)}
-        try:
-            fp = cls.fingerprint(env, dict(literals))
-        except Exception:
-            fp = float("nan")
-        if isinstance(fp, float) and math.isnan(fp):
-            fp = {"always": uuid.uuid4().hex}
-        parts = [node["class_type"], _canonical(fp)]
-        for name in sorted(node["inputs"]):
-            value = node["inputs"][name]
-            if is_link(value) and len(value) == 2:
-                parts.append(f"{name}=link:{sig(str(value[0]), trail | {node_id})}#{value[1]}")
-            else:
-                parts.append(f"{name}={_canonical(value)}")
-        memo[node_id] = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-        return memo[node_id]
-
-    for nid in (prompt if roots is None else roots):  # roots: only the outputs' ancestors
-        sig(nid, frozenset())
+    for root in (prompt if roots is None else roots):  # roots: only the outputs' ancestors
+        if root in prompt and root not in memo:
+            _sign_from(root, prompt, registry, env, memo)
     return memo
+
+
+def _sources(node: dict) -> list[str]:
+    return [str(v[0]) for v in node["inputs"].values() if is_link(v) and len(v) == 2]
+
+
+def _sign_from(root: str, prompt: Prompt, registry: Mapping[str, type[Node]], env: Any,
+               memo: dict[str, str]) -> None:
+    """Sign `root` and its ancestors, sources first, with an explicit stack (no recursion).
+
+    A node is signed when it reaches the top of the stack a second time, by then every source
+    is signed -- or is still on the path (a cycle), which, like a dangling link, never caches.
+    """
+    stack, path = [root], set()
+    while stack:
+        nid = stack[-1]
+        if nid in memo:
+            stack.pop()
+            continue
+        if nid not in path:
+            path.add(nid)
+            stack.extend(src for src in _sources(prompt[nid])
+                         if src in prompt and src not in memo and src not in path)
+            continue
+        memo[nid] = _digest(prompt[nid], registry, env, memo)
+        path.discard(nid)
+        stack.pop()
+
+
+def _digest(node: dict, registry: Mapping[str, type[Node]], env: Any,
+            memo: dict[str, str]) -> str:
+    cls = registry[node["class_type"]]
+    literals = {k: v for k, v in node["inputs"].items() if not is_link(v)}
+    try:
+        fp = cls.fingerprint(env, dict(literals))
+    except Exception:
+        fp = float("nan")
+    if isinstance(fp, float) and math.isnan(fp):
+        fp = {"always": uuid.uuid4().hex}
+    parts = [node["class_type"], _canonical(fp)]
+    for name in sorted(node["inputs"]):
+        value = node["inputs"][name]
+        if is_link(value) and len(value) == 2:
+            upstream = memo.get(str(value[0])) or "unhashable:" + uuid.uuid4().hex
+            parts.append(f"{name}=link:{upstream}#{value[1]}")
+        else:
+            parts.append(f"{name}={_canonical(value)}")
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
 class OutputCache:

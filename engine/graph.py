@@ -5,15 +5,19 @@ Reason and error ``type`` strings, messages and ``extra_info`` keys follow Comfy
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from engine.admission import admission_reasons
 from engine.catalogue import input_entry
-from engine.schema import BOOLEAN, COMBO, FLOAT, INT, STRING, Input, Node
+from engine.coerce import coerce, types_compatible
+from engine.schema import COMBO, FLOAT, INT, Input, Node
 
 Registry = Mapping[str, type[Node]]
 Prompt = dict[str, dict]
+# Largest prompt accepted: real Stable Cascade graphs have tens of nodes; this bounds the cost
+# of validating, planning and hashing a hostile one (all three walk it iteratively anyway).
+MAX_PROMPT_NODES = 1000
 
 
 @dataclass
@@ -48,52 +52,12 @@ def links_of(node: dict) -> list[tuple[str, str, int]]:
     return out
 
 
-def types_compatible(received: str, expected: str) -> bool:
-    """Exact match, ``*`` wildcard, comma-joined unions intersecting, or a string into a combo."""
-    if received == expected or "*" in (received, expected):
-        return True
-    if expected == COMBO and received in (STRING, COMBO):
-        return True
-    return bool(set(received.split(",")) & set(expected.split(",")))
-
-
-def coerce(inp: Input, value: Any) -> Any:
-    """Coerce a literal to the input's widget type; raises ValueError/TypeError when impossible."""
-    if isinstance(value, dict) and set(value) == {"__value__"}:
-        value = value["__value__"]
-    if inp.type == INT:
-        if isinstance(value, bool) or isinstance(value, (dict, list)) or value is None:
-            raise TypeError(f"not an integer: {value!r}")
-        if isinstance(value, float):
-            if not value.is_integer():
-                raise ValueError(f"not an integer: {value!r}")
-        return int(value)
-    if inp.type == FLOAT:
-        if isinstance(value, bool) or isinstance(value, (dict, list)) or value is None:
-            raise TypeError(f"not a number: {value!r}")
-        result = float(value)
-        if not math.isfinite(result):
-            raise ValueError(f"not a finite number: {value!r}")
-        return result
-    if inp.type == STRING:
-        if isinstance(value, (dict, list)) or value is None:
-            raise TypeError(f"not a string: {value!r}")
-        return str(value)
-    if inp.type == BOOLEAN:
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        if isinstance(value, (bool, int)) and not isinstance(value, float):
-            return bool(value)
-        raise TypeError(f"not a boolean: {value!r}")
-    if inp.type == COMBO:
-        if isinstance(value, (dict, list)) or value is None:
-            raise TypeError(f"not a choice: {value!r}")
-        return value
-    raise TypeError(f"input of type {inp.type} must be linked, got literal {value!r}")
-
-
 class _Validator:
-    """One validation pass; memoises per-node validity so shared ancestors are checked once."""
+    """One validation pass; memoises per-node validity so shared ancestors are checked once.
+
+    The walk is iterative (an explicit stack of frames, dependencies first) so a long chain of
+    nodes costs memory, never Python recursion depth.
+    """
 
     def __init__(self, prompt: Prompt, registry: Registry, env: Any):
         self.prompt, self.registry, self.env = prompt, registry, env
@@ -101,24 +65,44 @@ class _Validator:
         self.visiting: set[str] = set()
         self.reasons: dict[str, list[dict]] = {}
 
-    def node(self, node_id: str) -> bool:
-        if node_id in self.valid:
-            return self.valid[node_id]
-        if node_id in self.visiting:
-            self.reasons.setdefault(node_id, []).append(error(
-                "dependency_cycle", "Dependency cycle detected", f"node {node_id} depends on itself"))
-            return False
-        self.visiting.add(node_id)
-        ok = self._check(node_id)
-        self.visiting.discard(node_id)
-        self.valid[node_id] = ok and not self.reasons.get(node_id)
-        return self.valid[node_id]
+    def node(self, root: str) -> bool:
+        """Whether `root` and everything it is linked from are valid (reasons recorded)."""
+        if root in self.valid:
+            return self.valid[root]
+        frames = [self._enter(root)]  # [node id, sources to follow, next index, sources ok]
+        while frames:
+            frame = frames[-1]
+            if frame[2] < len(frame[1]):
+                source = frame[1][frame[2]]
+                frame[2] += 1
+                if source in self.valid:
+                    frame[3] = frame[3] and self.valid[source]
+                elif source in self.visiting:
+                    self.reasons.setdefault(source, []).append(error(
+                        "dependency_cycle", "Dependency cycle detected",
+                        f"node {source} depends on itself"))
+                    frame[3] = False
+                else:
+                    frames.append(self._enter(source))
+                continue
+            frames.pop()
+            node_id = frame[0]
+            self.visiting.discard(node_id)
+            self.valid[node_id] = frame[3] and not self.reasons.get(node_id)
+            if frames:
+                frames[-1][3] = frames[-1][3] and self.valid[node_id]
+        return self.valid[root]
 
-    def _check(self, node_id: str) -> bool:
+    def _enter(self, node_id: str) -> list:
+        self.visiting.add(node_id)
+        return [node_id, self._check(node_id), 0, True]
+
+    def _check(self, node_id: str) -> list[str]:
+        """Record `node_id`'s own reasons; returns the sources whose validity it depends on."""
         node = self.prompt[node_id]
         cls = self.registry[node["class_type"]]
         inputs = node.setdefault("inputs", {})
-        ok, own, literals = True, self.reasons.setdefault(node_id, []), {}
+        sources, own, literals = [], self.reasons.setdefault(node_id, []), {}
         for inp in cls.INPUTS:
             if inp.name not in inputs:
                 if not inp.optional:
@@ -127,7 +111,9 @@ class _Validator:
                 continue
             value = inputs[inp.name]
             if is_link(value):
-                ok = self._check_link(node_id, inp, value, own) and ok
+                source = self._check_link(inp, value, own)
+                if source is not None:
+                    sources.append(source)
                 continue
             config = input_entry(inp, self.env)
             try:
@@ -145,36 +131,37 @@ class _Validator:
         # node's own check, whose message can say where the file belongs; other errors make it moot.
         if all(reason["type"] == "value_not_in_list" for reason in own):
             self._check_custom(cls, node_id, literals, own)
-        return ok
+        return sources
 
-    def _check_link(self, node_id: str, inp: Input, value: list, own: list) -> bool:
+    def _check_link(self, inp: Input, value: list, own: list) -> str | None:
+        """The linked source's id when the link itself is sound, else None (a reason added)."""
         if len(value) != 2 or not isinstance(value[1], int) or isinstance(value[1], bool):
             own.append(error("bad_linked_input",
                              "Bad linked input, must be a length-2 list of [node_id, slot_index]",
                              f"{inp.name}", input_name=inp.name, received_value=value))
-            return True
+            return None
         source_id = str(value[0])
         source = self.prompt.get(source_id)
         if source is None:
             own.append(error("bad_linked_input", "Linked node does not exist",
                              f"{inp.name}: node {source_id} not in prompt", input_name=inp.name,
                              received_value=value))
-            return True
+            return None
         outputs = self.registry[source["class_type"]].OUTPUTS
         if not 0 <= value[1] < len(outputs):
             own.append(error("bad_linked_input", "Linked output index out of range",
                              f"{inp.name}: {source['class_type']} has {len(outputs)} outputs",
                              input_name=inp.name, received_value=value))
-            return True
+            return None
         received = outputs[value[1]].type
         if not types_compatible(received, inp.type):
             own.append(error("return_type_mismatch", "Return type mismatch between linked nodes",
                              f"{inp.name}, received_type({received}) mismatch input_type({inp.type})",
                              input_name=inp.name, input_config=input_entry(inp, self.env),
                              received_type=received, linked_node=[source_id, value[1]]))
-            return True
+            return None
         value[0] = source_id
-        return self.node(source_id)
+        return source_id
 
     def _check_range(self, inp: Input, value: Any, config: list, own: list) -> None:
         extra = {"input_name": inp.name, "input_config": config, "received_value": value}
@@ -209,9 +196,18 @@ class _Validator:
 
 def validate_prompt(prompt: Any, registry: Registry, env: Any,
                     targets: list[str] | None = None) -> Validation:
-    """Validate an API prompt; returns a coerced copy, the runnable outputs and any errors."""
+    """Validate an API prompt; returns a coerced copy, the runnable outputs and any errors.
+
+    A prompt of more than MAX_PROMPT_NODES nodes is refused whole (``prompt_too_large``). When
+    per-node checks leave a runnable output, ``env.admit`` (see engine.admission) may still
+    refuse outputs whose job would not fit.
+    """
     if not isinstance(prompt, dict):
         return Validation({}, error=error("invalid_prompt", "Prompt must be a JSON object", ""))
+    if len(prompt) > MAX_PROMPT_NODES:
+        return Validation({}, error=error(
+            "prompt_too_large", f"Prompt has {len(prompt)} nodes; the limit is {MAX_PROMPT_NODES}",
+            f"{len(prompt)} > {MAX_PROMPT_NODES}", limit=MAX_PROMPT_NODES))
     clean: Prompt = {}
     for node_id, node in prompt.items():
         node_id = str(node_id)
@@ -239,16 +235,21 @@ def validate_prompt(prompt: Any, registry: Registry, env: Any,
     if not outputs:
         return Validation(clean, error=error("prompt_no_outputs", "Prompt has no outputs", ""))
     v = _Validator(clean, registry, env)
-    good, failed_lines = [], []
-    for out_id in outputs:
-        if v.node(out_id):
-            good.append(out_id)
+    good = [out_id for out_id in outputs if v.node(out_id)]
+    needs = {out_id: ancestors(clean, out_id) for out_id in outputs}
+    if good:
+        needed = set().union(*(needs[o] for o in good))
+        for node_id, extra in admission_reasons(env, clean, needed, good, error).items():
+            v.reasons.setdefault(node_id, []).extend(extra)
+            good = [o for o in good if node_id not in needs[o]]
+    failed = [o for o in outputs if o not in good]
     node_errors: dict[str, dict] = {}
+    failed_lines: list[str] = []
     for node_id, reasons in v.reasons.items():
         if not reasons:
             continue
-        dependents = [o for o in outputs if o not in good and _depends_on(clean, o, node_id)]
-        node_errors[node_id] = {"errors": reasons, "dependent_outputs": dependents,
+        node_errors[node_id] = {"errors": reasons,
+                                "dependent_outputs": [o for o in failed if node_id in needs[o]],
                                 "class_type": clean[node_id]["class_type"]}
         failed_lines += [f"{r['message']}: {r['details']}" for r in reasons]
     result = Validation(clean, outputs=good, node_errors=node_errors)
@@ -258,15 +259,13 @@ def validate_prompt(prompt: Any, registry: Registry, env: Any,
     return result
 
 
-def _depends_on(prompt: Prompt, start: str, target: str) -> bool:
-    """True when `target` is `start` or one of its ancestors."""
+def ancestors(prompt: Prompt, start: str) -> set[str]:
+    """`start` and every node it is linked from, directly or not (iterative)."""
     seen, stack = set(), [start]
     while stack:
         nid = stack.pop()
-        if nid == target:
-            return True
         if nid in seen or nid not in prompt:
             continue
         seen.add(nid)
         stack.extend(src for _, src, _ in links_of(prompt[nid]))
-    return False
+    return seen

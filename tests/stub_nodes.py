@@ -5,6 +5,7 @@ tests can assert exactly which nodes re-ran.
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -183,9 +184,26 @@ class SaveNumberImage(Node):
         return Result(ui={"images": [{"filename": name, "subfolder": "", "type": "output"}]})
 
 
+class ShowRatio(Node):
+    """Output node whose ``ui`` holds x / divisor: ``inf`` or ``nan`` when divisor is 0.
+
+    Stands for a node with a bug: a non-finite number in its ui must never reach a reply.
+    """
+
+    CATEGORY = "stub"
+    OUTPUT_NODE = True
+    INPUTS = (Input("x", NUMBER), Input("divisor", FLOAT, default=1.0, min=-10.0, max=10.0))
+
+    def run(self, ctx, x, divisor):
+        ctx.env.record(ctx, "ShowRatio")
+        ratio = x / divisor if divisor else (math.copysign(math.inf, x) if x else math.nan)
+        return Result(ui={"ratio": [ratio]})
+
+
 STUB_NODES: dict[str, type[Node]] = {
     "Const": Const, "Add": Add, "Scale": Scale, "Pick": Pick, "Slow": Slow, "Fail": Fail,
     "Warn": Warn, "Show": Show, "ShowText": ShowText, "SaveNumberImage": SaveNumberImage,
+    "ShowRatio": ShowRatio,
 }
 
 
@@ -198,3 +216,13 @@ def chain_prompt(value: int = 3, steps: int = 1, delay: float = 0.0) -> dict:
         "3": {"class_type": "Scale", "inputs": {"x": ["2", 0], "factor": 2.0, "mode": "mul"}},
         "4": {"class_type": "SaveNumberImage", "inputs": {"x": ["3", 0], "filename_prefix": "t"}},
     }
+
+
+def long_chain_prompt(length: int, value: int = 2) -> dict:
+    """Const -> Scale x (length - 2) -> Show: `length` nodes, each linked to the one before."""
+    prompt = {"1": {"class_type": "Const", "inputs": {"value": value}}}
+    for i in range(2, length):
+        prompt[str(i)] = {"class_type": "Scale",
+                          "inputs": {"x": [str(i - 1), 0], "factor": 1.0, "mode": "mul"}}
+    prompt[str(length)] = {"class_type": "Show", "inputs": {"x": [str(length - 1), 0]}}
+    return prompt
