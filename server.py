@@ -114,7 +114,7 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def main(argv: list[str] | None = None,
-         nodes: Callable[[Config], tuple[Mapping[str, type[Node]], Any]] = load_nodes) -> None:
+         nodes: Callable[[Config], tuple[Mapping[str, type[Node]], Any]] | None = None) -> None:
     """``python server.py [--host H] [--port P] [--data DIR] [--weights DIR] [--token T] ...``.
 
     `nodes` builds (registry, env) from the config (tests pass stub nodes). ``--port 0`` picks
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None,
     sock = listen(config.host, config.port)
     port = sock.getsockname()[1]
     lock.update(port)
-    registry, env = nodes(config)
+    registry, env = (nodes or load_nodes)(config)
     app = create_app(config, registry, env, lock=lock)
     host = f"[{config.host}]" if ":" in config.host else config.host
     suffix = "/?token=<your token>" if config.token else "/"

@@ -30,6 +30,7 @@ class DataLock:
     """``DataLock(folder, port)`` takes the lock or raises DataFolderBusy; ``release()`` ends it."""
 
     def __init__(self, folder: Path, port: int | None = None):
+        self._fd: int | None = None  # set once held (``__del__`` may run on a failed init)
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / LOCK_NAME
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -39,7 +40,7 @@ class DataLock:
             holder = _read(fd)
             os.close(fd)
             raise DataFolderBusy(folder, holder) from None
-        self._fd: int | None = fd
+        self._fd = fd
         self.update(port)
 
     def update(self, port: int | None) -> None:
