@@ -110,8 +110,9 @@ class Hub:
         if self.clients.get(client.sid) is client:
             del self.clients[client.sid]
             self.dropped += 1
-            log.info("disconnecting WebSocket client %s: %d messages behind", client.sid,
-                     client.outbox.max_messages)
+            log.info("disconnecting WebSocket client %s: it fell behind by more than %d "
+                     "messages or %d bytes", client.sid, client.outbox.max_messages,
+                     client.outbox.max_bytes)
         if client.transport is not None:
             client.transport.abort()  # a close frame would queue behind what it never read
 

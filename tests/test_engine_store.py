@@ -328,3 +328,21 @@ def test_unstorable_node_output_becomes_a_node_error(tmp_path):
         assert wait_for(lambda: store.history_entry("next"))["status"]["completed"]
     finally:
         worker.stop()
+
+
+def test_stop_records_a_job_whose_node_ignores_the_interrupt(tmp_path):
+    env = StubEnv(tmp_path / "out")
+    store, worker, _ = make_worker(tmp_path, env)
+    stuck = {"1": {"class_type": "Const", "inputs": {"value": 1}},
+             "2": {"class_type": "Slow", "inputs": {"x": ["1", 0], "steps": 2, "delay": 1.0,
+                                                    "preview": False}},
+             "3": {"class_type": "Show", "inputs": {"x": ["2", 0]}}}
+    store.add("stuck", 1, stuck, {}, ["3"])
+    worker.start()
+    wait_for(env.started.is_set)
+    worker.stop(timeout=0.2)  # the node sleeps 1 s before it can notice
+    entry = store.history_entry("stuck")
+    assert entry["status"]["messages"][-1][0] == "execution_interrupted"
+    assert store.running() == []
+    wait_for(lambda: not worker._thread.is_alive(), timeout=5)
+    assert store.history_entry("stuck") == entry  # the late finish changed nothing
