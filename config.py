@@ -50,6 +50,10 @@ class Config:
     memory_budget_gb: float | None = None
     history_max: int = 10000
     preview_size: int = 512
+    wait_max_s: float = 600.0  # POST /prompt?wait=true answers 202 + state after this at most
+    ws_outbox_messages: int = 500  # per WebSocket client; past this (or the bytes) it is dropped
+    ws_outbox_bytes: int = 8 << 20
+    ws_heartbeat_s: float = 30.0  # ping interval; no pong within half of it closes the socket
     extra: Mapping[str, object] = field(default_factory=dict)  # reserved flags (--run/--set) for cli.py
 
     @property

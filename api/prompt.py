@@ -8,13 +8,19 @@ from aiohttp import web
 
 from api.common import BadRequest, query_int, read_object, services, truthy, want
 from engine.graph import validate_prompt
+from engine.store import StoreRefused
 from engine.workflow import document_to_prompt, is_document
 
 SECRET_EXTRA_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")
 
 
 async def post_prompt(request: web.Request) -> web.Response:
-    """Validate and enqueue; ``?wait=true`` blocks until the job is done and adds its history."""
+    """Validate and enqueue; ``?wait=true`` waits for the job's end and adds its history.
+
+    Waiting ends when the job is done (200 + history entry, ``state: "done"``), removed from
+    the queue (200, ``state: "cancelled"``, empty outputs), or after ``?timeout=`` seconds,
+    the server's ``wait_max_s`` or a shutdown, whichever comes first (202 + current state).
+    A prompt_id already in use is a 400, decided by the insert itself."""
     svc = services(request)
     body = await read_object(request)
     if "prompt" not in body:
@@ -41,7 +47,7 @@ async def post_prompt(request: web.Request) -> web.Response:
         extra_data.pop(key, None)
     if not prompt_id.strip() or len(prompt_id) > 200:
         raise BadRequest("'prompt_id' must be a non-empty string of at most 200 characters")
-    if svc.store.exists(prompt_id):
+    if svc.store.exists(prompt_id):  # early answer; the insert below is what decides
         raise BadRequest(f"prompt_id {prompt_id!r} is already in use")
     result = await asyncio.to_thread(validate_prompt, prompt, svc.registry, svc.env, targets)
     if not result.ok:
@@ -49,20 +55,33 @@ async def post_prompt(request: web.Request) -> web.Response:
                                  status=400)
     if number is None:
         number = svc.store.next_number(front=truthy(body.get("front", False)))
-    waiter = svc.hub.wait_for(prompt_id) if truthy(request.query.get("wait", "")) else None
-    svc.store.add(prompt_id, float(number), result.prompt, extra_data, result.outputs)
+    wait = truthy(request.query.get("wait", ""))
+    asked = query_float(request, "timeout")
+    timeout = svc.config.wait_max_s if asked is None else min(asked, svc.config.wait_max_s)
+    waiter = svc.hub.wait_for(prompt_id) if wait else None  # before add: no end is missed
+    try:
+        svc.store.add(prompt_id, number, result.prompt, extra_data, result.outputs)
+    except StoreRefused as exc:
+        if waiter is not None:
+            svc.hub.forget(prompt_id, waiter)
+        raise BadRequest(str(exc)) from None
     svc.worker.changed()
-    number = int(number) if float(number).is_integer() else number
+    if isinstance(number, float) and number.is_integer():
+        number = int(number)
     reply = {"prompt_id": prompt_id, "number": number, "node_errors": result.node_errors}
-    if waiter is not None:
-        timeout = query_float(request, "timeout")
-        try:
-            entry = await asyncio.wait_for(asyncio.shield(waiter), timeout)
-        except asyncio.TimeoutError:  # still queued/running: 202 and the job's state
-            job = svc.store.job(prompt_id) or {}
-            return web.json_response({**reply, "state": job.get("state")}, status=202)
-        reply = {**entry, **reply}
-    return web.json_response(reply)
+    if waiter is None:
+        return web.json_response(reply)
+    try:
+        state, entry = await asyncio.wait_for(asyncio.shield(waiter), timeout)
+    except asyncio.TimeoutError:  # still queued/running: 202 and the job's state
+        svc.hub.forget(prompt_id, waiter)
+        state, entry = (svc.store.job(prompt_id) or {}).get("state", "cancelled"), None
+    if state == "cancelled":
+        entry = {"outputs": {}, "status": {"status_str": "cancelled", "completed": False,
+                                           "messages": []}}
+    elif state != "done":
+        return web.json_response({**reply, "state": state}, status=202)
+    return web.json_response({**(entry or {}), **reply, "state": state})
 
 
 def query_float(request: web.Request, key: str) -> float | None:

@@ -4,6 +4,9 @@ Previews go only to clients that opted in, because some API clients treat any bi
 as a finished image: a ``feature_flags`` handshake with ``supports_preview_metadata`` gets
 type-4 frames (JSON metadata + image); connecting with ``?previews=1`` gets ComfyUI's legacy
 type-1 frames (8-byte header: event type 1, format 1 = JPEG, then the JPEG bytes).
+
+Each client has a bounded outbox (api/ws_outbox.py) and is pinged every ``heartbeat`` s; a
+client that falls too far behind is disconnected rather than buffered for ever.
 """
 from __future__ import annotations
 
@@ -13,13 +16,14 @@ import json
 import logging
 import struct
 import uuid
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from api import strict_json
 from api.common import services, truthy
+from api.ws_outbox import Outbox, OutboxOverflow, wire
 
 log = logging.getLogger("cascade.ws")
 PREVIEW_IMAGE, PREVIEW_IMAGE_WITH_METADATA = 1, 4
@@ -30,7 +34,8 @@ FORMAT_JPEG = 1
 class Client:
     sid: str
     ws: web.WebSocketResponse
-    outbox: asyncio.Queue = field(default_factory=asyncio.Queue)
+    outbox: Outbox
+    transport: Any = None  # the TCP transport, aborted when the client falls too far behind
     metadata_previews: bool = False
     legacy_previews: bool = False
 
@@ -42,11 +47,18 @@ class Client:
 class Hub:
     """Routes worker events to sockets, in order, on the server's event loop."""
 
-    def __init__(self, preview_size: int = 512):
+    def __init__(self, preview_size: int = 512, outbox_messages: int = 500,
+                 outbox_bytes: int = 8 << 20, heartbeat: float | None = 30.0):
         self.loop: asyncio.AbstractEventLoop | None = None  # set when the app starts
         self.preview_size = preview_size
+        self.outbox_messages, self.outbox_bytes = outbox_messages, outbox_bytes
+        self.heartbeat = heartbeat
         self.clients: dict[str, Client] = {}
         self.waiters: dict[str, list[asyncio.Future]] = {}
+        self.dropped = 0  # clients disconnected for falling behind (observability, tests)
+
+    def new_outbox(self) -> Outbox:
+        return Outbox(self.outbox_messages, self.outbox_bytes)
 
     # -- called from the worker thread ---------------------------------------------------------
     def publish_threadsafe(self, event: str, data: dict, client_id: str | None) -> None:
@@ -77,25 +89,33 @@ class Hub:
 
     # -- on the loop -------------------------------------------------------------------------
     def dispatch(self, event: str, data: dict, client_id: str | None) -> None:
-        if event == "job_done":
-            for fut in self.waiters.pop(data["prompt_id"], []):
-                if not fut.done():
-                    fut.set_result(data["entry"])
-            return
         if event == "preview":
             client = self.clients.get(client_id or "")
             if client is not None:
-                client.outbox.put_nowait(self._frame(client, data))
+                self.send(client, self._frame(client, data), key=("preview", data["node_id"]))
             return
-        message = strict_json.dumps({"type": event, "data": data}, default=str)
+        message = strict_json.dumps({"type": event, "data": wire(data)}, default=str)
         if client_id is None:
             if event in ("status", "execution_interrupted"):
-                for client in self.clients.values():
-                    client.outbox.put_nowait(message)
+                for client in list(self.clients.values()):
+                    self.send(client, message)
             return  # per-prompt events of a prompt without client_id go nowhere (ComfyUI)
         client = self.clients.get(client_id)
         if client is not None:
-            client.outbox.put_nowait(message)
+            self.send(client, message)
+
+    def send(self, client: Client, payload: str | bytes, key: Any = None) -> None:
+        """Queue for `client`; one that has fallen too far behind is disconnected."""
+        if client.outbox.put(payload, key):
+            return
+        if self.clients.get(client.sid) is client:
+            del self.clients[client.sid]
+            self.dropped += 1
+            log.info("disconnecting WebSocket client %s: it fell behind by more than %d "
+                     "messages or %d bytes", client.sid, client.outbox.max_messages,
+                     client.outbox.max_bytes)
+        if client.transport is not None:
+            client.transport.abort()  # a close frame would queue behind what it never read
 
     def _frame(self, client: Client, data: dict) -> bytes:
         if client.metadata_previews:
@@ -105,14 +125,54 @@ class Hub:
             return struct.pack(">II", PREVIEW_IMAGE_WITH_METADATA, len(meta)) + meta + data["jpeg"]
         return struct.pack(">II", PREVIEW_IMAGE, FORMAT_JPEG) + data["jpeg"]
 
+    # -- waiters of POST /prompt?wait=true ------------------------------------------------------
     def wait_for(self, prompt_id: str) -> asyncio.Future:
+        """A future resolved with ``(state, entry)`` when the job ends (see job_ended)."""
         fut = self.loop.create_future()
         self.waiters.setdefault(prompt_id, []).append(fut)
         return fut
 
-    async def close_all(self) -> None:
-        for client in list(self.clients.values()):
-            await client.ws.close()
+    def forget(self, prompt_id: str, fut: asyncio.Future) -> None:
+        futures = self.waiters.get(prompt_id, [])
+        if fut in futures:
+            futures.remove(fut)
+        if not futures:
+            self.waiters.pop(prompt_id, None)
+
+    def job_ended(self, prompt_id: str, state: str, entry: dict | None) -> None:
+        """The store's ``on_end`` (any thread): "done" with its entry, or "cancelled"."""
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self._resolve, prompt_id, state, entry)
+        except RuntimeError:  # loop closed meanwhile: nobody is waiting any more
+            pass
+
+    def _resolve(self, prompt_id: str, state: str, entry: dict | None) -> None:
+        for fut in self.waiters.pop(prompt_id, []):
+            if not fut.done():
+                fut.set_result((state, entry))
+
+    def release_waiters(self, lookup: Callable[[str], dict | None]) -> None:
+        """At shutdown: answer every waiter with its job's current state (``lookup`` = store.job)."""
+        for prompt_id in list(self.waiters):
+            job = lookup(prompt_id)
+            state = job["state"] if job else "cancelled"
+            self._resolve(prompt_id, state, job.get("entry") if job else None)
+
+    async def close_all(self, timeout: float = 1.0) -> None:
+        """Close every socket at once, aborting those that do not answer within `timeout` s."""
+        async def close(client: Client) -> None:
+            try:
+                await asyncio.wait_for(client.ws.close(code=WSCloseCode.GOING_AWAY,
+                                                       message=b"server shutting down"), timeout)
+            except Exception:  # timed out or already broken: drop the connection
+                if client.transport is not None:
+                    client.transport.abort()
+        clients = list(self.clients.values())
+        self.clients.clear()
+        await asyncio.gather(*(close(c) for c in clients))
 
 
 async def _sender(client: Client) -> None:
@@ -124,7 +184,7 @@ async def _sender(client: Client) -> None:
                 await client.ws.send_bytes(item)
             else:
                 await client.ws.send_str(item)
-    except (ConnectionError, RuntimeError):
+    except (ConnectionError, RuntimeError, OutboxOverflow):
         pass
 
 
@@ -132,16 +192,19 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
     """``GET /ws?clientId=``: status on connect, then the prompt's events, in order."""
     svc = services(request)
     hub: Hub = svc.hub
-    ws = web.WebSocketResponse(max_msg_size=1 << 20)
+    # heartbeat: aiohttp pings and closes a socket whose pong does not come back in time;
+    # timeout bounds how long a close waits for the client's answer.
+    ws = web.WebSocketResponse(max_msg_size=1 << 20, heartbeat=hub.heartbeat, timeout=1.0)
     await ws.prepare(request)
     sid = request.query.get("clientId") or uuid.uuid4().hex
-    client = Client(sid, ws, legacy_previews=truthy(request.query.get("previews", "")))
+    client = Client(sid, ws, hub.new_outbox(), request.transport,
+                    legacy_previews=truthy(request.query.get("previews", "")))
     # Queued before the client is visible to the hub, so ``status`` with ``sid`` comes first.
-    client.outbox.put_nowait(json.dumps({"type": "status",
-                                         "data": {**svc.worker.status(), "sid": sid}}))
+    client.outbox.put(json.dumps({"type": "status",
+                                  "data": {**svc.worker.status(), "sid": sid}}))
     running = svc.worker.running
     if running is not None and running.client_id == sid and running.node is not None:
-        client.outbox.put_nowait(json.dumps({"type": "executing", "data": {
+        client.outbox.put(json.dumps({"type": "executing", "data": {
             "node": running.node, "display_node": running.node, "prompt_id": running.prompt_id}}))
     old = hub.clients.get(sid)
     hub.clients[sid] = client  # a reconnect with the same id replaces the old socket
@@ -154,7 +217,7 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
             if msg.type != WSMsgType.TEXT:
                 continue
             if first:
-                _handshake(client, msg.data, svc.config.max_body_bytes)
+                _handshake(hub, client, msg.data, svc.config.max_body_bytes)
             first = False
     finally:
         sender.cancel()
@@ -163,7 +226,7 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-def _handshake(client: Client, text: str, max_upload: int) -> None:
+def _handshake(hub: Hub, client: Client, text: str, max_upload: int) -> None:
     """The optional first message ``{"type": "feature_flags", "data": {...}}``."""
     try:
         message = strict_json.parse(text)  # depth-capped: a 1 MB "[[[..." must not recurse
@@ -173,7 +236,7 @@ def _handshake(client: Client, text: str, max_upload: int) -> None:
         return
     flags = message.get("data") if isinstance(message.get("data"), dict) else {}
     client.metadata_previews = bool(flags.get("supports_preview_metadata"))
-    client.outbox.put_nowait(json.dumps({"type": "feature_flags", "data": server_features(max_upload)}))
+    hub.send(client, json.dumps({"type": "feature_flags", "data": server_features(max_upload)}))
 
 
 def server_features(max_upload: int) -> dict:

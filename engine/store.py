@@ -4,15 +4,25 @@ Each job row moves pending -> running -> done. Restart policy: a job found ``run
 the store opens was cut off by a crash; it is finished as *interrupted* (history entry with an
 ``execution_interrupted`` message saying so) rather than re-queued, because a job that crashed
 the process (e.g. out of memory) would otherwise crash it again on every start.
+
+Every way a job leaves the queue (finished, cancelled, cleared) calls ``on_end(prompt_id,
+state, entry)`` so that whoever waits for it (``POST /prompt?wait=true``) is answered.
 """
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+from engine.dbfile import open_database
+
+MAX_NUMBER = 2 ** 53  # queue numbers are exact in the REAL column up to here
+ITEM_COLUMNS = "number, prompt_id, prompt, extra_data, outputs"
+OnEnd = Callable[[str, str, "dict | None"], None]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -35,18 +45,31 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-class Store:
-    """Queue and history rows; every method is one short transaction under a lock."""
+class StoreRefused(ValueError):
+    """A value that cannot be stored (non-finite or out-of-range number, duplicate id)."""
 
-    def __init__(self, path: Path, history_max: int = 10000):
-        path.parent.mkdir(parents=True, exist_ok=True)
+
+class DuplicateJob(StoreRefused):
+    pass
+
+
+class Store:
+    """Queue and history rows; every method is one short transaction under a lock.
+
+    ``on_end`` (settable) is called outside the lock, from the calling thread, with state
+    ``"done"`` (and the history entry) or ``"cancelled"`` (and None).
+    """
+
+    def __init__(self, path: Path, history_max: int = 10000, on_end: OnEnd | None = None):
         self.history_max = history_max
+        self.on_end = on_end
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        self._db = open_database(path, SCHEMA)
         self._recover()
+
+    def _ended(self, prompt_id: str, state: str, entry: dict | None) -> None:
+        if self.on_end is not None:
+            self.on_end(prompt_id, state, entry)
 
     def close(self) -> None:
         with self._lock:
@@ -59,10 +82,10 @@ class Store:
     def _recover(self) -> None:
         with self._lock:
             rows = self._db.execute(
-                "SELECT prompt_id, number, prompt, extra_data, outputs FROM jobs "
-                "WHERE state='running'").fetchall()
-        for pid, number, prompt, extra, outputs in rows:
-            item = [number, pid, json.loads(prompt), json.loads(extra), json.loads(outputs)]
+                f"SELECT {ITEM_COLUMNS} FROM jobs WHERE state='running'").fetchall()
+        for row in rows:
+            item = _item(row)
+            pid = item[1]
             msg = {"prompt_id": pid, "node_id": None, "node_type": None, "executed": [],
                    "timestamp": int(time.time() * 1000),
                    "reason": "server stopped while this prompt was running"}
@@ -70,21 +93,31 @@ class Store:
                                            [["execution_interrupted", msg]]))
 
     # -- queue -------------------------------------------------------------------------------
-    def next_number(self, front: bool = False) -> float:
+    def next_number(self, front: bool = False) -> int:
         """ComfyUI numbering: a counter, negated for ``front`` so it runs before normal jobs."""
         with self._lock:
             seq = (self._one("SELECT MAX(seq) FROM jobs") or 0) + 1
-        return float(-seq if front else seq)
+        return -seq if front else seq
 
-    def add(self, prompt_id: str, number: float, prompt: dict, extra_data: dict,
+    def add(self, prompt_id: str, number: int | float, prompt: dict, extra_data: dict,
             outputs: list[str]) -> None:
+        """Queue a job. Raises DuplicateJob for a used id (the PRIMARY KEY decides, so two
+        concurrent adds cannot both win) and StoreRefused for a number or value that cannot
+        be stored (non-finite, or |number| > 2**53)."""
+        if isinstance(number, bool) or not isinstance(number, (int, float)) \
+                or not (isinstance(number, int) or math.isfinite(number)) \
+                or abs(number) > MAX_NUMBER:
+            raise StoreRefused(f"'number' must be a finite number within ±{MAX_NUMBER}")
+        row = (to_json(prompt), to_json(extra_data), to_json(outputs))
         with self._lock:
             seq = (self._one("SELECT MAX(seq) FROM jobs") or 0) + 1
-            self._db.execute(
-                "INSERT INTO jobs (prompt_id, seq, number, state, prompt, extra_data, outputs, "
-                "created) VALUES (?,?,?,?,?,?,?,?)",
-                (prompt_id, seq, number, "pending", to_json(prompt), to_json(extra_data),
-                 to_json(outputs), time.time()))
+            try:
+                self._db.execute(
+                    "INSERT INTO jobs (prompt_id, seq, number, state, prompt, extra_data, "
+                    "outputs, created) VALUES (?,?,?,?,?,?,?,?)",
+                    (prompt_id, seq, float(number), "pending", *row, time.time()))
+            except sqlite3.IntegrityError:
+                raise DuplicateJob(f"prompt_id {prompt_id!r} is already in use") from None
 
     def exists(self, prompt_id: str) -> bool:
         with self._lock:
@@ -92,10 +125,9 @@ class Store:
 
     def _items(self, state: str) -> list[list]:
         rows = self._db.execute(
-            "SELECT number, prompt_id, prompt, extra_data, outputs FROM jobs WHERE state=? "
-            "ORDER BY number, seq", (state,)).fetchall()
-        return [[_num(n), pid, json.loads(p), json.loads(e), json.loads(o)]
-                for n, pid, p, e, o in rows]
+            f"SELECT {ITEM_COLUMNS} FROM jobs WHERE state=? ORDER BY number, seq",
+            (state,)).fetchall()
+        return [_item(row) for row in rows]
 
     def pending(self) -> list[list]:
         """Pending 5-tuples ``[number, prompt_id, prompt, extra_data, outputs]`` in run order."""
@@ -113,26 +145,31 @@ class Store:
         return pending, running
 
     def take_next(self) -> list | None:
-        """Mark the first pending job running and return its 5-tuple (None when empty)."""
+        """Mark the first pending job running and return ITS 5-tuple (None when empty).
+
+        One statement picks and marks the row, so a job left running (e.g. its finish failed)
+        can never be handed out again in place of the next pending one."""
         with self._lock:
             row = self._db.execute(
-                "SELECT prompt_id FROM jobs WHERE state='pending' ORDER BY number, seq LIMIT 1"
-            ).fetchone()
-            if row is None:
-                return None
-            self._db.execute("UPDATE jobs SET state='running', started=? WHERE prompt_id=?",
-                             (time.time(), row[0]))
-            return self._items("running")[0]
+                "UPDATE jobs SET state='running', started=? WHERE prompt_id = (SELECT prompt_id "
+                "FROM jobs WHERE state='pending' ORDER BY number, seq LIMIT 1) "
+                f"RETURNING {ITEM_COLUMNS}", (time.time(),)).fetchone()
+        return None if row is None else _item(row)
 
     def delete_pending(self, ids: list[str]) -> int:
-        with self._lock:
-            cur = self._db.executemany("DELETE FROM jobs WHERE state='pending' AND prompt_id=?",
-                                       [(i,) for i in ids])
-            return cur.rowcount
+        """Remove these pending jobs (others are ignored); their waiters get "cancelled"."""
+        return self._remove("AND prompt_id IN (SELECT value FROM json_each(?))", (json.dumps(ids),))
 
     def clear_pending(self) -> int:
+        return self._remove("", ())
+
+    def _remove(self, where: str, args: tuple) -> int:
         with self._lock:
-            return self._db.execute("DELETE FROM jobs WHERE state='pending'").rowcount
+            gone = [r[0] for r in self._db.execute(
+                f"DELETE FROM jobs WHERE state='pending' {where} RETURNING prompt_id", args)]
+        for pid in gone:
+            self._ended(pid, "cancelled", None)
+        return len(gone)
 
     def move_to_front(self, prompt_id: str) -> bool:
         with self._lock:
@@ -145,17 +182,24 @@ class Store:
 
     # -- history -----------------------------------------------------------------------------
     def finish(self, prompt_id: str, entry: dict) -> None:
-        """Store the history entry of a job (running or pending) and enforce the history cap."""
+        """Store the history entry of a job (running or pending) and enforce the history cap.
+
+        A job already done keeps its first entry (a late finish after shutdown recorded it as
+        interrupted changes nothing). Raises StoreRefused if `entry` holds NaN/Infinity."""
+        text = to_json(entry)
         with self._lock:
             done_seq = (self._one("SELECT MAX(done_seq) FROM jobs") or 0) + 1
-            self._db.execute("UPDATE jobs SET state='done', finished=?, done_seq=?, entry=? "
-                             "WHERE prompt_id=?",
-                             (time.time(), done_seq, to_json(entry), prompt_id))
+            changed = self._db.execute(
+                "UPDATE jobs SET state='done', finished=?, done_seq=?, entry=? "
+                "WHERE prompt_id=? AND state!='done'",
+                (time.time(), done_seq, text, prompt_id)).rowcount
             excess = (self._one("SELECT COUNT(*) FROM jobs WHERE state='done'") or 0) \
                 - self.history_max
             if excess > 0:
                 self._db.execute("DELETE FROM jobs WHERE prompt_id IN (SELECT prompt_id FROM jobs "
                                  "WHERE state='done' ORDER BY done_seq LIMIT ?)", (excess,))
+        if changed:
+            self._ended(prompt_id, "done", entry)
 
     def history(self, max_items: int | None = None, offset: int | None = None) -> dict[str, dict]:
         """``{prompt_id: entry}`` oldest first; ``max_items`` without offset gives the newest N."""
@@ -230,8 +274,20 @@ def history_entry(item: list, outputs: dict, status: str, messages: list,
 
 
 def to_json(value: Any) -> str:
-    """JSON for storage; a node's non-JSON ``ui`` value is stored as its string form."""
-    return json.dumps(value, default=str)
+    """JSON for storage; a node's non-JSON ``ui`` value is stored as its string form.
+
+    NaN/Infinity are refused (StoreRefused): stored, they would reach every later /queue and
+    /history reply as bare tokens that browsers cannot parse."""
+    try:
+        return json.dumps(value, default=str, allow_nan=False)
+    except ValueError as exc:
+        raise StoreRefused(f"cannot store a non-finite number (NaN or Infinity): {exc}") from None
+
+
+def _item(row: tuple) -> list:
+    """``[number, prompt_id, prompt, extra_data, outputs]`` from an ITEM_COLUMNS row."""
+    number, pid, prompt, extra, outputs = row
+    return [_num(number), pid, json.loads(prompt), json.loads(extra), json.loads(outputs)]
 
 
 def _num(value: float) -> int | float:

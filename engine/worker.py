@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from engine.executor import Executor, now_ms
-from engine.store import Store, history_entry
+from engine.store import Store, StoreRefused, history_entry, to_json
 
 log = logging.getLogger("cascade.worker")
 Publish = Callable[[str, dict, "str | None"], None]
@@ -51,14 +51,31 @@ class Worker:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Interrupt the running job (it is recorded as interrupted) and end the thread."""
+        """Interrupt the running job and end the thread, waiting at most `timeout` s.
+
+        A node that does not notice the interrupt in time (one long kernel) still has its job
+        recorded as interrupted here; the store keeps that first entry if the thread finishes
+        later, and the daemon thread dies with the process."""
         with self._wake:
             self._stop = True
             self._wake.notify_all()
-        if self.running is not None:
-            self.running.cancel.set()
+        job = self.running
+        if job is not None:
+            job.cancel.set()
         if self._thread is not None:
             self._thread.join(timeout)
+            job = self.running
+            if self._thread.is_alive() and job is not None:
+                self._record_interrupted(job.prompt_id, "server stopped while this node ran")
+
+    def _record_interrupted(self, prompt_id: str, reason: str) -> None:
+        item = next((i for i in self.store.running() if i[1] == prompt_id), None)
+        if item is None:
+            return
+        msg = {"prompt_id": prompt_id, "node_id": None, "node_type": None, "executed": [],
+               "timestamp": now_ms(), "reason": reason}
+        self.store.finish(prompt_id, history_entry(item, {}, "interrupted",
+                                                   [["execution_interrupted", msg]]))
 
     @property
     def paused(self) -> bool:
@@ -151,8 +168,44 @@ class Worker:
                    "timestamp": now_ms()}
             self.publish("execution_error", msg, client_id)
             entry = history_entry(item, {}, "error", [["execution_error", msg]])
-        self.store.finish(prompt_id, entry)  # history first: the null "executing" means "fetch it"
+        entry = self._storable(item, entry, client_id)
+        self._finish(prompt_id, entry)  # history first: the null "executing" means "fetch it"
         self.running = None
         self.publish("executing", {"node": None, "prompt_id": prompt_id}, client_id)
-        self.publish("job_done", {"prompt_id": prompt_id, "entry": entry}, None)
         self.publish("status", self.status(), None)
+
+    def _storable(self, item: list, entry: dict, client_id: str | None) -> dict:
+        """`entry`, or an error entry naming the node whose output cannot be stored (NaN)."""
+        try:
+            to_json(entry)
+            return entry
+        except StoreRefused as exc:
+            bad = [nid for nid, ui in entry["outputs"].items() if not _fits_json(ui)]
+            msg = {"prompt_id": item[1], "node_id": bad[0] if bad else None, "node_type": None,
+                   "executed": [], "exception_message": f"output of node {bad[0] if bad else '?'}"
+                   f" cannot be stored: {exc}", "exception_type": "ValueError", "traceback": [],
+                   "current_inputs": {}, "current_outputs": [], "timestamp": now_ms()}
+            self.publish("execution_error", msg, client_id)
+            return history_entry(item, {}, "error", [["execution_error", msg]])
+
+    def _finish(self, prompt_id: str, entry: dict) -> None:
+        """Write history, retrying while the store fails (disk full?) so the job never stays
+        "running" for ever; on stop it is left running and recovered as interrupted."""
+        while True:
+            try:
+                self.store.finish(prompt_id, entry)
+                return
+            except Exception:
+                log.exception("could not record the end of %s; retrying", prompt_id)
+                with self._wake:
+                    if self._stop:
+                        return
+                    self._wake.wait(1.0)
+
+
+def _fits_json(value: object) -> bool:
+    try:
+        to_json(value)
+        return True
+    except StoreRefused:
+        return False

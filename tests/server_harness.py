@@ -4,14 +4,23 @@
         status, body = http_json("POST", base + "/prompt", {"prompt": ...})
         ws = connect_ws(base, client_id)
         events = collect_until_done(ws, prompt_id)
+
+    with server_process(server_args(tmp), tmp / "logs") as srv:  # a real server.py process
+        http_json("GET", srv.base + "/queue"); srv.proc.send_signal(signal.SIGKILL)
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 import threading
 import time
+from dataclasses import dataclass
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,8 +28,10 @@ from typing import Any, Iterator, Mapping
 
 from aiohttp import web
 
-from config import Config
+from config import PROJECT_ROOT, Config
 from tests.ws_client import WebSocket
+
+URL_LINE = re.compile(rb"Cascade Studio: (http://\S+?)/")
 
 
 def make_config(tmp: Path, **overrides: Any) -> Config:
@@ -33,11 +44,15 @@ def make_config(tmp: Path, **overrides: Any) -> Config:
 
 
 @contextlib.contextmanager
-def running_server(config: Config, registry: Mapping, env: Any) -> Iterator[str]:
-    """Start ``server.create_app`` on an ephemeral port; yields ``http://127.0.0.1:PORT``."""
+def running_server(config: Config, registry: Mapping, env: Any,
+                   expose: dict | None = None) -> Iterator[str]:
+    """Start ``server.create_app`` on an ephemeral port; yields ``http://127.0.0.1:PORT``.
+    ``expose["app"]`` receives the application (for tests that inspect server state)."""
     from server import create_app
 
     app = create_app(config, registry, env)
+    if expose is not None:
+        expose["app"] = app
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(app, handle_signals=False)
     ready = threading.Event()
@@ -50,6 +65,8 @@ def running_server(config: Config, registry: Mapping, env: Any) -> Iterator[str]
             site = web.TCPSite(runner, "127.0.0.1", 0)
             loop.run_until_complete(site.start())
             state["port"] = site._server.sockets[0].getsockname()[1]
+            from server import DATA_LOCK
+            app[DATA_LOCK].update(state["port"])
         except BaseException as exc:  # surface start-up failures in the test thread
             state["error"] = exc
         ready.set()
@@ -131,11 +148,87 @@ def wait_for(predicate, timeout: float = 10, interval: float = 0.02) -> Any:
 
 
 @contextlib.contextmanager
-def stub_server(tmp: Path, **overrides: Any) -> Iterator[tuple[str, Any, Config]]:
+def stub_server(tmp: Path, expose: dict | None = None,
+                **overrides: Any) -> Iterator[tuple[str, Any, Config]]:
     """The real server over the stub nodes: yields (base URL, StubEnv, Config)."""
     from tests.stub_nodes import STUB_NODES, StubEnv
 
     config = make_config(tmp, **overrides)
     env = StubEnv(config.output_dir)
-    with running_server(config, STUB_NODES, env) as base:
+    with running_server(config, STUB_NODES, env, expose) as base:
         yield base, env, config
+
+
+# -- the server as a real process (SIGKILL, SIGINT, two servers, soak) -------------------------
+def server_args(tmp: Path, port: int = 0) -> list[str]:
+    """server.py arguments putting every folder under `tmp`; port 0 = any free port."""
+    args = ["--host", "127.0.0.1", "--port", str(port)]
+    for flag, name in (("--data", "user"), ("--output", "output"), ("--input", "input"),
+                       ("--temp", "temp"), ("--weights", "weights")):
+        args += [flag, str(tmp / name)]
+    return args
+
+
+@dataclass
+class ServerProcess:
+    """A started server process; ``stdout``/``stderr`` are files (read them with ``.err()``)."""
+
+    proc: subprocess.Popen
+    base: str
+    stdout: Path
+    stderr: Path
+
+    def err(self) -> str:
+        return self.stderr.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 10) -> int:
+        """Send `sig` and wait; SIGKILL if it has not exited within `timeout` s."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
+
+
+def spawn_server(args: list[str], log_dir: Path, stub: bool = True) -> subprocess.Popen:
+    """``python [-m tests.stub_server_main | server.py] ARGS`` from the project root, output
+    into `log_dir`/server-N.{out,err} (files, so a chatty server never blocks on a pipe)."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    n = len(list(log_dir.glob("server-*.out")))
+    out, err = log_dir / f"server-{n}.out", log_dir / f"server-{n}.err"
+    target = ["-m", "tests.stub_server_main"] if stub else [str(PROJECT_ROOT / "server.py")]
+    with open(out, "wb") as fo, open(err, "wb") as fe:
+        proc = subprocess.Popen([sys.executable, *target, *args], cwd=PROJECT_ROOT, stdout=fo,
+                                stderr=fe, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc.log_files = (out, err)  # type: ignore[attr-defined]
+    return proc
+
+
+def start_server_process(args: list[str], log_dir: Path, stub: bool = True,
+                         timeout: float = 30) -> ServerProcess:
+    """Spawn and wait until it prints its URL (the port is bound by then)."""
+    proc = spawn_server(args, log_dir, stub)
+    out, err = proc.log_files  # type: ignore[attr-defined]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = URL_LINE.search(out.read_bytes())
+        if found:
+            return ServerProcess(proc, found.group(1).decode(), out, err)
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {err.read_text()}")
+        time.sleep(0.05)
+    proc.kill()
+    raise TimeoutError(f"server did not print its URL within {timeout} s: {err.read_text()}")
+
+
+@contextlib.contextmanager
+def server_process(args: list[str], log_dir: Path, stub: bool = True) -> Iterator[ServerProcess]:
+    """`start_server_process`, stopped (SIGINT, then SIGKILL) when the block ends."""
+    srv = start_server_process(args, log_dir, stub)
+    try:
+        yield srv
+    finally:
+        srv.stop()

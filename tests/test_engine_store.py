@@ -168,3 +168,181 @@ def test_non_json_ui_is_stored_as_text_and_worker_survives(tmp_path):
         assert wait_for(lambda: store.history_entry("next"))["status"]["completed"]
     finally:
         worker.stop()
+
+
+def test_take_next_after_failed_finish_hands_out_the_next_job(tmp_path):
+    store = Store(tmp_path / "q.sqlite3")
+    add(store, "a")
+    add(store, "b")
+    assert store.take_next()[1] == "a"  # its finish "fails": a stays running
+    assert store.take_next()[1] == "b"
+    assert store.take_next() is None
+    assert ids(store.running()) == ["a", "b"]
+
+
+def test_duplicate_id_is_refused_by_the_insert(tmp_path):
+    import pytest
+
+    from engine.store import DuplicateJob, StoreRefused
+    store = Store(tmp_path / "q.sqlite3")
+    add(store, "a")
+    with pytest.raises(DuplicateJob):
+        add(store, "a")
+    assert issubclass(DuplicateJob, StoreRefused) and ids(store.pending()) == ["a"]
+
+
+def test_non_finite_or_huge_values_are_never_stored(tmp_path):
+    import pytest
+
+    from engine.store import StoreRefused
+    store = Store(tmp_path / "q.sqlite3")
+    for number in (float("nan"), float("inf"), -float("inf"), 10 ** 400, 2.0 ** 60):
+        with pytest.raises(StoreRefused):
+            store.add("n", number, PROMPT, {}, ["2"])
+    with pytest.raises(StoreRefused):
+        store.add("x", 1, PROMPT, {"v": float("nan")}, ["2"])
+    assert store.pending() == []
+    add(store, "a")
+    item = store.take_next()
+    with pytest.raises(StoreRefused):
+        store.finish("a", history_entry(item, {"2": {"v": [float("inf")]}}, "success", []))
+    assert ids(store.running()) == ["a"] and store.history() == {}
+
+
+def test_recovered_job_keeps_an_integer_number(tmp_path):
+    path = tmp_path / "q.sqlite3"
+    store = Store(path)
+    add(store, "run", number=78)
+    store.take_next()
+    del store  # crash while running
+    entry = Store(path).history_entry("run")
+    assert entry["prompt"][0] == 78 and type(entry["prompt"][0]) is int
+
+
+def test_every_end_of_a_job_is_announced(tmp_path):
+    ended = []
+    store = Store(tmp_path / "q.sqlite3", on_end=lambda *a: ended.append(a[:2]))
+    for pid in "abcde":
+        add(store, pid)
+    item = store.take_next()
+    store.finish("a", history_entry(item, {}, "success", []))
+    store.finish("a", history_entry(item, {}, "error", []))  # a late second finish: ignored
+    store.delete_pending(["b", "zzz"])
+    store.clear_pending()
+    assert ended == [("a", "done"), ("b", "cancelled"), ("c", "cancelled"), ("d", "cancelled"),
+                     ("e", "cancelled")]
+    assert store.history_entry("a")["status"]["completed"]
+
+
+def _garbage(path):
+    path.write_bytes(b"this is not a database" * 100)
+
+
+def _truncated(path):
+    store = Store(path)
+    for i in range(300):
+        store.add(f"j{i}", i + 1, {"x": "y" * 500}, {}, [])
+    store.close()
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 3])
+
+
+def _folder(path):
+    path.mkdir()
+    (path / "inside.txt").write_text("kept")
+
+
+def test_damaged_database_is_moved_aside_and_a_fresh_one_started(tmp_path, caplog):
+    import logging
+    for damage in (_garbage, _truncated, _folder):
+        folder = tmp_path / damage.__name__
+        folder.mkdir()
+        path = folder / "q.sqlite3"
+        damage(path)
+        before = path.read_bytes() if path.is_file() else None
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="cascade.store"):
+            store = Store(path)
+        assert store.pending() == [] and store.history() == {}
+        add(store, "new")
+        assert ids(store.pending()) == ["new"]
+        aside = [p for p in folder.iterdir() if ".damaged-" in p.name and not
+                 p.name.endswith(("-wal", "-shm"))]
+        assert len(aside) == 1, damage.__name__
+        if before is None:
+            assert (aside[0] / "inside.txt").read_text() == "kept"
+        else:
+            assert aside[0].read_bytes() == before
+        lines = [r.getMessage() for r in caplog.records]
+        assert len(lines) == 1 and str(path) in lines[0] and str(aside[0]) in lines[0]
+        store.close()
+
+
+def test_worker_retries_a_failed_finish_and_never_runs_a_job_twice(tmp_path):
+    class FlakyStore(Store):
+        failures = 1
+
+        def finish(self, prompt_id, entry):
+            if self.failures:
+                self.failures -= 1
+                raise OSError("disk full")
+            super().finish(prompt_id, entry)
+
+    env = StubEnv(tmp_path / "out")
+    store = FlakyStore(tmp_path / "f.sqlite3")
+    worker = Worker(store, Executor(STUB_NODES, env), lambda e, d, c: None)
+    add(store, "a")
+    store.add("b", store.next_number(), {"1": {"class_type": "Const", "inputs": {"value": 2}},
+                                          "2": {"class_type": "Show", "inputs": {"x": ["1", 0]}}},
+              {}, ["2"])
+    worker.start()
+    try:
+        wait_for(lambda: store.history_entry("b"))
+        assert store.history_entry("a")["status"]["completed"]
+        assert [name for _, name in env.runs].count("Show") == 2  # a once, b once
+        assert store.running() == []
+    finally:
+        worker.stop()
+
+
+def test_unstorable_node_output_becomes_a_node_error(tmp_path):
+    from engine.schema import Node, Result
+
+    class NaNOutput(Node):
+        OUTPUT_NODE = True
+
+        def run(self, ctx):
+            return Result(ui={"value": [float("nan")]})
+
+    env = StubEnv(tmp_path / "out")
+    store = Store(tmp_path / "nan.sqlite3")
+    worker = Worker(store, Executor({**STUB_NODES, "NaN": NaNOutput}, env), lambda e, d, c: None)
+    store.add("nan", 1, {"7": {"class_type": "NaN", "inputs": {}}}, {}, ["7"])
+    add(store, "next")
+    worker.start()
+    try:
+        entry = wait_for(lambda: store.history_entry("nan"))
+        assert entry["status"]["status_str"] == "error"
+        error = entry["status"]["messages"][-1][1]
+        assert error["node_id"] == "7" and "cannot be stored" in error["exception_message"]
+        assert wait_for(lambda: store.history_entry("next"))["status"]["completed"]
+    finally:
+        worker.stop()
+
+
+def test_stop_records_a_job_whose_node_ignores_the_interrupt(tmp_path):
+    env = StubEnv(tmp_path / "out")
+    store, worker, _ = make_worker(tmp_path, env)
+    stuck = {"1": {"class_type": "Const", "inputs": {"value": 1}},
+             "2": {"class_type": "Slow", "inputs": {"x": ["1", 0], "steps": 2, "delay": 1.0,
+                                                    "preview": False}},
+             "3": {"class_type": "Show", "inputs": {"x": ["2", 0]}}}
+    store.add("stuck", 1, stuck, {}, ["3"])
+    worker.start()
+    wait_for(env.started.is_set)
+    worker.stop(timeout=0.2)  # the node sleeps 1 s before it can notice
+    entry = store.history_entry("stuck")
+    assert entry["status"]["messages"][-1][0] == "execution_interrupted"
+    assert store.running() == []
+    wait_for(lambda: not worker._thread.is_alive(), timeout=5)
+    assert store.history_entry("stuck") == entry  # the late finish changed nothing

@@ -122,18 +122,21 @@ def test_no_previews_by_default_type4_with_handshake_type1_on_request(server):
                               "max_upload_size": server[2].max_body_bytes}}
     pid = submit(base, preview_prompt(2), meta)
     frames = [e for e in collect_until_done(ws, pid) if isinstance(e, bytes)]
-    assert len(frames) == 3
+    assert 1 <= len(frames) <= 3  # an unsent preview is replaced by the node's newer one
     kind, length = struct.unpack(">II", frames[0][:8])
     info = json.loads(frames[0][8:8 + length])
     assert kind == 4 and info["node_id"] == "2" and info["prompt_id"] == pid
     assert info["image_type"] == "image/jpeg"
     assert Image.open(io.BytesIO(frames[0][8 + length:])).format == "JPEG"
+    last = frames[-1]
+    newest = Image.open(io.BytesIO(last[8 + struct.unpack(">II", last[:8])[1]:]))
+    assert abs(newest.getpixel((8, 8))[0] - 40) < 8  # the last step's picture always arrives
     ws.close()
 
     ws = connect_ws(base, legacy, "&previews=1")
     pid = submit(base, preview_prompt(3), legacy)
     frames = [e for e in collect_until_done(ws, pid) if isinstance(e, bytes)]
-    assert len(frames) == 3 and struct.unpack(">II", frames[0][:8]) == (1, 1)
+    assert 1 <= len(frames) <= 3 and struct.unpack(">II", frames[0][:8]) == (1, 1)
     assert Image.open(io.BytesIO(frames[0][8:])).format == "JPEG"  # ComfyUI example: out[8:]
     ws.close()
 
