@@ -112,3 +112,18 @@ def test_file_is_not_mapped_after_load(tmp_path, models):
     maps = Path("/proc/self/maps").read_text()
     assert str(path) not in maps
     del model
+
+
+def test_lora_tensors_own_aligned_storage(tmp_path):
+    """LoRA factors are multiplied into ΔW: the same rule as the networks' weights."""
+    from models.lora import read_lora
+    g = torch.Generator().manual_seed(3)
+    # Odd element counts put every later tensor at an unaligned offset inside the file.
+    state = {f"lora_unet_down_blocks_{i}.{w}": torch.randn(3 + i, 5, generator=g)
+             for i in range(4) for w in ("lora_down.weight", "lora_up.weight")}
+    path = save(tmp_path / "odd.safetensors", state)
+    got, _ = read_lora(path)
+    assert set(got) == set(state)
+    for k, t in got.items():
+        assert torch.equal(t, state[k]), k
+        assert t.data_ptr() % ALIGN == 0 and t.untyped_storage().nbytes() == t.nbytes, k

@@ -78,6 +78,8 @@ def parse_header(head: bytes, total_size: int, name: str) -> Header:
     if not isinstance(raw, dict):
         raise LoadError(f"{name}: unreadable safetensors header (not a JSON object)")
     metadata = raw.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict):
+        raise LoadError(f"{name}: unreadable safetensors header (__metadata__ is not an object)")
     infos, ranges, end = {}, {}, 0
     for key, entry in raw.items():
         try:
