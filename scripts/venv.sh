@@ -18,7 +18,7 @@ ensure_venv() {
     echo "updating .venv to requirements.lock ($req changed or not installed yet)..." >&2
   else
     echo "installing dependencies ($req, pinned by requirements.lock) into .venv;" \
-         "the first run downloads about $( [ "$req" = requirements-dev.txt ] && echo 500 || echo 400 ) MB" \
+         "the first run downloads about $( [ "$req" = requirements-dev.txt ] && echo 310 || echo 250 ) MB" \
          "and takes a few minutes..." >&2
     python3 -m venv .venv
   fi
