@@ -127,3 +127,18 @@ def test_lora_tensors_own_aligned_storage(tmp_path):
     for k, t in got.items():
         assert torch.equal(t, state[k]), k
         assert t.data_ptr() % ALIGN == 0 and t.untyped_storage().nbytes() == t.nbytes, k
+
+
+def test_file_cut_short_after_opening_is_a_load_error(tmp_path, models):
+    """Reads are checked: a file truncated between reading its header and its tensors is named, not zero-filled."""
+    from models.loading import LoadError
+    from models.loading.safetensors_io import SafetensorsFile
+    path, _, _ = _single(tmp_path, models)
+    source = SafetensorsFile(path)
+    last = max(source.header.ranges, key=lambda k: source.header.ranges[k][1])
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size - 4)
+    with pytest.raises(LoadError, match=f"{last!r} is cut short"):
+        source.get(last)
+    empty = SafetensorsFile(save(tmp_path / "empty.safetensors", {"e": torch.empty(0, 3)}))
+    assert empty.get("e").shape == (0, 3)

@@ -102,7 +102,7 @@ def parse_header(head: bytes, total_size: int, name: str) -> Header:
     return Header(infos, ranges, 8 + n, metadata)
 
 
-def read_file_header(path: Path, offset: int = 0, length: int | None = None) -> Header:
+def read_file_header(path: Path, offset: int = 0, length: int | None = None, name: str | None = None) -> Header:
     """Read and validate the header of a safetensors blob on disk: a whole file, or `length` bytes at `offset`.
 
     Reads only the header bytes. Raises LoadError for an unreadable, truncated or non-safetensors file.
@@ -117,8 +117,8 @@ def read_file_header(path: Path, offset: int = 0, length: int | None = None) -> 
                 if n <= MAX_HEADER:
                     head += f.read(min(n, size - 8))
     except OSError as e:
-        raise LoadError(f"{path.name}: cannot read the file ({e.strerror or e})") from None
-    return parse_header(head, size, path.name)
+        raise LoadError(f"{name or path.name}: cannot read the file ({e.strerror or e})") from None
+    return parse_header(head, size, name or path.name)
 
 
 def fresh_bytes(nbytes: int) -> torch.Tensor:
@@ -137,7 +137,7 @@ class SafetensorsFile:
         self.path = Path(path)
         self.name = name or self.path.name
         self._offset = offset
-        self.header = read_file_header(self.path, offset, length)
+        self.header = read_file_header(self.path, offset, length, self.name)
 
     def infos(self) -> dict[str, TensorInfo]:
         """Tensor names, dtypes and shapes from the header."""
