@@ -170,16 +170,16 @@ def test_text_encoder_file_with_position_ids(tmp_path, models):
     assert torch.equal(loaded.clip.text_model.embeddings.position_ids, torch.arange(77)[None])
 
 
-def test_stored_zip_members_are_mapped_not_inflated(tmp_path, models):
+def test_stored_zip_members_are_read_in_place_not_inflated(tmp_path, models):
     from models.loading.containers import ZipTree
-    from models.loading.safetensors_io import BytesSafetensors, MappedSafetensors
+    from models.loading.safetensors_io import BytesSafetensors, SafetensorsFile
     src = tmp_path / "src"
     write_diffusers(src / "prior", "stage_c", models["stage_c"])
     stored = ZipTree(zip_folder(src, tmp_path / "stored.zip"))
     deflated = ZipTree(zip_folder(src, tmp_path / "deflated.zip", compress=True))
     member = "prior/diffusion_pytorch_model.safetensors"
     a, b = stored.open_weights(member), deflated.open_weights(member)
-    assert isinstance(a, MappedSafetensors) and isinstance(b, BytesSafetensors)
+    assert isinstance(a, SafetensorsFile) and isinstance(b, BytesSafetensors)
     for key in a.infos():
         assert torch.equal(a.get(key), b.get(key))
 

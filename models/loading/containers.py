@@ -2,12 +2,11 @@
 
 A *group* is one checkpoint: one safetensors file, or the shards of a sharded one, plus the
 `config.json` beside it when there is one. Zip members are read in place: stored (uncompressed)
-members are memory-mapped from the archive, compressed ones are inflated into memory one at a time.
+members are read from the archive tensor by tensor, compressed ones are inflated into memory one at a time.
 """
 from __future__ import annotations
 
 import json
-import mmap
 import re
 import struct
 import zipfile
@@ -16,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from .errors import LoadError
-from .safetensors_io import BytesSafetensors, MappedSafetensors, MultiSource, SafetensorsFile, TensorSource
+from .safetensors_io import BytesSafetensors, MultiSource, SafetensorsFile, TensorSource
 
 WEIGHT_SUFFIXES = (".safetensors", ".sft")
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
@@ -79,14 +78,11 @@ class ZipTree:
     """A zip archive, read without extracting anything to disk."""
 
     def __init__(self, path: Path) -> None:
-        self.name = Path(path).name
+        self.path, self.name = Path(path), Path(path).name
         try:
             self._zip = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, OSError) as e:
             raise LoadError(f"{self.name}: not a readable zip archive ({e}); a truncated download?") from None
-        self._fh = open(path, "rb")
-        # ACCESS_COPY: pages stay file-backed until written, and tensors may view them writable.
-        self._map = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_COPY)
 
     def files(self) -> list[str]:
         """Member names, folders left out."""
@@ -97,19 +93,25 @@ class ZipTree:
         return self._zip.read(rel)
 
     def open_weights(self, rel: str) -> TensorSource:
-        """Map a stored member in place; inflate a compressed one into memory."""
+        """Read a stored member in place (tensor by tensor); inflate a compressed one into memory."""
         info = self._zip.getinfo(rel)
         name = f"{self.name}:{rel}"
         if info.flag_bits & 0x1:
             raise LoadError(f"{name}: encrypted zip members are not supported")
         if info.compress_type == zipfile.ZIP_STORED:
-            local = self._map[info.header_offset:info.header_offset + 30]
+            try:
+                with open(self.path, "rb") as f:
+                    f.seek(info.header_offset)
+                    local = f.read(30)
+                size = self.path.stat().st_size
+            except OSError as e:
+                raise LoadError(f"{name}: cannot read the archive ({e.strerror or e})") from None
             if len(local) < 30 or local[:4] != b"PK\x03\x04":
                 raise LoadError(f"{name}: corrupt zip (bad local header)")
             n_name, n_extra = struct.unpack("<HH", local[26:30])
             start = info.header_offset + 30 + n_name + n_extra
-            length = min(info.file_size, max(len(self._map) - start, 0))
-            return MappedSafetensors(self._map, start, length, name)
+            length = min(info.file_size, max(size - start, 0))
+            return SafetensorsFile(self.path, start, length, name)
         data = bytearray(info.file_size)
         with self._zip.open(info) as f:
             got = f.readinto(data)

@@ -1,7 +1,9 @@
-"""`load(path, kind)`: build the network on the meta device and assign memory-mapped tensors into it.
+"""`load(path, kind)`: build the network on the meta device and assign freshly read tensors into it.
 
 Peak memory stays near one copy of the weights: nothing is initialised, and each tensor is read
 (and converted to the target dtype) just before it becomes the parameter, without a second copy.
+Every parameter and buffer ends up in storage of its own, 64-byte aligned, whatever the container:
+BLAS rounds differently on misaligned data, so outputs would otherwise depend on the file's layout.
 """
 from __future__ import annotations
 
@@ -53,7 +55,7 @@ def load(path: str | Path, kind: str, *, dtype: torch.dtype | str | None = None,
                         f"{cand.preset or 'configured'} network: " + "; ".join(problems))
     state = {}
     for key in expected:
-        state[spec.key_prefix + key] = _convert(cand.source.get(key), target, device)
+        state[spec.key_prefix + key] = _own(_convert(cand.source.get(key), target, device))
     model.load_state_dict(state, strict=True, assign=True)
     del state
     _restore_nonpersistent(model, device)
@@ -68,6 +70,28 @@ def _convert(t: torch.Tensor, dtype: torch.dtype | None, device) -> torch.Tensor
     if dtype is not None and t.is_floating_point() and t.dtype != dtype:
         return t.to(device=device, dtype=dtype)
     return t.to(device=device)
+
+
+# Bytes: what PyTorch's CPU allocator gives every new tensor, and a multiple of every SIMD width BLAS uses.
+ALIGNMENT = 64
+
+
+def owns_aligned_storage(t: torch.Tensor) -> bool:
+    """True if `t` is contiguous, starts its storage, fills it exactly and is ALIGNMENT-byte aligned."""
+    return (t.is_contiguous() and t.storage_offset() == 0 and t.data_ptr() % ALIGNMENT == 0
+            and t.untyped_storage().nbytes() == t.nbytes)
+
+
+def _own(t: torch.Tensor) -> torch.Tensor:
+    """`t` itself if it owns aligned storage (what every reader returns), else a fresh copy.
+
+    A view (a slice of a bigger tensor, a transposed or reshaped one) would keep its whole base alive
+    and could start at any offset; copying tensor by tensor keeps the peak at one network plus one tensor.
+    """
+    if owns_aligned_storage(t):
+        return t
+    fresh = torch.empty(t.shape, dtype=t.dtype, device=t.device)
+    return fresh.copy_(t)
 
 
 def _target_dtype(kind: str, wanted: torch.dtype | None, infos: dict[str, TensorInfo], name: str) -> torch.dtype | None:

@@ -1,19 +1,24 @@
-"""Safetensors readers that never unpickle: whole files (via safe_open) and byte ranges of a mapping.
+"""Safetensors readers that never unpickle: files on disk (whole, or a stored zip member) and in-memory blobs.
 
 Every reader validates the header against the data size first, so a truncated download is reported as
 such instead of surfacing as an obscure error from deep inside a load.
+
+Every tensor a reader returns lives in fresh storage of its own, allocated by PyTorch (64-byte
+aligned) and filled by plain reads, never a view of a memory map. A view would sit at whatever offset
+the container happens to give it, and BLAS kernels round differently on misaligned data, so a
+network's outputs would depend on the file's layout (single file, diffusers folder, all-in-one) and on
+the safetensors version; a mapped parameter would also keep the file mapped for the model's lifetime
+(a file replaced or truncated underneath it would crash the process with SIGBUS).
 """
 from __future__ import annotations
 
 import json
-import mmap
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import torch
-from safetensors import SafetensorError, safe_open
 
 from .errors import LoadError
 
@@ -73,6 +78,8 @@ def parse_header(head: bytes, total_size: int, name: str) -> Header:
     if not isinstance(raw, dict):
         raise LoadError(f"{name}: unreadable safetensors header (not a JSON object)")
     metadata = raw.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict):
+        raise LoadError(f"{name}: unreadable safetensors header (__metadata__ is not an object)")
     infos, ranges, end = {}, {}, 0
     for key, entry in raw.items():
         try:
@@ -95,80 +102,78 @@ def parse_header(head: bytes, total_size: int, name: str) -> Header:
     return Header(infos, ranges, 8 + n, metadata)
 
 
-def read_file_header(path: Path) -> Header:
-    """Read and validate the header of a safetensors file on disk (reads only the header bytes)."""
+def read_file_header(path: Path, offset: int = 0, length: int | None = None, name: str | None = None) -> Header:
+    """Read and validate the header of a safetensors blob on disk: a whole file, or `length` bytes at `offset`.
+
+    Reads only the header bytes. Raises LoadError for an unreadable, truncated or non-safetensors file.
+    """
     try:
-        size = path.stat().st_size
+        size = path.stat().st_size - offset if length is None else length
         with open(path, "rb") as f:
-            head = f.read(8)
+            f.seek(offset)
+            head = f.read(min(8, max(size, 0)))
             if len(head) == 8:
                 (n,) = struct.unpack("<Q", head)
                 if n <= MAX_HEADER:
-                    head += f.read(n)
+                    head += f.read(min(n, size - 8))
     except OSError as e:
-        raise LoadError(f"{path.name}: cannot read the file ({e.strerror or e})") from None
-    return parse_header(head, size, path.name)
+        raise LoadError(f"{name or path.name}: cannot read the file ({e.strerror or e})") from None
+    return parse_header(head, size, name or path.name)
+
+
+def fresh_bytes(nbytes: int) -> torch.Tensor:
+    """A new uint8 tensor of `nbytes` in storage of its own (PyTorch's CPU allocator aligns it to 64 bytes)."""
+    return torch.empty(nbytes, dtype=torch.uint8)
 
 
 class SafetensorsFile:
-    """One safetensors file on disk, read tensor by tensor through safetensors' memory map."""
+    """A safetensors blob on disk (a whole file, or a stored zip member at `offset`), read tensor by tensor.
 
-    def __init__(self, path: Path) -> None:
+    `get` reads one tensor's bytes with plain file reads into fresh storage (see the module docstring for
+    why never a memory map); peak memory during a load is the network plus the tensor being read.
+    """
+
+    def __init__(self, path: Path, offset: int = 0, length: int | None = None, name: str | None = None) -> None:
         self.path = Path(path)
-        self.name = self.path.name
-        self.header = read_file_header(self.path)
-        self._handle = None
+        self.name = name or self.path.name
+        self._offset = offset
+        self.header = read_file_header(self.path, offset, length, self.name)
 
     def infos(self) -> dict[str, TensorInfo]:
         """Tensor names, dtypes and shapes from the header."""
         return self.header.infos
 
     def get(self, key: str) -> torch.Tensor:
-        """Read one tensor (safe_open maps the file; nothing is unpickled)."""
-        try:
-            if self._handle is None:
-                self._handle = safe_open(str(self.path), framework="pt", device="cpu")
-            return self._handle.get_tensor(key)
-        except (SafetensorError, OSError) as e:
-            raise LoadError(f"{self.name}: could not read tensor {key!r} ({e}); the file may be damaged") from None
-
-
-class MappedSafetensors:
-    """A safetensors blob lying at `offset` inside a larger mapping (an uncompressed zip member)."""
-
-    def __init__(self, buf: mmap.mmap, offset: int, length: int, name: str) -> None:
-        self.name = name
-        self._buf, self._offset = buf, offset
-        head = bytes(buf[offset:offset + min(length, 8)])
-        if len(head) == 8:
-            (n,) = struct.unpack("<Q", head)
-            if n <= MAX_HEADER:
-                head = bytes(buf[offset:offset + min(length, 8 + n)])
-        self.header = parse_header(head, length, name)
-
-    def infos(self) -> dict[str, TensorInfo]:
-        """Tensor names, dtypes and shapes from the header."""
-        return self.header.infos
-
-    def get(self, key: str) -> torch.Tensor:
-        """Read one tensor out of the mapping (only its own pages are touched)."""
+        """Read one tensor into new, aligned storage; LoadError if the file is unreadable or shrank since opened."""
         info = self.header.infos[key]
         lo, hi = self.header.ranges[key]
-        start = self._offset + self.header.data_start + lo
-        if hi == lo:
-            return torch.empty(info.shape, dtype=info.dtype)
-        flat = torch.frombuffer(self._buf, dtype=torch.uint8, count=hi - lo, offset=start)
-        # Own the data: the mapping may be unaligned for the dtype and should not outlive the load.
-        return flat.clone().view(info.dtype).reshape(info.shape)
+        buf = fresh_bytes(hi - lo)
+        view = memoryview(buf.numpy())
+        got = 0
+        try:
+            with open(self.path, "rb", buffering=0) as f:
+                f.seek(self._offset + self.header.data_start + lo)
+                while got < len(view):  # one read() returns at most ~2 GiB on Linux
+                    n = f.readinto(view[got:])
+                    if not n:
+                        break
+                    got += n
+        except OSError as e:
+            raise LoadError(f"{self.name}: could not read tensor {key!r} ({e.strerror or e}); "
+                            "the file may be damaged") from None
+        if got != len(view):
+            raise LoadError(f"{self.name}: tensor {key!r} is cut short ({got} of {len(view)} bytes); "
+                            "the file was truncated or replaced while loading")
+        return buf.view(info.dtype).reshape(info.shape)
 
 
 class BytesSafetensors:
-    """A safetensors blob held in memory (a compressed zip member, which cannot be mapped)."""
+    """A safetensors blob held in memory (a compressed zip member, which cannot be read in place)."""
 
-    def __init__(self, data: bytes, name: str) -> None:
+    def __init__(self, data: bytes | bytearray, name: str) -> None:
         self.name = name
         self.header = parse_header(data, len(data), name)
-        self._data = bytearray(data)
+        self._data = memoryview(data)  # only read from: no second copy of the member
 
     def infos(self) -> dict[str, TensorInfo]:
         """Tensor names, dtypes and shapes from the header."""
@@ -178,10 +183,10 @@ class BytesSafetensors:
         """Copy one tensor out of the in-memory bytes."""
         info = self.header.infos[key]
         lo, hi = self.header.ranges[key]
-        if hi == lo:
-            return torch.empty(info.shape, dtype=info.dtype)
-        flat = torch.frombuffer(self._data, dtype=torch.uint8, count=hi - lo, offset=self.header.data_start + lo)
-        return flat.clone().view(info.dtype).reshape(info.shape)
+        buf = fresh_bytes(hi - lo)
+        start = self.header.data_start + lo
+        buf.numpy()[:] = self._data[start:start + hi - lo]
+        return buf.view(info.dtype).reshape(info.shape)
 
 
 class MultiSource:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
 
+from models.loading.errors import LoadError
+from models.loading.safetensors_io import SafetensorsFile
 from models.lora.alphas import PeftScale, peft_scales
 from models.lora.mapping import TE, UNET, Models, nonfinite, unit_patches
 from models.lora.official import RETOKEN_KEYS, official_patches, retoken_patches, split_official
@@ -34,9 +35,10 @@ def read_lora(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]
     if path.suffix.lower() not in (".safetensors", ".sft"):
         raise LoraError(f"{path.name}: only .safetensors LoRA files are loaded (pickle files are unsafe)")
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
-    except (SafetensorError, OSError, ValueError) as exc:
+        # The loaders' reader: each tensor in aligned storage of its own, so ΔW never depends on the file layout.
+        f = SafetensorsFile(path)
+        return {k: f.get(k) for k in f.infos()}, {str(k): str(v) for k, v in f.header.metadata.items()}
+    except LoadError as exc:
         raise LoraError(f"{path.name}: not a readable safetensors file ({exc})") from exc
 
 
