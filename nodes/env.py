@@ -133,6 +133,16 @@ class Env:
             raise FileNotFoundError(weights.missing_file_message(self.weights_dir, KIND_FOLDERS[kind], name))
         return self.models.load(path, kind, self.resolve_dtype(kind, dtype_choice))
 
+    def admit(self, prompt: dict) -> dict[str, dict[str, str]]:
+        """Validation hook: {node_id: {input_name: message}} for jobs whose memory cannot fit.
+
+        `prompt` is the coerced API prompt ({node_id: {"class_type", "inputs"}}, links as [id, index]).
+        The estimate and its limit are explained in nodes/admission.py.
+        """
+        from nodes.admission import admit
+
+        return admit(self, prompt)
+
     def free_memory(self, unload_models: bool) -> None:
         """POST /free hook (called by the worker between jobs): unload every model when asked."""
         if unload_models:
