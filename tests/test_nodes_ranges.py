@@ -22,19 +22,26 @@ from nodes.registry import NODES
 from nodes.sampling_inputs import SEED_MAX
 from tests.nodes_helpers import demo_env, node_id, small_default, tmp_config
 
-# Inputs whose extreme is run with a partner held small (else the run is minutes long or GiBs big).
-PARTNERS = {("StageCSampler", "width"): {"height": 128}, ("StageCSampler", "height"): {"width": 128},
-            ("StageCSampler", "batch_size"): {"steps": 1}}
+# Extremes run together in a few prompts: all minimums; all maximums with the image kept one side
+# thin; the other side's maximum; the largest batch. Max steps (1000 network calls per sampler, minutes
+# on a shared CPU) run through every sampler with a cheap eps in test_max_steps_and_tiny_denoise….
+GROUPS = {
+    "all_min": ("min", {}),
+    "all_max": ("max", {("StageCSampler", "height"): 128, ("StageCSampler", "batch_size"): 1}),
+    "height_max": ("min", {("StageCSampler", "height"): "max"}),
+    "batch_max": ("min", {("StageCSampler", "batch_size"): "max"}),
+}
+SKIPPED = {"steps"}
 
 
-def numeric_extremes() -> list[tuple[str, str, float]]:
-    cases = []
+def numeric_inputs() -> list[tuple[str, object]]:
+    found = []
     for class_type, cls in NODES.items():
         for inp in cls.INPUTS:
             if inp.type in (INT, FLOAT):
                 assert inp.min is not None and inp.max is not None, f"{class_type}.{inp.name} has no declared range"
-                cases += [(class_type, inp.name, inp.min), (class_type, inp.name, inp.max)]
-    return cases
+                found.append((class_type, inp))
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +70,14 @@ def base(tmp_path_factory):
         "prev": {"class_type": "PreviewImage", "inputs": {"images": ["adec", 0]}},
     })
     prompt[c_sampler]["inputs"]["stage_c"] = ["lora", 0]
-    prompt[node_id(doc, "StageBSampler")]["inputs"]["stage_c_latent"] = ["i2i", 0]
+    b_sampler = node_id(doc, "StageBSampler")
+    prompt.update({  # the image-to-image branch has its own Stage B → Stage A → preview
+        "b2": {"class_type": "StageBSampler",
+               "inputs": {**copy.deepcopy(prompt[b_sampler]["inputs"]), "stage_c_latent": ["i2i", 0]}},
+        "a2": {"class_type": "StageADecode", "inputs": {"stage_a": [node_id(doc, "LoadStageA"), 0],
+                                                         "stage_b_latent": ["b2", 0]}},
+        "p2": {"class_type": "PreviewImage", "inputs": {"images": ["a2", 0]}},
+    })
     return config, env, prompt
 
 
@@ -73,25 +87,30 @@ def test_every_node_class_is_covered(base):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("class_type,name,value", numeric_extremes())
-def test_declared_extreme_validates_and_runs(base, class_type, name, value):
+@pytest.mark.parametrize("group", sorted(GROUPS))
+def test_declared_extremes_validate_and_run(base, group):
     config, env, prompt = base
-    if class_type == "LoRAStageB":
-        pytest.skip("no Stage B LoRA among the demo weights; its strength is the LoRA (Stage C) range")
-    if name == "steps" and value == {i.name: i for i in NODES[class_type].INPUTS}["steps"].max:
-        pytest.skip("1000 network steps take minutes on a shared CPU: every sampler runs 1000 steps with a "
-                    "cheap eps in test_max_steps_and_tiny_denoise_run_every_sampler")
+    default_end, overrides = GROUPS[group]
     prompt = copy.deepcopy(prompt)
-    targets = [i for i, n in prompt.items() if n["class_type"] == class_type]
-    assert targets, class_type
-    for nid in targets:
-        prompt[nid]["inputs"][name] = value
-        prompt[nid]["inputs"].update(PARTNERS.get((class_type, name), {}))
+    covered = set()
+    for class_type, inp in numeric_inputs():
+        if inp.name in SKIPPED:
+            continue
+        end = overrides.get((class_type, inp.name), default_end)
+        value = end if not isinstance(end, str) else getattr(inp, end)
+        for node in prompt.values():
+            if node["class_type"] == class_type:
+                node["inputs"][inp.name] = value
+                covered.add((class_type, inp.name))
+    assert covered >= {(c, i.name) for c, i in numeric_inputs() if c != "LoRAStageB" and i.name not in SKIPPED}
     checked = validate_prompt(copy.deepcopy(prompt), NODES, env)
     assert checked.ok, checked.node_errors
     code, images = cli.run_workflow(prompt, config, env, NODES)
-    assert code == 0
-    assert images
+    assert code == 0 and images
+    c = next(n["inputs"] for n in prompt.values() if n["class_type"] == "StageCSampler" and "init" not in n["inputs"])
+    saved = [Image.open(p).size for p in images if p.parent == config.output_dir]
+    assert saved == [(c["width"], c["height"])] * c["batch_size"]  # the text-to-image chain ran at the extreme
+    assert {Image.open(p).size for p in images if p.parent == config.temp_dir} == {(72, 40)}
 
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
