@@ -47,8 +47,10 @@ def _parse_value(text: str) -> Any:
 def _find_node(nodes: dict, ref: str) -> str:
     if ref in nodes:
         return ref
-    by_title = [i for i, n in nodes.items() if ((n.get("ui") or {}).get("title") or (n.get("_meta") or {}).get("title")) == ref]
-    by_type = [i for i, n in nodes.items() if n.get("class_type") == ref]
+    dicts = {i: n for i, n in nodes.items() if isinstance(n, dict)}
+    by_title = [i for i, n in dicts.items()
+                if ((n.get("ui") or {}).get("title") or (n.get("_meta") or {}).get("title")) == ref]
+    by_type = [i for i, n in dicts.items() if n.get("class_type") == ref]
     for matches in (by_title, by_type):
         if len(matches) == 1:
             return matches[0]
@@ -57,15 +59,41 @@ def _find_node(nodes: dict, ref: str) -> str:
     raise ValueError(f"--set: no node with id, title or class_type '{ref}'")
 
 
-def apply_sets(workflow: dict, sets: Sequence[str]) -> dict:
-    """Apply NODE.INPUT=VALUE overrides in place (document or API prompt) and return it."""
-    nodes = workflow["nodes"] if is_document(workflow) else workflow
+def _check_input(node_id: str, node: dict, name: str, registry: dict | None) -> None:
+    """An unknown input name is an error listing the node's inputs (a typo must not be run and saved).
+
+    The CLI is strict; the HTTP API stays lenient about extra inputs, as ComfyUI is, because clients
+    send their own bookkeeping keys there.
+    """
+    cls = (registry or {}).get(node.get("class_type"))
+    if cls is None:
+        return  # unknown class: validation reports it with the node id
+    names = [i.name for i in cls.INPUTS]
+    if name not in names:
+        raise ValueError(f"--set: node {node_id} ({node['class_type']}) has no input '{name}'; "
+                         f"its inputs are: {', '.join(names)}")
+
+
+def apply_sets(workflow: dict, sets: Sequence[str], registry: dict | None = None) -> dict:
+    """Apply NODE.INPUT=VALUE overrides in place (document or API prompt) and return it.
+
+    Raises ValueError for a malformed item, an unknown node, or (given the registry) an input the
+    node does not have.
+    """
+    nodes = workflow.get("nodes") if is_document(workflow) else workflow
+    if not isinstance(nodes, dict):
+        raise ValueError("--set: the workflow has no nodes")
     for item in sets:
         target, sep, value = item.partition("=")
         ref, dot, name = target.rpartition(".")
-        if not sep or not dot:
+        if not sep or not dot or not ref or not name:
             raise ValueError(f"--set expects NODE.INPUT=VALUE, got {item!r}")
-        nodes[_find_node(nodes, ref)].setdefault("inputs", {})[name] = _parse_value(value)
+        node_id = _find_node(nodes, ref)
+        node = nodes[node_id]
+        if not isinstance(node, dict):
+            raise ValueError(f"--set: node {node_id} is not a node object")
+        _check_input(node_id, node, name, registry)
+        node.setdefault("inputs", {})[name] = _parse_value(value)
     return workflow
 
 
@@ -163,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             workflow = read_workflow(Path(source))
             if config.demo and is_document(workflow):
                 workflow = fit_to_weights(workflow, env, demo=True)
-        apply_sets(workflow, args.set or [])
+        apply_sets(workflow, args.set or [], NODES)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -25,7 +25,7 @@ class EffNetEncode(Node):
 
     def run(self, ctx: RunContext, effnet: ModelHandle, image: torch.Tensor) -> tuple:
         x = image_to_bchw(image)
-        height, width = x.shape[-2] // 8 * 8, x.shape[-1] // 8 * 8
+        height, width = int(x.shape[-2]), int(x.shape[-1])  # exact: Stage B rounds up, Stage A crops back
         h, w = stage_c_hw(width, height)
         # EffNet downsamples by 32, Stage C's grid is 1/42.67: resize so the two grids coincide
         # (the official training feeds EffNet a 0.75× image for the same reason).

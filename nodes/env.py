@@ -18,9 +18,16 @@ log = logging.getLogger("cascade.weights")
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 DTYPE_CHOICES = ("auto", "bf16", "fp32", "fp16")
+# Stage C overflows in fp16 (its forward refuses it), so its loader never offers it.
+_NO_FP16 = frozenset({"stage_c"})
 # Spec §4.4: the generators run in bf16; Stage A, effnet and the previewer are small and run in fp32.
 _AUTO_DTYPE = {"stage_c": "bf16", "stage_b": "bf16", "text_encoder": "bf16",
                "stage_a": "fp32", "effnet": "fp32", "previewer": "fp32"}
+
+
+def dtype_choices(kind: str) -> tuple[str, ...]:
+    """The dtype choices a loader of `kind` offers: only those its network can run in."""
+    return tuple(c for c in DTYPE_CHOICES if not (c == "fp16" and kind in _NO_FP16))
 
 
 def _load_module(path: Path, kind: str, dtype: torch.dtype, device: str) -> nn.Module:
@@ -110,7 +117,13 @@ class Env:
 
     # -- models --------------------------------------------------------------------------------
     def resolve_dtype(self, kind: str, choice: str) -> torch.dtype:
-        """Loader dtype choice → torch dtype ('auto' follows the official per-stage dtypes)."""
+        """Loader dtype choice → torch dtype ('auto' follows the official per-stage dtypes).
+
+        Raises ValueError for a choice this kind does not offer (validation refuses it first).
+        """
+        if choice not in dtype_choices(kind):
+            raise ValueError(f"dtype {choice!r} is not available for {kind}; choose one of "
+                             f"{', '.join(dtype_choices(kind))}")
         return DTYPES[_AUTO_DTYPE[kind] if choice == "auto" else choice]
 
     def load_model(self, kind: str, name: str, dtype_choice: str = "auto") -> nn.Module:
@@ -119,6 +132,16 @@ class Env:
         if path is None:
             raise FileNotFoundError(weights.missing_file_message(self.weights_dir, KIND_FOLDERS[kind], name))
         return self.models.load(path, kind, self.resolve_dtype(kind, dtype_choice))
+
+    def admit(self, prompt: dict) -> dict[str, dict[str, str]]:
+        """Validation hook: {node_id: {input_name: message}} for jobs whose memory cannot fit.
+
+        `prompt` is the coerced API prompt ({node_id: {"class_type", "inputs"}}, links as [id, index]).
+        The estimate and its limit are explained in nodes/admission.py.
+        """
+        from nodes.admission import admit
+
+        return admit(self, prompt)
 
     def free_memory(self, unload_models: bool) -> None:
         """POST /free hook (called by the worker between jobs): unload every model when asked."""

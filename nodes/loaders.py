@@ -6,11 +6,11 @@ from typing import Any, ClassVar
 from engine.schema import Input, Node, Output, RunContext
 from models.patching import ModelHandle
 from nodes import types as T
-from nodes.env import DTYPE_CHOICES
+from nodes.env import dtype_choices
 from nodes.weights import DEFAULT_FILES, file_stamp, missing_file_message
 
 _DTYPE_TIP = ("auto: bf16 for Stage C/B and the text encoder, fp32 for Stage A, EffNet and the previewer "
-              "(the official inference dtypes). Never fp16 for Stage C: it overflows.")
+              "(the official inference dtypes). Stage C offers no fp16: it overflows.")
 
 
 def _loader_inputs(kind: str, what: str) -> tuple[Input, ...]:
@@ -18,7 +18,7 @@ def _loader_inputs(kind: str, what: str) -> tuple[Input, ...]:
     return (
         Input("file", T.COMBO, default=DEFAULT_FILES[kind], choices=lambda env: env.weight_files(kind),
               tooltip=f"{what} weights file, from the weights folder's {folder}/ subfolder"),
-        Input("dtype", T.COMBO, default="auto", choices=DTYPE_CHOICES, tooltip=_DTYPE_TIP),
+        Input("dtype", T.COMBO, default="auto", choices=dtype_choices(kind), tooltip=_DTYPE_TIP),
     )
 
 

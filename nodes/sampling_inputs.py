@@ -13,7 +13,8 @@ from models.sampling import SAMPLERS, SCHEDULERS
 from nodes import types as T
 from nodes.runtime import using
 
-SEED_MAX = 0xFFFF_FFFF_FFFF_FFFF
+SEED_MAX = 0xFFFF_FFFF_FFFF_FFFF  # torch.Generator.manual_seed takes 0 … 2**64-1; item i wraps seed+i
+SHIFT_MIN = 0.01
 
 
 def seed_input() -> Input:
@@ -31,7 +32,8 @@ def sampler_inputs(*, steps: int, cfg: float, shift: float) -> tuple[Input, ...]
               tooltip="ddpm is the official Stable Cascade (GDF) sampler; the others are k-diffusion samplers"),
         Input("scheduler", T.COMBO, default="simple", choices=tuple(SCHEDULERS),
               tooltip="noise schedule spacing (the ddpm sampler always uses the official GDF time grid)"),
-        Input("shift", T.FLOAT, default=shift, min=0.0, max=100.0, step=0.01,
+        # shift divides (logSNR += 2 log(1/shift)): 0 would pass validation and then divide by zero.
+        Input("shift", T.FLOAT, default=shift, min=SHIFT_MIN, max=100.0, step=0.01,
               tooltip="logSNR shift of the cosine schedule (official: 2.0 for Stage C, 1.0 for Stage B)"),
         Input("cfg_rho", T.FLOAT, default=0.7, min=0.0, max=1.0, step=0.05,
               tooltip="official CFG rescale strength (0.7 in the official code; 0 = plain CFG like ComfyUI)"),

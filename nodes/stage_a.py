@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from engine.schema import Input, Node, Output, RunContext
 from models.patching import ModelHandle
@@ -31,16 +32,19 @@ class StageADecode(Node):
         Input("stage_a", T.STAGE_A, tooltip="the Stage A VQGAN"),
         Input("stage_b_latent", T.STAGE_B_LATENT, tooltip="the Stage B sampler's output"),
     )
-    OUTPUTS = (Output("image", T.IMAGE, "decoded image, 4× the latent size"),)
+    OUTPUTS = (Output("image", T.IMAGE, "decoded image at the size the latent stands for"),)
 
-    def run(self, ctx: RunContext, stage_a: ModelHandle, stage_b_latent: torch.Tensor) -> tuple:
+    def run(self, ctx: RunContext, stage_a: ModelHandle, stage_b_latent: T.StageBLatent | torch.Tensor) -> tuple:
+        samples = getattr(stage_b_latent, "samples", stage_b_latent)
         with using(ctx.env, stage_a) as net:
-            out = net.decode(stage_b_latent.to(module_device(net), module_dtype(net)))
+            out = net.decode(samples.to(module_device(net), module_dtype(net)))
+        if isinstance(stage_b_latent, T.StageBLatent):  # drop the rows/columns added to round the grid up
+            out = out[..., :stage_b_latent.height, :stage_b_latent.width]
         return (bchw_to_image(out),)
 
 
 class StageAEncode(Node):
-    """Encode an image into a Stage B latent with Stage A (sides are cropped to multiples of 4)."""
+    """Encode an image into a Stage B latent with Stage A (any size: padded to multiples of 4 inside)."""
 
     TITLE = "Stage A Encode"
     CATEGORY = "stable_cascade/latent"
@@ -52,7 +56,12 @@ class StageAEncode(Node):
 
     def run(self, ctx: RunContext, stage_a: ModelHandle, image: torch.Tensor) -> tuple:
         x = image_to_bchw(image)
-        h, w = x.shape[-2] // 4 * 4, x.shape[-1] // 4 * 4
+        height, width = x.shape[-2:]
+        # Stage A's encoder halves twice (PixelUnshuffle(2), then a stride-2 conv): pad to multiples of 4
+        # by repeating the edge, so decoding and cropping gives back an image of the same size.
+        pad_h, pad_w = -height % 4, -width % 4
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
         with using(ctx.env, stage_a) as net:
-            latent = net.encode(x[..., :h, :w].to(module_device(net), module_dtype(net)))
-        return (latent.float().cpu(),)
+            latent = net.encode(x.to(module_device(net), module_dtype(net)))
+        return (T.StageBLatent(latent.float().cpu(), int(height), int(width)),)

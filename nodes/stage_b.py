@@ -5,7 +5,7 @@ import torch
 
 from engine.schema import Input, Node, Output, RunContext
 from models.patching import ModelHandle
-from models.sampling import guided_eps, sample, stage_b_hw
+from models.sampling import guided_eps, sample, stage_b_grid
 from nodes import types as T
 from nodes.runtime import item_seeds, module_device, module_dtype, using
 from nodes.sampling_inputs import preview_callback, sampler_inputs, seed_input
@@ -25,16 +25,21 @@ class StageBSampler(Node):
         seed_input(),
         *sampler_inputs(steps=10, cfg=1.1, shift=1.0),
     )
-    OUTPUTS = (Output("stage_b_latent", T.STAGE_B_LATENT, "4-channel latent at 1/4 of the image size"),)
+    OUTPUTS = (Output("stage_b_latent", T.STAGE_B_LATENT,
+                      "4-channel latent at 1/4 of the image size (rounded up; Stage A crops back)"),)
 
     def run(self, ctx: RunContext, stage_b: ModelHandle, stage_c_latent: T.StageCLatent,
             positive: T.Conditioning, negative: T.Conditioning, seed: int, steps: int, cfg: float,
             sampler: str, scheduler: str, shift: float, cfg_rho: float) -> tuple:
         effnet = stage_c_latent.samples
         batch = effnet.shape[0]
-        h, w = stage_b_hw(stage_c_latent.width, stage_c_latent.height)
         callback = preview_callback(ctx, None)
         with using(ctx.env, stage_b) as net:
+            cfg_net = getattr(net, "config", None)
+            patch = int(getattr(cfg_net, "patch_size", 2))
+            levels = len(getattr(cfg_net, "c_hidden", (0,) * 4))
+            h, w = stage_b_grid(stage_c_latent.width, stage_c_latent.height,
+                                multiple=patch, minimum=patch * 2 ** (levels - 1))
             device = module_device(net)
             effnet = effnet.to(device)
             pos, neg = positive.repeat_to(batch), negative.repeat_to(batch)
@@ -44,4 +49,4 @@ class StageBSampler(Node):
             x0 = sample(guided_eps(net, cond, uncond, cfg, cfg_rho), (batch, 4, h, w),
                         sampler=sampler, scheduler=scheduler, steps=steps, shift=shift,
                         seeds=item_seeds(seed, batch), device=device, dtype=module_dtype(net), callback=callback)
-        return (x0.float().cpu(),)
+        return (T.StageBLatent(x0.float().cpu(), stage_c_latent.height, stage_c_latent.width),)

@@ -19,7 +19,7 @@ PREVIEWER = "PREVIEWER"
 # Data sockets.
 CONDITIONING = "CONDITIONING"
 STAGE_C_LATENT = "STAGE_C_LATENT"
-STAGE_B_LATENT = "STAGE_B_LATENT"
+STAGE_B_LATENT = "STAGE_B_LATENT"  # a StageBLatent (a bare [B,4,h,w] tensor from custom nodes is accepted)
 IMAGE = "IMAGE"  # float32 [B, H, W, 3] in [0, 1] (ComfyUI's layout, so image nodes stay familiar)
 
 # Weights subfolder per model kind (also the `kind` names understood by models.loading.load).
@@ -57,3 +57,17 @@ class StageCLatent:
     samples: torch.Tensor
     height: int
     width: int
+
+
+@dataclass(frozen=True)
+class StageBLatent:
+    """A Stage B latent [B,4,h,w] plus the pixel size it stands for.
+
+    The grid may be larger than height/4 x width/4 (rounded up to Stage B's patch size); Stage A
+    decodes it to 4h x 4w and crops to height x width, so every requested size comes out exactly.
+    """
+
+    samples: torch.Tensor
+    height: int
+    width: int
+

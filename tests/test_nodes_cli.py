@@ -160,3 +160,27 @@ def test_image_to_image_nodes(weights, tmp_path):
     (out,) = NODES["StageCSampler"]().run(ctx, c, cond, cond, 1024, 1024, 1, 0, 3, 4.0, "ddpm", "simple", 2.0, 0.7,
                                           denoise=0.0, init=latent)
     assert torch.equal(out.samples, latent.samples) and (out.height, out.width) == (136, 200)
+
+
+def test_cli_set_refuses_unknown_inputs_and_malformed_items(weights, tmp_path, capsys):
+    """`--set 8.sed=1` (a typo of seed) is an error listing the node's inputs; nothing runs or is saved."""
+    code = run(weights, tmp_path, "--set", "StageCSampler.steps=1", "--set", "StageCSampler.sed=1")
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "sed" in err and "seed" in err and "steps" in err and "cfg_rho" in err  # the inputs are listed
+    assert not list(tmp_path.rglob("*.png"))
+    for bad in ("StageCSampler.steps", "steps=1", ".steps=1", "StageCSampler.=1", "99.seed=1", "Nope.seed=1"):
+        assert run(weights, tmp_path, "--set", bad) == 2, bad
+        assert "--set" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("*.png"))
+
+
+def test_cli_set_on_an_api_prompt_is_strict_too(weights, tmp_path, capsys):
+    prompt = tmp_path / "p.json"
+    prompt.write_text(json.dumps({"1": {"class_type": "LoadStageA", "inputs": {"file": "x", "dtype": "auto"}},
+                                  "2": "not a node"}))
+    assert run(weights, tmp_path, str(prompt), "--set", "1.dtpye=fp32") == 2
+    err = capsys.readouterr().err
+    assert "dtpye" in err and "file, dtype" in err
+    assert run(weights, tmp_path, str(prompt), "--set", "2.x=1") == 2
+    assert "not a node object" in capsys.readouterr().err

@@ -18,13 +18,17 @@ class Recorder:
 
 
 def reference_rescale(pred_c, pred_u, w, rho):
-    """GDF.sample's CFG written in numpy float64: lerp, then std-ratio rescale over the whole tensor."""
-    c, u = pred_c.double().numpy(), pred_u.double().numpy()
-    cfg = u + w * (c - u)
-    if rho <= 0:
-        return cfg
-    ratio = np.std(c, ddof=1) / (np.std(cfg, ddof=1) + 1e-9)
-    return rho * cfg * ratio + (1 - rho) * cfg
+    """GDF.sample's CFG written in numpy float64, one item at a time: lerp, then std-ratio rescale.
+
+    For one item this is GDF's formula exactly (its std over the whole tensor is the item's std).
+    """
+    out = []
+    for c, u in zip(pred_c.double().numpy(), pred_u.double().numpy()):
+        cfg = u + w * (c - u)
+        if rho > 0:
+            cfg = rho * cfg * (np.std(c, ddof=1) / (np.std(cfg, ddof=1) + 1e-9)) + (1 - rho) * cfg
+        out.append(cfg)
+    return np.stack(out)
 
 
 @pytest.mark.parametrize("w,rho", [(4.0, 0.7), (1.1, 0.7), (4.0, 0.0), (7.5, 0.3)])
@@ -40,16 +44,23 @@ def test_guided_eps_matches_reference(w, rho):
     np.testing.assert_allclose(got.double().numpy(), reference_rescale(pred_c, pred_u, w, rho), rtol=1e-5, atol=1e-5)
 
 
-def test_rescale_uses_std_over_whole_half_batch():
-    """Per-item stds would give a different answer when items differ in scale."""
+def test_rescale_is_per_item():
+    """Items of very different scale: each is rescaled by its own std, exactly as if run alone.
+
+    (GDF's whole-half-batch std would differ here; at batch 1 the two are the same formula.)
+    """
     g = torch.Generator().manual_seed(2)
-    pred_c = torch.cat([torch.randn(1, 64, generator=g) * 0.5, torch.randn(1, 64, generator=g) * 3.0])
-    pred_u = torch.randn(2, 64, generator=g)
-    whole = cfg_combine(pred_c, pred_u, 4.0, 0.7)
-    per_item = torch.cat([cfg_combine(pred_c[i:i + 1], pred_u[i:i + 1], 4.0, 0.7) for i in range(2)])
-    assert not torch.allclose(whole, per_item, atol=1e-3)
+    pred_c = torch.cat([torch.randn(1, 4, 8, generator=g) * 0.5, torch.randn(1, 4, 8, generator=g) * 3.0])
+    pred_u = torch.randn(2, 4, 8, generator=g)
+    batched = cfg_combine(pred_c, pred_u, 4.0, 0.7)
     reference = torch.from_numpy(reference_rescale(pred_c, pred_u, 4.0, 0.7))
-    torch.testing.assert_close(whole.double(), reference, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(batched.double(), reference, rtol=1e-6, atol=1e-6)
+    c, u = pred_c.double().numpy(), pred_u.double().numpy()
+    whole = u + 4.0 * (c - u)
+    whole = 0.7 * whole * np.std(c, ddof=1) / np.std(whole, ddof=1) + 0.3 * whole
+    assert not np.allclose(batched.double().numpy(), whole, atol=1e-3)  # the coupled variant is gone
+    for i in range(2):
+        assert torch.equal(cfg_combine(pred_c[i:i + 1], pred_u[i:i + 1], 4.0, 0.7)[0], batched[i])
 
 
 def test_cfg_one_skips_the_unconditional_pass():

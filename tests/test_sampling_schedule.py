@@ -129,3 +129,22 @@ def test_r_embedding_in_models_common():
     # The network embeds in float32 like the official code; arguments reach r*10000 = 1e4 rad, so
     # float32 rounding alone is ~1e4 * 6e-8 per op: 1e-3 is the honest bound here, 1e-6 is not.
     _check_r_embedding(common.r_embedding(r).double(), 1e-3)
+
+
+@pytest.mark.parametrize("scheduler", ["simple", "karras", "exponential"])
+@pytest.mark.parametrize("denoise", [0.5, 0.37, 0.03])
+def test_denoise_tail_equals_the_tail_of_the_full_list(scheduler, denoise):
+    """img2img builds only the kept tail (so a tiny denoise is cheap) and it matches the full list bit for bit."""
+    steps = 7
+    full = make_sigmas(scheduler, int(steps / denoise), 2.0)[-(steps + 1):]
+    assert torch.equal(denoise_sigmas(scheduler, steps, 2.0, denoise), full)
+
+
+def test_tiny_denoise_is_cheap_and_finite():
+    import time
+
+    start = time.perf_counter()
+    for scheduler in ("simple", "karras", "exponential"):
+        sigmas = denoise_sigmas(scheduler, 1000, 2.0, 1e-12)  # asks for 1e15 scheduled steps
+        assert len(sigmas) == 1001 and torch.isfinite(sigmas).all()
+    assert time.perf_counter() - start < 5

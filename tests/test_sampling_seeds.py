@@ -35,16 +35,18 @@ def test_image_i_of_a_batch_equals_a_batch1_run(sampler):
     assert not torch.allclose(batch[0], batch[1])
 
 
-def test_batch_invariance_with_plain_cfg():
-    """With cfg_rho = 0 guidance is per item, so batch invariance holds through CFG too."""
+@pytest.mark.parametrize("rho", [0.0, 0.7])
+def test_batch_invariance_through_cfg(rho):
+    """Guidance (plain, and the official rescale at its default 0.7) is per item: batch invariance holds."""
     def model(x, r, ctx):
         return toy_eps(x, r) + ctx.view(-1, 1, 1, 1)
 
     cond = {"ctx": torch.tensor([0.5])}
     uncond = {"ctx": torch.tensor([-0.5])}
-    eps = guided_eps(model, cond, uncond, cfg=3.0, cfg_rho=0.0)
-    batch = _run([1, 2], "euler_ancestral", eps=eps)
-    torch.testing.assert_close(batch[1], _run([2], "euler_ancestral", eps=eps)[0], rtol=1e-6, atol=1e-6)
+    eps = guided_eps(model, cond, uncond, cfg=3.0, cfg_rho=rho)
+    for sampler in ("ddpm", "euler_ancestral"):
+        batch = _run([1, 2], sampler, eps=eps)
+        torch.testing.assert_close(batch[1], _run([2], sampler, eps=eps)[0], rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("sampler", SAMPLERS)

@@ -12,14 +12,18 @@ ModelCall = Callable[..., torch.Tensor]
 def cfg_combine(pred_c: torch.Tensor, pred_u: torch.Tensor, cfg: float, cfg_rho: float) -> torch.Tensor:
     """lerp(pred_u, pred_c, cfg), then GDF's rescale: rho * pred * std(c)/std(pred) + (1-rho) * pred.
 
-    The stds are unbiased and taken over the whole half-batch (all items, all elements), exactly as
-    GDF does; this couples the items of a batch, so with cfg_rho > 0 an image in a batch of several
-    differs slightly from the same seed run alone. cfg_rho = 0 gives plain lerp (diffusers/ComfyUI).
+    pred_c/pred_u: [B, ...]; returns float32 [B, ...]. The stds are unbiased and taken over each
+    item's own elements (all dims but the batch). GDF takes them over the whole half-batch, which is
+    the same thing at batch 1 (the official inference) but couples the items of a larger batch; per
+    item keeps the promise that image i of a batch equals a batch-1 run with seed+i.
+    cfg_rho = 0 gives plain lerp (diffusers/ComfyUI).
     """
     pred_c, pred_u = pred_c.float(), pred_u.float()
     pred = torch.lerp(pred_u, pred_c, float(cfg))
     if cfg_rho > 0:
-        pred = cfg_rho * (pred * pred_c.std() / (pred.std() + 1e-9)) + pred * (1 - cfg_rho)
+        dims = tuple(range(1, pred.dim()))
+        ratio = pred_c.std(dim=dims, keepdim=True) / (pred.std(dim=dims, keepdim=True) + 1e-9)
+        pred = cfg_rho * (pred * ratio) + pred * (1 - cfg_rho)
     return pred
 
 

@@ -95,6 +95,12 @@ def sample_heun(model: Denoiser, x: torch.Tensor, sigmas: Sigmas, *, generator: 
     return x
 
 
+def _second_order(h: float, h_last: float | None) -> bool:
+    """Whether the multistep correction is defined: repeated sigmas (h = 0, e.g. a schedule clamped flat
+    by an extreme shift, or a tiny denoise) make the step an identity, where the ratio would divide by 0."""
+    return bool(h) and bool(h_last)
+
+
 def sample_dpmpp_2m(model: Denoiser, x: torch.Tensor, sigmas: Sigmas, *, generator: Noise | None = None,
                     callback: StepCallback | None = None) -> torch.Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022, Alg. 2) in lambda = -log(sigma); first and last steps are 1st order."""
@@ -107,7 +113,7 @@ def sample_dpmpp_2m(model: Denoiser, x: torch.Tensor, sigmas: Sigmas, *, generat
         else:
             h = math.log(s[i]) - math.log(s[i + 1])
             d = denoised
-            if old_denoised is not None:
+            if old_denoised is not None and _second_order(h, h_last):
                 ratio = h_last / h
                 d = (1 + 1 / (2 * ratio)) * denoised - (1 / (2 * ratio)) * old_denoised
             x = (s[i + 1] / s[i]) * x - math.expm1(-h) * d
@@ -134,7 +140,7 @@ def sample_dpmpp_2m_sde(model: Denoiser, x: torch.Tensor, sigmas: Sigmas, *, gen
             h = math.log(s[i]) - math.log(s[i + 1])
             eta_h = eta * h
             x = (s[i + 1] / s[i]) * math.exp(-eta_h) * x - math.expm1(-h - eta_h) * denoised
-            if old_denoised is not None:
+            if old_denoised is not None and _second_order(h, h_last):
                 ratio = h_last / h
                 x = x - 0.5 * math.expm1(-h - eta_h) * (1 / ratio) * (denoised - old_denoised)
             if eta:

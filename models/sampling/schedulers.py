@@ -18,10 +18,14 @@ def _with_zero(sigmas: torch.Tensor) -> torch.Tensor:
     return torch.cat([sigmas, sigmas.new_zeros(1)])
 
 
-def simple_sigmas(table: torch.Tensor, steps: int) -> torch.Tensor:
-    """ComfyUI 'simple': evenly strided entries of the sigma table, from the top, plus 0."""
+def simple_sigmas(table: torch.Tensor, steps: int, last: int | None = None) -> torch.Tensor:
+    """ComfyUI 'simple': evenly strided entries of the sigma table, from the top, plus 0.
+
+    With `last`, only the final `last` entries (+ 0) are built: O(last) even for a huge `steps`.
+    """
     stride = len(table) / steps  # float stride as in ComfyUI, so int() truncates identically
-    picks = [float(table[-(1 + int(i * stride))]) for i in range(steps)]
+    first = 0 if last is None else max(0, steps - last)
+    picks = [float(table[-(1 + int(i * stride))]) for i in range(first, steps)]
     return _with_zero(torch.tensor(picks, dtype=torch.float64))
 
 
@@ -53,11 +57,20 @@ def make_sigmas(scheduler: str, steps: int, shift: float) -> torch.Tensor:
     raise ValueError(f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
 
 
+# A tiny denoise asks for int(steps/denoise) scheduled steps (1e9 at denoise 1e-6): 'simple' builds only
+# the tail it keeps; karras/exponential build the list, so it is capped (at most steps/1e6 of the noise
+# range is then covered instead of the asked-for sliver: both are indistinguishable from denoise 0).
+MAX_SCHEDULE_STEPS = 1_000_000
+
+
 def denoise_sigmas(scheduler: str, steps: int, shift: float, denoise: float) -> torch.Tensor:
     """ComfyUI img2img: schedule int(steps/denoise) steps and keep the last ``steps`` of them."""
     if denoise >= 1.0:
         return make_sigmas(scheduler, steps, shift)
-    full = make_sigmas(scheduler, int(steps / denoise), shift)
+    total = int(steps / denoise) if denoise > 0 else MAX_SCHEDULE_STEPS
+    if scheduler == "simple":
+        return simple_sigmas(comfy_sigma_table(shift), max(total, steps), last=steps)
+    full = make_sigmas(scheduler, max(steps, min(total, MAX_SCHEDULE_STEPS)), shift)
     return full[-(steps + 1):]
 
 

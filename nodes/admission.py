@@ -1,0 +1,247 @@
+"""Memory admission: refuse at validation a job whose activations cannot fit, before the kernel kills us.
+
+Env.admit(prompt) -> {node_id: {input_name: message}} (engine hook, run by validate_prompt).
+
+The estimate, per model-running node (StageCSampler, StageBSampler, StageADecode; batch B, network
+items n = 2B for the batched cond+uncond pass, s = bytes per element of the model's dtype):
+
+* UNet stages (Stage C, Stage B). Level i has c_i channels on P_i latent positions (P_0 = h*w / patch²,
+  /4 per down level that changes resolution). In no-grad inference, what is alive at the peak is
+  the skips of every level plus the largest transient of one block:
+    skips  = sum_i 2 * c_i * P_i                                (the down pass keeps each level's output)
+    conv   = K_CONV * 4 * c_i * P_i                              (ResBlock: 4c-wide MLP, GELU, GRN copies)
+    attn   = 2 * heads_i * (P_i + cond_tokens)²                  (scores + softmax, math attention path)
+    peak   = n * s * (skips + max_i max(conv_i, attn_i))
+  K_CONV = 8 covers the block's 4c-wide hidden, its activation and GRN copies, and the conditioning
+  mappers' 4c-wide maps at level 0 (Stage B's CondMapper).
+* Stage A decode: the H/2 level's MixingResBlock is 4 * c_hidden/2 wide on (2h)(2w) positions:
+    peak = B * s * K_A * 4 * (c_hidden/2) * 4hw,  K_A = 2,  plus the image (B * 3 * 16hw * 4 bytes * 6 copies).
+* The sampler's own float32 state (x, x0, eps, noise, both CFG halves): 10 * n * C * h * w * 4 bytes.
+* OVERHEAD = 256 MiB per job: what a first call costs regardless of size (library workspaces, weight
+  repacking); measured 58 MiB for a 32² Stage B latent, where the per-pixel terms give 11 MiB.
+
+The limit is the device's memory (the CUDA card, or the machine's RAM) less the model budget
+(models stay resident up to it, see nodes/residency.py), and at least a fifth of the device.
+Measured with bench/activation_peaks.py on the development box (CPU, rise of the RSS high-water
+mark over one call; noisy, the allocator reuses freed pages), against the estimate:
+Stage C lite bf16, cond+uncond: 24² latent 41 MiB (est. 378), 48² 260 MiB (est. 1358);
+Stage B lite bf16: 32² latent 58 MiB (est. 267), 64² 26 MiB (est. 302);
+Stage A fp32 decode: 64² latent 3 MiB (est. 357), 128² 132 MiB (est. 658).
+tests/test_nodes_admission.py keeps these as data and checks the estimate stays above them. For
+the official 1024² batch 4 with the lite models the largest job is Stage A's decode at ~6.5 GiB,
+against 14.4 GiB on a 24 GiB machine (auto budget 40%): admitted. 8192² batch 64 needs ~40 TiB.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from models.sampling import stage_b_grid, stage_c_hw
+
+GIB = 1 << 30
+K_CONV, K_A, IMAGE_COPIES = 8, 2, 6
+OVERHEAD = 256 << 20
+_LOADERS = {"stage_c": "LoadStageC", "stage_b": "LoadStageB", "stage_a": "LoadStageA"}
+_ITEMSIZE = {"bf16": 2, "fp16": 2, "fp32": 4}
+_AUTO = {"stage_c": 2, "stage_b": 2, "stage_a": 4}
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one model-running node will do: which network, output pixel size, batch."""
+
+    kind: str
+    config: Any
+    itemsize: int
+    width: int
+    height: int
+    batch: int
+    guided: bool
+
+
+def _unet_bytes(cfg: Any, positions: int, items: int, itemsize: int, cond_tokens: int,
+                downscales: list[bool]) -> int:
+    skips = conv = attn = 0
+    p = positions
+    for i, c in enumerate(cfg.c_hidden):
+        if i > 0 and downscales[i - 1]:
+            p = max(1, p // 4)
+        skips += 2 * c * p
+        conv = max(conv, K_CONV * 4 * c * p)
+        if "A" in cfg.level_config[i]:
+            attn = max(attn, 2 * cfg.nhead[i] * (p + cond_tokens) ** 2)
+    return items * itemsize * (skips + max(conv, attn))
+
+
+def job_bytes(job: Job) -> int:
+    """Estimated peak activation bytes of one job (see the module docstring for the derivation)."""
+    return OVERHEAD + _activations(job)
+
+
+def _activations(job: Job) -> int:
+    items = job.batch * (2 if job.guided else 1)
+    cfg = job.config
+    if job.kind == "stage_c":
+        h, w = stage_c_hw(job.width, job.height)
+        state = 10 * items * 16 * h * w * 4
+        levels = len(cfg.c_hidden)
+        return state + _unet_bytes(cfg, h * w, items, job.itemsize, 77 + 8,
+                                   [bool(x) for x in (list(cfg.switch_level) + [False] * levels)[:levels]])
+    h, w = stage_b_grid(job.width, job.height)
+    if job.kind == "stage_b":
+        state = 10 * items * 4 * h * w * 4
+        patch = cfg.patch_size
+        return state + _unet_bytes(cfg, (h // patch) * (w // patch), items, job.itemsize, cfg.c_clip_seq,
+                                   [True] * len(cfg.c_hidden))
+    block = K_A * 4 * (cfg.c_hidden // 2) * 4 * h * w * job.itemsize
+    image = 3 * 16 * h * w * 4 * IMAGE_COPIES
+    return job.batch * (block + image)
+
+
+def device_total(device: str) -> int:
+    """Bytes of memory on the device: the CUDA card's, else the machine's RAM."""
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_properties(torch.device(device)).total_memory
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 16 * GIB
+
+
+def limit_bytes(device: str, budget_bytes: int) -> int:
+    """Memory left for activations: the device's total less the model budget (at least a fifth of it)."""
+    total = device_total(device)
+    return max(total - budget_bytes, total // 5)
+
+
+def largest_square(job: Job, limit: int) -> int:
+    """The largest side (multiple of 64, at least 0) whose batch-1 job fits `limit`."""
+    lo, hi = 0, 8192 // 64
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        trial = Job(job.kind, job.config, job.itemsize, mid * 64, mid * 64, 1, job.guided)
+        if job_bytes(trial) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo * 64
+
+
+def message(job: Job, needed: int, limit: int) -> str:
+    side = largest_square(job, limit)
+    fits = (f"at batch 1 the largest square size that fits is {side}×{side}" if side
+            else "even 64×64 at batch 1 does not fit")
+    return (f"{job.width}×{job.height} at batch {job.batch} needs ~{math.ceil(needed / GIB)} GiB in "
+            f"{job.kind.replace('_', ' ').title()}, limit {limit / GIB:.1f} GiB (device memory less the "
+            f"model budget); {fits}")
+
+
+# -- reading the prompt ------------------------------------------------------------------------------
+def _link(node: dict, name: str) -> str | None:
+    value = (node.get("inputs") or {}).get(name)
+    return str(value[0]) if isinstance(value, list) and len(value) == 2 else None
+
+
+def _int(node: dict, name: str, default: int | None = None) -> int | None:
+    value = (node.get("inputs") or {}).get(name, default)
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _upstream(prompt: dict, node_id: str | None, class_type: str, via: str) -> tuple[str, dict] | None:
+    """Follow `via` links (through LoRA-like nodes with an input of that name) to a `class_type` node."""
+    seen: set[str] = set()
+    while node_id is not None and node_id not in seen and node_id in prompt:
+        seen.add(node_id)
+        node = prompt[node_id]
+        if node.get("class_type") == class_type:
+            return node_id, node
+        node_id = _link(node, via)
+    return None
+
+
+def _preset_config(env: Any, kind: str, file: Any) -> Any:
+    """The network config of a loader's file; the largest official one when it cannot be told."""
+    from models.loading.networks import network_spec
+
+    spec = network_spec(kind)
+    try:
+        path = env.weight_path(kind, file) if isinstance(file, str) else None
+    except (OSError, ValueError):  # e.g. a NUL in the name: validation reports the file itself
+        path = None
+    preset = None
+    if path is not None:
+        cache = env.__dict__.setdefault("_admission_presets", {})
+        key = (str(path), path.stat().st_mtime_ns)
+        if key not in cache:
+            try:
+                from models.loading import detect
+
+                cache[key] = detect(path).component(kind).preset
+            except Exception:  # unreadable here means: assume the biggest, the loader reports the rest
+                cache[key] = None
+        preset = cache[key]
+    return spec.presets.get(preset or "full", spec.presets["full"])
+
+
+def _model(env: Any, prompt: dict, node: dict, kind: str) -> tuple[Any, int] | None:
+    found = _upstream(prompt, _link(node, kind), _LOADERS[kind], kind)
+    if found is None:
+        return None
+    inputs = found[1].get("inputs") or {}
+    dtype = inputs.get("dtype", "auto")
+    itemsize = _AUTO[kind] if dtype == "auto" else _ITEMSIZE.get(dtype, 4)
+    return _preset_config(env, kind, inputs.get("file")), itemsize
+
+
+def _size(prompt: dict, c_node: dict) -> tuple[int, int, int] | None:
+    """(width, height, batch) a Stage C sampler will produce; None when an init image decides it."""
+    if _link(c_node, "init") is not None:
+        return None
+    width, height, batch = _int(c_node, "width"), _int(c_node, "height"), _int(c_node, "batch_size", 1)
+    return None if None in (width, height, batch) else (width, height, batch)
+
+
+def jobs(env: Any, prompt: dict) -> list[tuple[str, str, Job]]:
+    """(node_id, input to blame, Job) for every model-running node whose sizes are known at validation."""
+    found = []
+    for node_id, node in prompt.items():
+        if not isinstance(node, dict):
+            continue
+        class_type = node.get("class_type")
+        chain = {"StageCSampler": ("stage_c", None), "StageBSampler": ("stage_b", "stage_c_latent"),
+                 "StageADecode": ("stage_a", "stage_b_latent")}.get(class_type)
+        if chain is None:
+            continue
+        kind, via = chain
+        c = (node_id, node) if via is None else None
+        if class_type == "StageADecode":
+            b = _upstream(prompt, _link(node, via), "StageBSampler", via)
+            c = _upstream(prompt, _link(b[1], "stage_c_latent"), "StageCSampler", "init") if b else None
+        elif class_type == "StageBSampler":
+            c = _upstream(prompt, _link(node, via), "StageCSampler", "init")
+        size = _size(prompt, c[1]) if c else None
+        model = _model(env, prompt, node, kind)
+        if size is None or model is None:
+            continue
+        cfg_scale = (node.get("inputs") or {}).get("cfg", 1.0)
+        guided = not (isinstance(cfg_scale, (int, float)) and cfg_scale == 1)
+        job = Job(kind, model[0], model[1], size[0], size[1], size[2], guided)
+        found.append((node_id, "width" if class_type == "StageCSampler" else via, job))
+    return found
+
+
+def admit(env: Any, prompt: dict) -> dict[str, dict[str, str]]:
+    """{node_id: {input_name: message}} for every job that cannot fit the memory limit."""
+    limit = limit_bytes(env.device, env.models.budget_bytes)
+    problems: dict[str, dict[str, str]] = {}
+    for node_id, blame, job in jobs(env, prompt):
+        needed = job_bytes(job)
+        if needed > limit:
+            if job.batch > 1 and blame == "width":
+                blame = "batch_size"
+            problems.setdefault(node_id, {})[blame] = message(job, needed, limit)
+    return problems
