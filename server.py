@@ -25,6 +25,7 @@ from engine.executor import Executor
 from engine.schema import Node
 from engine.store import Store
 from engine.worker import Worker
+from nodes.temp_files import wipe_temp
 
 log = logging.getLogger("cascade.server")
 DB_NAME = "cascade.sqlite3"
@@ -134,6 +135,7 @@ def main(argv: list[str] | None = None,
         raise SystemExit(f"error: {exc}") from None
     sock = listen(config.host, config.port)
     port = sock.getsockname()[1]
+    wipe_temp(config)  # last run's PreviewImage files; only once the data lock and port are ours
     lock.update(port)
     registry, env = (nodes or load_nodes)(config)
     app = create_app(config, registry, env, lock=lock)

@@ -7,7 +7,13 @@ from tests.stub_nodes import chain_prompt
 
 
 def test_second_server_on_same_data_folder_exits_and_touches_nothing(tmp_path):
+    (tmp_path / "temp").mkdir()
+    (tmp_path / "temp" / "last_run_preview.png").write_bytes(b"old")
     with server_process(server_args(tmp_path), tmp_path / "logs") as first:
+        # The temp folder is emptied at start-up (PreviewImage's files of the last run) ...
+        assert not (tmp_path / "temp" / "last_run_preview.png").exists()
+        preview = tmp_path / "temp" / "preview_of_the_running_server.png"
+        preview.write_bytes(b"new")
         base = first.base
         running = http_json("POST", base + "/prompt", {
             "prompt": chain_prompt(value=1, steps=1000, delay=0.01)})[1]["prompt_id"]
@@ -26,6 +32,7 @@ def test_second_server_on_same_data_folder_exits_and_touches_nothing(tmp_path):
         port = base.rsplit(":", 1)[1]
         assert str(tmp_path / "user") in err and "--data" in err
         assert f"pid {first.proc.pid}" in err and f"port {port}" in err
+        assert preview.read_bytes() == b"new"  # ... but never by a server that did not start
         queue = http_json("GET", base + "/queue")[1]
         assert [i[1] for i in queue["queue_running"]] == [running]
         assert [i[1] for i in queue["queue_pending"]] == [pending["prompt_id"]]
