@@ -21,6 +21,7 @@ from api.security import MIDDLEWARES
 from api.ws import Hub
 from config import Config
 from engine.datalock import DataFolderBusy, DataLock
+from engine.dbfile import DatabaseUnavailable
 from engine.executor import Executor
 from engine.schema import Node
 from engine.store import Store
@@ -133,12 +134,19 @@ def main(argv: list[str] | None = None,
         lock = DataLock(config.data_dir, config.port)
     except DataFolderBusy as exc:
         raise SystemExit(f"error: {exc}") from None
+    except OSError as exc:  # e.g. a read-only folder: one line, not a traceback
+        raise SystemExit(f"error: cannot use the data folder {config.data_dir} "
+                         f"({exc.strerror or exc}); check its permissions or pass --data DIR") \
+            from None
     sock = listen(config.host, config.port)
     port = sock.getsockname()[1]
     wipe_temp(config)  # last run's PreviewImage files; only once the data lock and port are ours
     lock.update(port)
     registry, env = (nodes or load_nodes)(config)
-    app = create_app(config, registry, env, lock=lock)
+    try:
+        app = create_app(config, registry, env, lock=lock)
+    except (DatabaseUnavailable, OSError) as exc:  # read-only, locked by another program, ...
+        raise SystemExit(f"error: {exc}") from None
     host = f"[{config.host}]" if ":" in config.host else config.host
     suffix = "/?token=<your token>" if config.token else "/"
     print(f"Cascade Studio: http://{host}:{port}{suffix}", flush=True)

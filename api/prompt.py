@@ -198,14 +198,13 @@ async def cancel_job(request: web.Request) -> web.Response:
     job = svc.store.job(prompt_id)
     if job is None:
         return _unknown_job(prompt_id)
-    cancelled = False
-    if job["state"] == "pending":
-        cancelled = svc.store.delete_pending([prompt_id]) > 0
-        svc.worker.changed()
-    elif job["state"] == "running":
-        cancelled = svc.worker.interrupt(prompt_id)
-    return web.json_response({"prompt_id": prompt_id, "cancelled": cancelled,
-                              "state": job["state"]})
+    # One call decides, so a job that starts between our read and the cancel is interrupted.
+    outcome = svc.worker.cancel(prompt_id)
+    state = {"removed": "pending", "interrupted": "running"}.get(outcome or "")
+    if state is None:
+        state = (svc.store.job(prompt_id) or job)["state"]
+    return web.json_response({"prompt_id": prompt_id, "cancelled": outcome is not None,
+                              "state": state})
 
 
 ROUTES = [

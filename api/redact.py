@@ -65,19 +65,22 @@ def redactor(config: Config):
     return lambda text: pattern.sub(lambda m: labels[m.group(0)], text)
 
 
-def _walk(value: Any, scrub) -> Any:
+def scrub_tree(value: Any, scrub) -> Any:
+    """A copy of a JSON-like tree with `scrub` applied to every string, keys included."""
     if isinstance(value, str):
         return scrub(value)
-    if isinstance(value, list):
-        return [_walk(v, scrub) for v in value]
+    if isinstance(value, (list, tuple)):
+        return [scrub_tree(v, scrub) for v in value]
     if isinstance(value, dict):
-        return {scrub(k): _walk(v, scrub) for k, v in value.items()}
+        return {scrub(k) if isinstance(k, str) else k: scrub_tree(v, scrub)
+                for k, v in value.items()}
     return value
 
 
 @web.middleware
 async def redact_paths_middleware(request: web.Request, handler):
-    """Scrub absolute paths from JSON and text replies to non-loopback peers."""
+    """Scrub absolute paths from JSON and text replies to non-loopback peers (WebSocket events
+    to such peers are scrubbed by the hub, api/ws.py)."""
     response = await handler(request)
     if not is_remote_peer(request) or not isinstance(response, web.Response) \
             or response.prepared or response.content_type not in TEXT_TYPES:
@@ -88,7 +91,7 @@ async def redact_paths_middleware(request: web.Request, handler):
     scrub = redactor(request.app[SERVICES].config)
     if response.content_type == "application/json":
         try:
-            response.body = json.dumps(_walk(json.loads(raw), scrub)).encode()
+            response.body = json.dumps(scrub_tree(json.loads(raw), scrub)).encode()
         except ValueError:
             response.body = scrub(raw.decode("utf-8", "replace")).encode()
     else:

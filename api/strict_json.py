@@ -22,7 +22,10 @@ MAX_DEPTH = 64
 # ComfyUI seeds go up to 2**64-1; no JSON number a route accepts needs more digits than that.
 MAX_INT = 2**64 - 1
 
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+# A JSON string (escapes included). An unterminated one runs to the end of the text (a lone
+# trailing backslash too), so a match never fails after scanning ahead: a failed match would be
+# retried from every later quote, and '"' + '\\"' * n would cost n² steps on the event loop.
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.S)
 _NOT_BRACKET = re.compile(r'[^\[\]{}]+')
 _DELTA = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 _SURROGATE = re.compile("[\ud800-\udfff]")

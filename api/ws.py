@@ -23,6 +23,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from api import strict_json
 from api.common import services, truthy
+from api.redact import is_remote_peer, redactor, scrub_tree
 from api.ws_outbox import Outbox, OutboxOverflow, wire
 
 log = logging.getLogger("cascade.ws")
@@ -38,6 +39,9 @@ class Client:
     transport: Any = None  # the TCP transport, aborted when the client falls too far behind
     metadata_previews: bool = False
     legacy_previews: bool = False
+    # For a peer that is not this machine: str -> str hiding absolute paths (api/redact.py);
+    # error events carry exception text and tracebacks, which name files on the server.
+    scrub: Callable[[str], str] | None = None
 
     @property
     def wants_previews(self) -> bool:
@@ -94,15 +98,25 @@ class Hub:
             if client is not None:
                 self.send(client, self._frame(client, data), key=("preview", data["node_id"]))
             return
-        message = strict_json.dumps({"type": event, "data": wire(data)}, default=str)
         if client_id is None:
-            if event in ("status", "execution_interrupted"):
-                for client in list(self.clients.values()):
-                    self.send(client, message)
-            return  # per-prompt events of a prompt without client_id go nowhere (ComfyUI)
-        client = self.clients.get(client_id)
-        if client is not None:
-            self.send(client, message)
+            if event not in ("status", "execution_interrupted"):
+                return  # per-prompt events of a prompt without client_id go nowhere (ComfyUI)
+            targets = list(self.clients.values())
+        else:
+            client = self.clients.get(client_id)
+            targets = [client] if client is not None else []
+        plain: str | None = None
+        scrubbed: str | None = None  # every remote client gets the same text: scrub once
+        for client in targets:
+            if client.scrub is None:
+                if plain is None:
+                    plain = strict_json.dumps({"type": event, "data": wire(data)}, default=str)
+                self.send(client, plain)
+            else:
+                if scrubbed is None:
+                    scrubbed = strict_json.dumps({"type": event, "data": wire(
+                        scrub_tree(data, client.scrub))}, default=str)
+                self.send(client, scrubbed)
 
     def send(self, client: Client, payload: str | bytes, key: Any = None) -> None:
         """Queue for `client`; one that has fallen too far behind is disconnected."""
@@ -198,7 +212,8 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     sid = request.query.get("clientId") or uuid.uuid4().hex
     client = Client(sid, ws, hub.new_outbox(), request.transport,
-                    legacy_previews=truthy(request.query.get("previews", "")))
+                    legacy_previews=truthy(request.query.get("previews", "")),
+                    scrub=redactor(svc.config) if is_remote_peer(request) else None)
     # Queued before the client is visible to the hub, so ``status`` with ``sid`` comes first.
     client.outbox.put(json.dumps({"type": "status",
                                   "data": {**svc.worker.status(), "sid": sid}}))

@@ -1,14 +1,20 @@
 """Open the SQLite database file, moving a damaged one aside instead of failing to start.
 
-A corrupt or truncated file, or a folder where the file should be, is renamed to
-``<name>.damaged-YYYYmmdd-HHMMSS`` (with its ``-wal``/``-shm`` companions) and a fresh database
-is started; one warning line names both paths. Nothing is ever deleted: the old queue and
-history stay available for inspection or recovery by hand.
+A corrupt or truncated file, a database whose tables are not the ones this version writes
+(another program's file, an incompatible version), or a folder or other non-file where the
+file should be, is renamed to ``<name>.damaged-YYYYmmdd-HHMMSS`` (with its ``-wal``/``-shm``
+companions) and a fresh database is started; one warning line names both paths. Nothing is
+ever deleted: the old queue and history stay available for inspection or recovery by hand.
+
+A database that is fine but cannot be used right now (read-only, locked by another program,
+a folder we may not write) is not moved: ``DatabaseUnavailable`` says why in one line, so the
+server can exit with it instead of a traceback or a 500 on every write.
 """
 from __future__ import annotations
 
 import logging
 import sqlite3
+import stat
 import time
 from pathlib import Path
 
@@ -22,30 +28,59 @@ class DamagedDatabase(Exception):
     pass
 
 
+class DatabaseUnavailable(RuntimeError):
+    """The database (or its folder) cannot be opened for writing; ``str()`` is one line."""
+
+
 def open_database(path: Path, schema: str) -> sqlite3.Connection:
-    """A connection (autocommit, WAL) to `path` with `schema` applied; see the module doc."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """A connection (autocommit, WAL) to `path` with `schema` applied; see the module doc.
+
+    Raises DatabaseUnavailable when the file or its folder cannot be written."""
     try:
-        return _connect(path, schema)
-    except DamagedDatabase as exc:
-        moved = move_aside(path)
-        log.warning("database %s is unusable (%s); moved it to %s and started an empty one",
-                    path, exc, moved)
-        return _connect(path, schema)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return _connect(path, schema)
+        except DamagedDatabase as exc:
+            moved = move_aside(path)
+            log.warning("database %s is unusable (%s); moved it to %s and started an empty one",
+                        path, exc, moved)
+            return _connect(path, schema)
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseUnavailable(f"cannot use the database {path}: {exc}{_hint(exc)}") from None
+    except OSError as exc:
+        raise DatabaseUnavailable(f"cannot use the database {path}: {exc.strerror or exc}; "
+                                  "check the folder's permissions or pass --data DIR") from None
+
+
+def _hint(exc: sqlite3.DatabaseError) -> str:
+    name = getattr(exc, "sqlite_errorname", "")
+    if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED"):
+        return " (another program has it open: close it, or pass --data DIR)"
+    return " (check that the file and its folder are writable, or pass --data DIR)"
 
 
 def _connect(path: Path, schema: str) -> sqlite3.Connection:
     if path.is_dir():
         raise DamagedDatabase("a folder is where the database file should be")
+    if path.exists() and not stat.S_ISREG(path.stat().st_mode):
+        raise DamagedDatabase("something other than a file (a pipe, socket or device) is where "
+                              "the database file should be")
     db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
     try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
+        # Checks first, read-only, so a file that is moved aside is moved byte for byte.
         # quick_check reads every page once: a truncated file shows up here, not mid-job.
         verdict = db.execute("PRAGMA quick_check").fetchone()[0]
         if verdict != "ok":
             raise DamagedDatabase(f"integrity check: {verdict}")
+        missing = _missing_columns(db, schema)
+        if missing:
+            raise DamagedDatabase(f"not this version's tables (missing {missing})")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(schema)
+        # A write now, so a read-only file or folder is refused at start-up, not by every job.
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        db.execute(f"PRAGMA user_version = {int(version)}")
     except sqlite3.DatabaseError as exc:
         db.close()
         if getattr(exc, "sqlite_errorname", "") in DAMAGED:
@@ -55,6 +90,26 @@ def _connect(path: Path, schema: str) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def _missing_columns(db: sqlite3.Connection, schema: str) -> str:
+    """Columns `schema` declares that the file's same-named tables lack ("" if none).
+
+    Tables the file does not have yet are fine (the schema creates them); a table that exists
+    with other columns would make CREATE INDEX or every later query fail."""
+    want = sqlite3.connect(":memory:")
+    try:
+        want.executescript(schema)
+        tables = [r[0] for r in want.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        expected = {t: {r[1] for r in want.execute(f"PRAGMA table_info({t})")} for t in tables}
+    finally:
+        want.close()
+    missing = []
+    for table, columns in expected.items():
+        have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+        if have:
+            missing += [f"{table}.{c}" for c in sorted(columns - have)]
+    return ", ".join(missing)
 
 
 def move_aside(path: Path) -> Path:

@@ -56,10 +56,10 @@ class Worker:
         A node that does not notice the interrupt in time (one long kernel) still has its job
         recorded as interrupted here; the store keeps that first entry if the thread finishes
         later, and the daemon thread dies with the process."""
-        with self._wake:
+        with self._wake:  # the worker takes jobs under this lock: it is now idle or `running`
             self._stop = True
             self._wake.notify_all()
-        job = self.running
+            job = self.running
         if job is not None:
             job.cancel.set()
         if self._thread is not None:
@@ -97,11 +97,31 @@ class Worker:
 
     def interrupt(self, prompt_id: str | None = None) -> bool:
         """Cancel the running job (only if it is `prompt_id`, when given)."""
-        job = self.running
+        with self._wake:
+            job = self.running
         if job is None or (prompt_id is not None and job.prompt_id != prompt_id):
             return False
         job.cancel.set()
         return True
+
+    def cancel(self, prompt_id: str) -> str | None:
+        """Remove `prompt_id` if pending, else interrupt it if running: "removed",
+        "interrupted" or None (not queued, or already done).
+
+        Both checks happen under the lock the worker takes jobs under, so a job starting at
+        this very moment is interrupted rather than missed by both."""
+        with self._wake:
+            if self.store.delete_pending([prompt_id]):
+                outcome = "removed"
+            else:
+                job = self.running
+                outcome = None
+                if job is not None and job.prompt_id == prompt_id:
+                    job.cancel.set()
+                    outcome = "interrupted"
+        if outcome == "removed":
+            self.changed()
+        return outcome
 
     def request_free(self, unload_models: bool, free_memory: bool) -> None:
         """Applied by the worker between jobs (or at once when idle)."""
@@ -120,17 +140,35 @@ class Worker:
                 if self._stop:
                     return
                 free, self._free = self._free, None
+                item = None
+                if free is None:
+                    try:
+                        # Taken and marked `running` under the lock, so stop() and cancel() see
+                        # a job either still pending or running, never in between.
+                        item = self._take()
+                    except Exception:  # the store failed (disk full?): retry later
+                        log.exception("worker error")
+                        self._wake.wait(1.0)
+                        continue
             if free is not None:
                 self._apply_free(*free)
                 continue
+            if item is None:
+                continue
             try:
-                item = self.store.take_next()
-                if item is not None:
-                    self._run(item)
-            except Exception:  # the store failed (disk full?): keep the thread alive, retry later
+                self._run(item, self.running)
+            except Exception:  # keep the thread alive whatever happened
                 log.exception("worker error")
                 self.running = None
                 time.sleep(1.0)
+
+    def _take(self) -> list | None:
+        item = self.store.take_next()
+        if item is not None:
+            extra_data = item[3]
+            client_id = extra_data.get("client_id") if isinstance(extra_data, dict) else None
+            self.running = Running(item[1], client_id, threading.Event())
+        return item
 
     def _has_pending(self) -> bool:
         return self.store.counts()[0] > 0
@@ -144,10 +182,9 @@ class Worker:
             except Exception:  # freeing memory must never kill the worker
                 pass
 
-    def _run(self, item: list) -> None:
+    def _run(self, item: list, job: Running) -> None:
         number, prompt_id, prompt, extra_data, outputs = item
-        client_id = extra_data.get("client_id") if isinstance(extra_data, dict) else None
-        job = self.running = Running(prompt_id, client_id, threading.Event())
+        client_id = job.client_id
         self.publish("status", self.status(), None)
 
         def report(event: str, data: dict) -> None:
@@ -169,8 +206,9 @@ class Worker:
             self.publish("execution_error", msg, client_id)
             entry = history_entry(item, {}, "error", [["execution_error", msg]])
         entry = self._storable(item, entry, client_id)
-        self._finish(prompt_id, entry)  # history first: the null "executing" means "fetch it"
-        self.running = None
+        with self._wake:  # cancel() sees the job running or done, never done-but-running
+            self._finish(prompt_id, entry)  # history first: the null "executing" = "fetch it"
+            self.running = None
         self.publish("executing", {"node": None, "prompt_id": prompt_id}, client_id)
         self.publish("status", self.status(), None)
 

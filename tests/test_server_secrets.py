@@ -98,3 +98,39 @@ def test_remote_clients_see_no_absolute_paths(tmp_path, monkeypatch, peer, remot
         assert "<weights>/stage_c/missing.safetensors" in text
     else:  # the editor on this machine keeps the real paths (they help the user)
         assert str(missing) in text and str(PROJECT_ROOT) in text and str(tmp_path) in text
+
+
+async def _socket_events(app: web.Application, failing_prompt: dict) -> str:
+    """Every WebSocket message the prompt's client gets until its error event, as text."""
+    texts = []
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        ws = await client.ws_connect("/ws?clientId=remote-editor")
+        resp = await client.post("/prompt", json={"prompt": failing_prompt,
+                                                   "client_id": "remote-editor"})
+        assert resp.status == 200, await resp.text()
+        while not any('"execution_error"' in t for t in texts):
+            msg = await asyncio.wait_for(ws.receive(), 20)
+            assert msg.type == web.WSMsgType.TEXT, msg
+            texts.append(msg.data)
+        await ws.close()
+    return "\n".join(texts)
+
+
+@pytest.mark.parametrize("peer,remote", [("203.0.113.9", True), ("127.0.0.1", False)])
+def test_remote_sockets_see_no_absolute_paths(tmp_path, peer, remote):
+    config = make_config(tmp_path)
+    missing = config.weights_dir / "stage_c" / "missing.safetensors"
+    failing = {"1": {"class_type": "Const", "inputs": {"value": 1}},
+               "2": {"class_type": "Fail", "inputs": {"x": ["1", 0],
+                                                      "message": f"cannot open {missing}"}},
+               "3": {"class_type": "Show", "inputs": {"x": ["2", 0]}}}
+    app = create_app(config, STUB_NODES, StubEnv(config.output_dir))
+    app.middlewares.insert(0, _fake_remote(peer))
+    text = asyncio.run(_socket_events(app, failing))
+    assert "missing.safetensors" in text  # the error itself arrives
+    if remote:
+        assert str(config.weights_dir) not in text and str(tmp_path) not in text
+        assert str(PROJECT_ROOT) not in text  # the traceback's frames
+        assert "<weights>/stage_c/missing.safetensors" in text
+    else:
+        assert str(missing) in text

@@ -71,3 +71,16 @@ def test_dumps_and_reply_bodies_never_carry_bare_non_finite_numbers():
     assert finite_copy(value) == {"a": [1.5, None, {"b": None}], "c": "NaN"}
     assert sanitize_body(json.dumps(value).encode()) == text.encode()
     assert sanitize_body(b'{"c": "NaN and Infinity in text"}') is None  # nothing to fix
+
+
+@pytest.mark.parametrize("tail", [b"", b"\\", b"[[["])
+def test_unterminated_string_full_of_escaped_quotes_is_refused_in_linear_time(tail):
+    """The depth scan runs on the event loop: '"' + '\\"' * n used to cost n² regex steps
+    (50,000 pairs: ~20 s with every other request waiting)."""
+    import time
+    raw = b'{"prompt": "' + b'\\"' * 50_000 + tail
+    started = time.monotonic()
+    with pytest.raises(JSONRefused, match="malformed JSON"):
+        parse(raw)
+    assert time.monotonic() - started < 2.0
+    assert nesting_depth('["a\\"]"[[') == 3  # brackets after a closed string still count
