@@ -1,6 +1,8 @@
 """Typed application keys and small request helpers shared by the route modules."""
 from __future__ import annotations
 
+import asyncio
+
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -53,6 +55,9 @@ class BadRequest(Exception):
     """Raised by helpers; the error middleware turns it into a 400 JSON response."""
 
 
+INLINE_PARSE_BYTES = 256 * 1024  # bigger bodies (up to --max-body-mb) are parsed off the loop
+
+
 async def read_json(request: web.Request, *, optional: bool = False) -> Any:
     """The parsed JSON body; an empty body is ``{}`` when `optional`.
 
@@ -65,7 +70,9 @@ async def read_json(request: web.Request, *, optional: bool = False) -> Any:
             return {}
         raise BadRequest("request body must be JSON")
     try:
-        return strict_json.parse(raw)
+        if len(raw) <= INLINE_PARSE_BYTES:
+            return strict_json.parse(raw)
+        return await asyncio.to_thread(strict_json.parse, raw)  # keep the loop serving others
     except strict_json.JSONRefused as exc:
         raise BadRequest(str(exc)) from None
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import unicodedata
 import uuid
 
 from aiohttp import web
@@ -45,8 +47,7 @@ async def post_prompt(request: web.Request) -> web.Response:
         extra_data["client_id"] = client_id
     for key in SECRET_EXTRA_KEYS:
         extra_data.pop(key, None)
-    if not prompt_id.strip() or len(prompt_id) > 200:
-        raise BadRequest("'prompt_id' must be a non-empty string of at most 200 characters")
+    check_prompt_id(prompt_id)
     if svc.store.exists(prompt_id):  # early answer; the insert below is what decides
         raise BadRequest(f"prompt_id {prompt_id!r} is already in use")
     result = await asyncio.to_thread(validate_prompt, prompt, svc.registry, svc.env, targets)
@@ -84,6 +85,16 @@ async def post_prompt(request: web.Request) -> web.Response:
     return web.json_response({**(entry or {}), **reply, "state": state})
 
 
+def check_prompt_id(prompt_id: str) -> None:
+    """A prompt id must be usable in a URL path (``/jobs/{id}``, ``/history/{id}``): non-empty,
+    at most 200 characters, no control or format characters, no ``/`` or ``\\``."""
+    bad = [c for c in prompt_id if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp")
+           or c in "/\\"]
+    if not prompt_id.strip() or len(prompt_id) > 200 or bad:
+        raise BadRequest("'prompt_id' must be 1 to 200 characters without control characters, "
+                         "'/' or '\\'" + (f" (found {bad[0]!r})" if bad else ""))
+
+
 def query_float(request: web.Request, key: str) -> float | None:
     raw = request.query.get(key)
     if not raw:
@@ -92,8 +103,8 @@ def query_float(request: web.Request, key: str) -> float | None:
         value = float(raw)
     except ValueError:
         raise BadRequest(f"query parameter '{key}' must be a number") from None
-    if not value >= 0:
-        raise BadRequest(f"query parameter '{key}' must not be negative")
+    if not math.isfinite(value) or value < 0:  # inf would wait past the server's bound anyway
+        raise BadRequest(f"query parameter '{key}' must be a finite number of seconds, not {raw!r}")
     return value
 
 

@@ -1,10 +1,12 @@
 """Middlewares: JSON errors, token auth, same-origin and Host checks, security headers."""
 from __future__ import annotations
 
+import errno
 import hmac
 import logging
 import re
 import secrets
+import sqlite3
 import time
 import weakref
 from urllib.parse import urlsplit
@@ -17,6 +19,7 @@ from config import is_loopback_host
 
 log = logging.getLogger("cascade.server")
 COOKIE_PREFIX = "cascade_session_"
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EIO, errno.EDQUOT, errno.EACCES})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_IDLE_S = 24 * 3600   # a session unused this long must open the editor with ?token= again
 MAX_SESSIONS = 256           # opening ?token= repeatedly cannot grow memory without bound
@@ -76,6 +79,15 @@ async def errors_middleware(request: web.Request, handler):
         if exc.status < 400:
             raise
         return json_error(exc.status, exc.reason, "http_error")
+    except (sqlite3.OperationalError, OSError) as exc:
+        if not isinstance(exc, sqlite3.OperationalError) and exc.errno not in STORAGE_ERRNOS:
+            log.exception("unhandled error in %s %s", request.method, request.path)
+            return json_error(500, "internal server error", "internal_error")
+        # The machine's fault, not the request's: say so, and that a retry may work.
+        log.error("storage failure in %s %s: %s", request.method, request.path, exc)
+        return json_error(503, f"the server's storage refused a write ({exc}); free disk "
+                               "space or fix the data folder's permissions, then retry",
+                          "storage_unavailable")
     except Exception:  # a bug: log it, answer JSON, keep serving
         log.exception("unhandled error in %s %s", request.method, request.path)
         return json_error(500, "internal server error", "internal_error")

@@ -96,8 +96,16 @@ class Store:
     def next_number(self, front: bool = False) -> int:
         """ComfyUI numbering: a counter, negated for ``front`` so it runs before normal jobs."""
         with self._lock:
-            seq = (self._one("SELECT MAX(seq) FROM jobs") or 0) + 1
+            seq = self._next_seq()
         return -seq if front else seq
+
+    def _next_seq(self) -> int:
+        """One past every sequence number ever given out, also those of deleted jobs: clearing
+        the queue or the history never makes numbers start again at 1 (ComfyUI's counter only
+        grows, and clients key their bookkeeping on it)."""
+        used = max(self._one("SELECT MAX(seq) FROM jobs") or 0,
+                   int(self._one("SELECT value FROM meta WHERE key='last_seq'") or 0))
+        return used + 1
 
     def add(self, prompt_id: str, number: int | float, prompt: dict, extra_data: dict,
             outputs: list[str]) -> None:
@@ -110,7 +118,7 @@ class Store:
             raise StoreRefused(f"'number' must be a finite number within ±{MAX_NUMBER}")
         row = (to_json(prompt), to_json(extra_data), to_json(outputs))
         with self._lock:
-            seq = (self._one("SELECT MAX(seq) FROM jobs") or 0) + 1
+            seq = self._next_seq()
             try:
                 self._db.execute(
                     "INSERT INTO jobs (prompt_id, seq, number, state, prompt, extra_data, "
@@ -118,6 +126,8 @@ class Store:
                     (prompt_id, seq, float(number), "pending", *row, time.time()))
             except sqlite3.IntegrityError:
                 raise DuplicateJob(f"prompt_id {prompt_id!r} is already in use") from None
+            self._db.execute("INSERT INTO meta(key, value) VALUES ('last_seq', ?) ON CONFLICT(key) "
+                             "DO UPDATE SET value=excluded.value", (str(seq),))
 
     def exists(self, prompt_id: str) -> bool:
         with self._lock:
