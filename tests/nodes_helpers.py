@@ -1,6 +1,7 @@
 """Shared fixtures for the node tests: a Config rooted in a tmp dir, with tiny demo weights."""
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -60,3 +61,15 @@ def node_id(doc: dict, class_type: str) -> str:
 
 def dump(doc: dict) -> str:
     return json.dumps(doc)
+
+
+@contextlib.contextmanager
+def demo_server(tmp: Path):
+    """The real server with the real nodes over demo weights in `tmp`: yields (base URL, Env)."""
+    from nodes.registry import NODES
+    from tests.server_harness import running_server
+
+    config = tmp_config(tmp)
+    env = demo_env(config)
+    with running_server(config, NODES, env) as base:
+        yield base, env

@@ -10,17 +10,14 @@ import uuid
 import pytest
 from PIL import Image
 
-from nodes.registry import NODES
-from tests.nodes_helpers import demo_env, node_id, small_default, tmp_config
-from tests.server_harness import collect_until_done, connect_ws, http, http_json, running_server, wait_for
+from tests.nodes_helpers import demo_server, node_id, small_default
+from tests.server_harness import collect_until_done, connect_ws, http, http_json, wait_for
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    config = tmp_config(tmp_path_factory.mktemp("nodes_server"))
-    env = demo_env(config)
-    with running_server(config, NODES, env) as base:
-        yield base, env
+    with demo_server(tmp_path_factory.mktemp("nodes_server")) as served:
+        yield served
 
 
 def submit(base: str, doc: dict, *, previews: bool = False) -> tuple[str, list]:

@@ -19,8 +19,8 @@ import cli
 from engine.schema import RunContext
 from models.sampling import stage_b_grid, stage_b_hw
 from nodes.registry import NODES
-from tests.nodes_helpers import demo_env, node_id, small_default, tmp_config, write_weights
-from tests.server_harness import collect_until_done, connect_ws, http, http_json, running_server
+from tests.nodes_helpers import demo_env, demo_server, node_id, small_default, tmp_config, write_weights
+from tests.server_harness import collect_until_done, connect_ws, http, http_json
 
 # (width, height): odd Stage B sides on one or both axes, the declared minimum, a wide strip.
 SERVER_SIZES = [(132, 132), (1020, 140), (136, 900), (128, 128), (264, 8 * 17)]
@@ -34,10 +34,8 @@ def sized(doc: dict, width: int, height: int) -> dict:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    config = tmp_config(tmp_path_factory.mktemp("sizes_server"))
-    env = demo_env(config)
-    with running_server(config, NODES, env) as base:
-        yield base, env
+    with demo_server(tmp_path_factory.mktemp("sizes_server")) as served:
+        yield served
 
 
 @pytest.mark.parametrize("width,height", SERVER_SIZES)

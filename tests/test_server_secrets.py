@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from config import PROJECT_ROOT
 from server import create_app
-from tests.server_harness import http, make_config, stub_server, wait_for
+from tests.server_harness import http, make_config, stub_server
 from tests.stub_nodes import STUB_NODES, StubEnv
 
 GET_ROUTES = ("/", "/index.html", "/queue", "/history", "/prompt", "/object_info",
@@ -72,6 +72,13 @@ async def _sweep(app: web.Application, failing_prompt: dict, paths: tuple[str, .
     return bodies
 
 
+def failing_prompt(message: str) -> dict:
+    """Const -> Fail(message) -> Show: a job whose error text is `message`."""
+    return {"1": {"class_type": "Const", "inputs": {"value": 1}},
+            "2": {"class_type": "Fail", "inputs": {"x": ["1", 0], "message": message}},
+            "3": {"class_type": "Show", "inputs": {"x": ["2", 0]}}}
+
+
 @pytest.mark.parametrize("peer,remote", [("203.0.113.9", True), ("::ffff:198.51.100.2", True),
                                          ("127.0.0.1", False)])
 def test_remote_clients_see_no_absolute_paths(tmp_path, monkeypatch, peer, remote):
@@ -81,10 +88,7 @@ def test_remote_clients_see_no_absolute_paths(tmp_path, monkeypatch, peer, remot
     (config.weights_dir / "stage_c").mkdir(parents=True)
     (config.weights_dir / "stage_c" / "c.safetensors").write_bytes(b"x")
     missing = config.weights_dir / "stage_c" / "missing.safetensors"
-    failing = {"1": {"class_type": "Const", "inputs": {"value": 1}},
-               "2": {"class_type": "Fail", "inputs": {"x": ["1", 0],
-                                                      "message": f"cannot open {missing}"}},
-               "3": {"class_type": "Show", "inputs": {"x": ["2", 0]}}}
+    failing = failing_prompt(f"cannot open {missing}")
     app = create_app(config, STUB_NODES, StubEnv(config.output_dir))
     app.middlewares.insert(0, _fake_remote(peer))
     bodies = asyncio.run(_sweep(app, failing, ("/system_stats", "/models", "/models/stage_c",
@@ -120,10 +124,7 @@ async def _socket_events(app: web.Application, failing_prompt: dict) -> str:
 def test_remote_sockets_see_no_absolute_paths(tmp_path, peer, remote):
     config = make_config(tmp_path)
     missing = config.weights_dir / "stage_c" / "missing.safetensors"
-    failing = {"1": {"class_type": "Const", "inputs": {"value": 1}},
-               "2": {"class_type": "Fail", "inputs": {"x": ["1", 0],
-                                                      "message": f"cannot open {missing}"}},
-               "3": {"class_type": "Show", "inputs": {"x": ["2", 0]}}}
+    failing = failing_prompt(f"cannot open {missing}")
     app = create_app(config, STUB_NODES, StubEnv(config.output_dir))
     app.middlewares.insert(0, _fake_remote(peer))
     text = asyncio.run(_socket_events(app, failing))
