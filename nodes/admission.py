@@ -1,6 +1,8 @@
 """Memory admission: refuse at validation a job whose activations cannot fit, before the kernel kills us.
 
 Env.admit(prompt) -> {node_id: {input_name: message}} (engine hook, run by validate_prompt).
+Sizes validation cannot know (an init image, an image to encode, a latent from another node) are
+checked by the nodes themselves just before they run, with the same estimate (``check_run``).
 
 The estimate, per model-running node (StageCSampler, StageBSampler, StageADecode; batch B, network
 items n = 2B for the batched cond+uncond pass, s = bytes per element of the model's dtype):
@@ -138,6 +140,30 @@ def message(job: Job, needed: int, limit: int) -> str:
     return (f"{job.width}×{job.height} at batch {job.batch} needs ~{math.ceil(needed / GIB)} GiB in "
             f"{job.kind.replace('_', ' ').title()}, limit {limit / GIB:.1f} GiB (device memory less the "
             f"model budget); {fits}")
+
+
+class MemoryRefused(ValueError):
+    """A node's job cannot fit the memory limit (raised before anything is allocated)."""
+
+
+def check_run(env: Any, kind: str, module: Any, width: int, height: int, batch: int, guided: bool) -> None:
+    """Run-time admission for what validation could not size (an init image, an encoded image, linked
+    widgets): the same estimate and limit as ``admit``; raises MemoryRefused with the same message.
+
+    `module` is the node's network (resident or not: only its config and dtype are read); width and
+    height are the image's pixels. An env without a model manager (stub envs) is not checked.
+    """
+    models = getattr(env, "models", None)
+    config = getattr(module, "config", None)
+    if models is None or config is None:
+        return
+    param = next((p for p in module.parameters() if p.is_floating_point()), None)
+    itemsize = param.element_size() if param is not None else 4
+    job = Job(kind, config, itemsize, int(width), int(height), int(batch), bool(guided))
+    limit = limit_bytes(getattr(env, "device", "cpu"), models.budget_bytes)
+    needed = job_bytes(job)
+    if needed > limit:
+        raise MemoryRefused(message(job, needed, limit))
 
 
 # -- reading the prompt ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from engine.schema import Input, Node, Output, RunContext
 from models.patching import ModelHandle
 from nodes import types as T
+from nodes.admission import check_run
 from nodes.runtime import module_device, module_dtype, using
 
 
@@ -36,6 +37,8 @@ class StageADecode(Node):
 
     def run(self, ctx: RunContext, stage_a: ModelHandle, stage_b_latent: T.StageBLatent | torch.Tensor) -> tuple:
         samples = getattr(stage_b_latent, "samples", stage_b_latent)
+        check_run(ctx.env, "stage_a", stage_a.module, 4 * samples.shape[-1], 4 * samples.shape[-2],
+                  samples.shape[0], False)
         with using(ctx.env, stage_a) as net:
             out = net.decode(samples.to(module_device(net), module_dtype(net)))
         if isinstance(stage_b_latent, T.StageBLatent):  # drop the rows/columns added to round the grid up
@@ -62,6 +65,8 @@ class StageAEncode(Node):
         pad_h, pad_w = -height % 4, -width % 4
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        # The image's size is known only now; the encoder mirrors the decoder, so its estimate stands in.
+        check_run(ctx.env, "stage_a", stage_a.module, x.shape[-1], x.shape[-2], x.shape[0], False)
         with using(ctx.env, stage_a) as net:
             latent = net.encode(x.to(module_device(net), module_dtype(net)))
         return (T.StageBLatent(latent.float().cpu(), int(height), int(width)),)

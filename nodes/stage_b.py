@@ -7,6 +7,7 @@ from engine.schema import Input, Node, Output, RunContext
 from models.patching import ModelHandle
 from models.sampling import guided_eps, sample, stage_b_grid
 from nodes import types as T
+from nodes.admission import check_run
 from nodes.runtime import item_seeds, module_device, module_dtype, using
 from nodes.sampling_inputs import preview_callback, sampler_inputs, seed_input
 
@@ -34,6 +35,7 @@ class StageBSampler(Node):
         effnet = stage_c_latent.samples
         batch = effnet.shape[0]
         callback = preview_callback(ctx, None)
+        check_run(ctx.env, "stage_b", stage_b.module, stage_c_latent.width, stage_c_latent.height, batch, cfg != 1)
         with using(ctx.env, stage_b) as net:
             cfg_net = getattr(net, "config", None)
             patch = int(getattr(cfg_net, "patch_size", 2))

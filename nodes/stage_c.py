@@ -7,6 +7,7 @@ from engine.schema import Input, Node, Output, RunContext
 from models.patching import ModelHandle
 from models.sampling import guided_eps, sample, stage_c_hw
 from nodes import types as T
+from nodes.admission import check_run
 from nodes.runtime import item_seeds, module_device, module_dtype, using
 from nodes.sampling_inputs import env_preview_size, preview_callback, sampler_inputs, seed_input
 
@@ -49,6 +50,8 @@ class StageCSampler(Node):
             ctx.warn("denoise < 1 without an init latent starts from noise anyway; running the full schedule")
             denoise = 1.0
         h, w = stage_c_hw(width, height) if init_samples is None else tuple(init_samples.shape[-2:])
+        # An init image decides the size and batch here, after validation sized the widgets.
+        check_run(ctx.env, "stage_c", stage_c.module, width, height, batch_size, cfg != 1)
         callback = preview_callback(ctx, previewer, env_preview_size(ctx.env))
         with using(ctx.env, stage_c) as net:
             device = module_device(net)

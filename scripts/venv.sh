@@ -14,13 +14,24 @@ ensure_venv() {
   for s in "$stamp" .venv/.installed-requirements-dev; do
     if [ -x .venv/bin/python ] && [ "$(cat "$s" 2>/dev/null)" = "$digest" ]; then return 0; fi
   done
-  if [ -x .venv/bin/python ]; then
+  if [ -x .venv/bin/python ] && [ -x .venv/bin/pip ]; then
     echo "updating .venv to requirements.lock ($req changed or not installed yet)..." >&2
   else
+    if [ -e .venv ]; then
+      echo "error: .venv has no pip (an interrupted or failed first install?); remove it (rm -rf .venv) and run again" >&2
+      return 1
+    fi
     echo "installing dependencies ($req, pinned by requirements.lock) into .venv;" \
          "the first run downloads about $( [ "$req" = requirements-dev.txt ] && echo 310 || echo 250 ) MB" \
          "and takes a few minutes..." >&2
-    python3 -m venv .venv
+    # Debian's python3 lacks the venv bootstrap (ensurepip) until python3-venv is installed; the
+    # half-made .venv a failed `venv` leaves would break every later run, so it goes.
+    if ! python3 -m venv .venv; then
+      rm -rf .venv
+      echo "error: python3 -m venv failed ($(python3 -V 2>&1)); on Debian/Ubuntu install python3-venv" \
+           "(sudo apt-get install python3-venv) and run again" >&2
+      return 1
+    fi
   fi
   started=$SECONDS
   rm -f "$stamp"
