@@ -151,6 +151,7 @@ def main(argv: list[str] | None = None,
     suffix = "/?token=<your token>" if config.token else "/"
     print(f"Cascade Studio: http://{host}:{port}{suffix}", flush=True)
     web.run_app(app, sock=sock, print=None, access_log=None, shutdown_timeout=SHUTDOWN_S)
+    print(f"Cascade Studio stopped; the queue and history are kept in {config.data_dir}", flush=True)
 
 
 if __name__ == "__main__":

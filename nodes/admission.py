@@ -22,8 +22,10 @@ items n = 2B for the batched cond+uncond pass, s = bytes per element of the mode
 * OVERHEAD = 256 MiB per job: what a first call costs regardless of size (library workspaces, weight
   repacking); measured 58 MiB for a 32² Stage B latent, where the per-pixel terms give 11 MiB.
 
-The limit is the device's memory (the CUDA card, or the machine's RAM) less the model budget
-(models stay resident up to it, see nodes/residency.py), and at least a fifth of the device.
+The limit is the device's memory (the CUDA card, or the machine's RAM) less what models may hold:
+the model budget (models stay resident up to it, see nodes/residency.py), or less when known (at
+validation the prompt's own weight files, at run time what is resident), and at least a fifth of
+the device.
 Measured with bench/activation_peaks.py on the development box (CPU, rise of the RSS high-water
 mark over one call; noisy, the allocator reuses freed pages), against the estimate:
 Stage C lite bf16, cond+uncond: 24² latent 41 MiB (est. 378), 48² 260 MiB (est. 1358);
@@ -31,7 +33,8 @@ Stage B lite bf16: 32² latent 58 MiB (est. 267), 64² 26 MiB (est. 302);
 Stage A fp32 decode: 64² latent 3 MiB (est. 357), 128² 132 MiB (est. 658).
 tests/test_nodes_admission.py keeps these as data and checks the estimate stays above them. For
 the official 1024² batch 4 with the lite models the largest job is Stage A's decode at ~6.5 GiB,
-against 14.4 GiB on a 24 GiB machine (auto budget 40%): admitted. 8192² batch 64 needs ~40 TiB.
+against 14.4 GiB on a 24 GiB machine even with the whole auto budget (40%) reserved: admitted;
+on a 24 GiB card (auto budget 80%) the lite files' ~5 GiB leave ~19 GiB: admitted. 8192² batch 64 needs ~40 TiB.
 """
 from __future__ import annotations
 
@@ -114,10 +117,39 @@ def device_total(device: str) -> int:
         return 16 * GIB
 
 
-def limit_bytes(device: str, budget_bytes: int) -> int:
-    """Memory left for activations: the device's total less the model budget (at least a fifth of it)."""
+def limit_bytes(device: str, budget_bytes: int, models_bytes: int | None = None) -> int:
+    """Memory left for activations: the device's total less what models may hold (at least a fifth).
+
+    Models hold at most the budget, and no more than `models_bytes` when the caller knows what the
+    job's models take (the prompt's weight files, or what is resident at run time): on a 24 GiB card
+    the auto budget is 80 %, but the lite models of the official workflow take ~5 GiB, and reserving
+    the whole budget would refuse its 1024² batch 4.
+    """
     total = device_total(device)
-    return max(total - budget_bytes, total // 5)
+    reserve = budget_bytes if models_bytes is None else min(budget_bytes, models_bytes)
+    return max(total - reserve, total // 5)
+
+
+def prompt_models_bytes(env: Any, prompt: dict) -> int | None:
+    """In-memory bytes of every weights file the prompt's loader nodes name (None if any is unknown)."""
+    from nodes.registry import NODES
+    from nodes.residency import ModelManager
+
+    total = 0
+    for node in prompt.values():
+        kind = getattr(NODES.get(node.get("class_type") if isinstance(node, dict) else None), "KIND", "")
+        if not kind:
+            continue
+        inputs = node.get("inputs") or {}
+        try:
+            path = env.weight_path(kind, inputs.get("file")) if isinstance(inputs.get("file"), str) else None
+            dtype = env.resolve_dtype(kind, inputs.get("dtype", "auto"))
+        except (OSError, ValueError, KeyError):
+            return None
+        if path is None:
+            return None
+        total += ModelManager._estimate(path, dtype)
+    return total
 
 
 def largest_square(job: Job, limit: int) -> int:
@@ -138,8 +170,8 @@ def message(job: Job, needed: int, limit: int) -> str:
     fits = (f"at batch 1 the largest square size that fits is {side}×{side}" if side
             else "even 64×64 at batch 1 does not fit")
     return (f"{job.width}×{job.height} at batch {job.batch} needs ~{math.ceil(needed / GIB)} GiB in "
-            f"{job.kind.replace('_', ' ').title()}, limit {limit / GIB:.1f} GiB (device memory less the "
-            f"model budget); {fits}")
+            f"{job.kind.replace('_', ' ').title()}, limit {limit / GIB:.1f} GiB (device memory less what "
+            f"the models hold); {fits}")
 
 
 class MemoryRefused(ValueError):
@@ -160,7 +192,7 @@ def check_run(env: Any, kind: str, module: Any, width: int, height: int, batch: 
     param = next((p for p in module.parameters() if p.is_floating_point()), None)
     itemsize = param.element_size() if param is not None else 4
     job = Job(kind, config, itemsize, int(width), int(height), int(batch), bool(guided))
-    limit = limit_bytes(getattr(env, "device", "cpu"), models.budget_bytes)
+    limit = limit_bytes(getattr(env, "device", "cpu"), models.budget_bytes, models.resident_bytes())
     needed = job_bytes(job)
     if needed > limit:
         raise MemoryRefused(message(job, needed, limit))
@@ -262,7 +294,7 @@ def jobs(env: Any, prompt: dict) -> list[tuple[str, str, Job]]:
 
 def admit(env: Any, prompt: dict) -> dict[str, dict[str, str]]:
     """{node_id: {input_name: message}} for every job that cannot fit the memory limit."""
-    limit = limit_bytes(env.device, env.models.budget_bytes)
+    limit = limit_bytes(env.device, env.models.budget_bytes, prompt_models_bytes(env, prompt))
     problems: dict[str, dict[str, str]] = {}
     for node_id, blame, job in jobs(env, prompt):
         needed = job_bytes(job)

@@ -125,3 +125,14 @@ def test_malformed_prompts_never_raise(env):
             {"1": {"class_type": "StageCSampler", "inputs": {"width": "wide", "height": None, "stage_c": [1]}}}]
     for prompt in junk:
         assert env.admit(prompt) == {}
+
+
+def test_a_24_gib_card_runs_the_official_batch_4_its_models_leave_room_for(env, monkeypatch):
+    """CUDA's auto budget is 80 % of the card; reserving all of it for models would leave 4.8 GiB and
+    refuse Stage A's ~6.5 GiB decode of 1024² batch 4, although the lite models take ~5 GiB."""
+    on_machine(monkeypatch, env, 24, 24 * 0.8)
+    checked = validate_prompt(prompt_of(env, size=1024, batch=4, full=False), NODES, env)
+    assert checked.ok, checked.node_errors
+    lite_models = 5 * GIB  # lite C + lite B + text encoder (bf16) + Stage A (fp32), from the file sizes
+    assert admission.limit_bytes("cpu", int(24 * 0.8 * GIB), lite_models) == 19 * GIB
+    assert admission.limit_bytes("cpu", int(24 * 0.8 * GIB), 30 * GIB) == int(24 * GIB - int(24 * 0.8 * GIB))

@@ -28,6 +28,7 @@ def test_ctrl_c_with_socket_and_running_job_exits_within_5s_and_records_it(tmp_p
         srv.proc.send_signal(signal.SIGINT)
         srv.proc.wait(5)  # raises TimeoutExpired if the shutdown takes longer
         assert time.monotonic() - started < 5
+        assert "stopped" in srv.proc.log_files[0].read_text()  # it says so, naming the data folder
         ws.close()
     finally:
         srv.stop(signal.SIGKILL)
