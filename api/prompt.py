@@ -9,8 +9,10 @@ import uuid
 from aiohttp import web
 
 from api.common import BadRequest, query_int, read_object, services, truthy, want
+from api.workflows import convert_or_400
 from engine.graph import validate_prompt
 from engine.store import StoreRefused
+from engine.comfy_workflow import is_editor_workflow
 from engine.workflow import document_to_prompt, is_document
 
 SECRET_EXTRA_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")
@@ -37,12 +39,14 @@ async def post_prompt(request: web.Request) -> web.Response:
     targets = want(body, "partial_execution_targets", list)
     if targets is not None and not all(isinstance(t, (str, int)) for t in targets):
         raise BadRequest("'partial_execution_targets' must be a list of node ids")
+    if is_editor_workflow(prompt):  # ComfyUI's editor JSON: converted, then run as our document
+        prompt = (await asyncio.to_thread(convert_or_400, prompt, svc.registry))[0]
     if is_document(prompt):
         extra_data.setdefault("extra_pnginfo", {})
         if not isinstance(extra_data["extra_pnginfo"], dict):
             raise BadRequest("'extra_data.extra_pnginfo' must be an object")
         extra_data["extra_pnginfo"] = {**extra_data["extra_pnginfo"], "workflow": prompt}
-        prompt = document_to_prompt(prompt)
+        prompt = document_to_prompt(prompt, svc.registry)
     if client_id is not None:
         extra_data["client_id"] = client_id
     for key in SECRET_EXTRA_KEYS:

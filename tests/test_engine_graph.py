@@ -167,5 +167,7 @@ def test_document_strips_ui_to_api_prompt():
     assert is_document(doc) and not is_document(simple())
     prompt = document_to_prompt(doc)
     assert prompt["1"] == {"class_type": "Const", "inputs": {"value": 2}, "_meta": {"title": "N"}}
-    assert prompt["2"] == {"class_type": "Show", "inputs": {"x": ["1", 0]}}
+    # Untitled: the class name, so every prompt we hand out carries _meta.title.
+    assert prompt["2"] == {"class_type": "Show", "inputs": {"x": ["1", 0]},
+                           "_meta": {"title": "Show"}}
     assert check(prompt).ok
