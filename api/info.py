@@ -13,10 +13,14 @@ from aiohttp import web
 from api.common import json_error, read_object, services, truthy
 from api.ws import server_features
 from engine.catalogue import catalogue, node_info
+from nodes import comfy_folders
 
 VERSION = "0.1.0"
-# Weights subfolders the loaders know; others that exist on disk are listed too.
-MODEL_FOLDERS = ("stage_c", "stage_b", "stage_a", "text_encoder", "effnet", "previewer", "loras")
+# Weights subfolders the loaders know, then ComfyUI's folder keys (read beside ours: nodes/comfy_folders.py);
+# other folders that exist on disk are listed too. ComfyUI's subfolders (`unet/`, `clip/`) are not keys of their
+# own: their files are listed under `diffusion_models` / `text_encoders`, and the legacy names still answer.
+OUR_FOLDERS = ("stage_c", "stage_b", "stage_a", "text_encoder", "effnet", "previewer", "loras")
+MODEL_FOLDERS = OUR_FOLDERS + tuple(k for k in comfy_folders.COMFY_FOLDERS if k not in OUR_FOLDERS)
 MODEL_SUFFIXES = (".safetensors", ".sft")
 
 
@@ -38,23 +42,20 @@ def model_folders(weights_dir: Path) -> list[str]:
     extra = []
     if weights_dir.is_dir():
         extra = sorted(p.name for p in weights_dir.iterdir()
-                       if p.is_dir() and not p.name.startswith(".") and p.name not in MODEL_FOLDERS)
+                       if p.is_dir() and not p.name.startswith(".") and p.name not in MODEL_FOLDERS
+                       and p.name not in comfy_folders.ALL_SUBFOLDERS)
     return list(MODEL_FOLDERS) + extra
 
 
-def list_models(folder: Path) -> list[str]:
-    """Model files under `folder`, relative posix paths, never following links out of it."""
-    if not folder.is_dir():
-        return []
-    root = folder.resolve()
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            path = Path(dirpath) / name
-            if name.lower().endswith(MODEL_SUFFIXES) and root in path.resolve().parents:
-                found.append(path.relative_to(root).as_posix())
-    return sorted(found)
+def list_models(weights_dir: Path, folder: str) -> list[str]:
+    """Model files of a folder, relative posix paths, never following links out of it.
+
+    A ComfyUI folder key (or legacy `unet`/`clip`) lists as ComfyUI does: its subfolders merged, files whose
+    header cannot be read left out (nodes/comfy_folders.py).
+    """
+    if comfy_folders.folder_key(folder) is not None:
+        return comfy_folders.comfy_files(weights_dir, folder)
+    return sorted(comfy_folders.list_files(weights_dir / folder))
 
 
 async def models(request: web.Request) -> web.Response:
@@ -64,9 +65,9 @@ async def models(request: web.Request) -> web.Response:
 async def models_in(request: web.Request) -> web.Response:
     weights = services(request).config.weights_dir
     folder = request.match_info["folder"]
-    if folder not in model_folders(weights):
+    if folder not in model_folders(weights) and comfy_folders.folder_key(folder) is None:
         return json_error(404, f"unknown model folder {folder!r}", "not_found")
-    return web.json_response(await asyncio.to_thread(list_models, weights / folder))
+    return web.json_response(await asyncio.to_thread(list_models, weights, folder))
 
 
 async def embeddings(request: web.Request) -> web.Response:

@@ -2,7 +2,9 @@
 
 They let the app, the tests and a newcomer without the real 20 GB of weights run the whole pipeline
 end to end in seconds. Images made with them are noise-like, but every stage runs for real.
-`python -m models.demo DIR` writes them into DIR's weight subfolders (never over existing files).
+`python -m models.demo DIR` writes them into DIR's weight subfolders (never over existing files), plus
+ComfyUI-named copies (all-in-one checkpoints, Stage A, text encoder) in ComfyUI's folders, so ComfyUI's
+example workflows run on demo weights too; those never shadow a file of the same name a user already has.
 """
 from __future__ import annotations
 
@@ -28,6 +30,19 @@ DEMO_FILES = (
 )
 DEMO_LORA = ("loras", "demo_stage_c_lora.safetensors")
 LORA_RANK = 4
+# ComfyUI's names: the all-in-one files its Stable Cascade examples load (CheckpointLoaderSimple), and the
+# split files ComfyUI users load with VAELoader / CLIPLoader. (subfolders ComfyUI reads for the folder key,
+# the first one written to; name; parts) where parts are (key prefix, kind) in ComfyUI's layout (q/k/v split,
+# CLIP-G under `clip_g.`). The subfolders mirror nodes/comfy_folders.py COMFY_FOLDERS.
+COMFY_DEMO_FILES = (
+    (("checkpoints",), "stable_cascade_stage_c.safetensors",
+     (("model.diffusion_model.", "stage_c"), ("text_encoder.", "text_encoder"), ("vae.encoder.", "effnet"),
+      ("vae.previewer.", "previewer"))),
+    (("checkpoints",), "stable_cascade_stage_b.safetensors",
+     (("model.diffusion_model.", "stage_b"), ("vae.", "stage_a"), ("text_encoder.", "text_encoder"))),
+    (("vae",), "stage_a.safetensors", (("", "stage_a"),)),
+    (("text_encoders", "clip"), "model.safetensors", (("", "text_encoder"),)),
+)
 
 
 def randomise(model: nn.Module, gen: torch.Generator) -> None:
@@ -78,20 +93,72 @@ def _demo_lora(stage_c: dict[str, torch.Tensor], gen: torch.Generator) -> dict[s
     return out
 
 
+def _demo_states() -> tuple[dict[str, dict[str, torch.Tensor]], torch.Generator]:
+    """Every demo network's state, drawn in DEMO_FILES order from SEED (so each file's values never depend on
+    which files are already present), and the generator, positioned for the LoRA."""
+    gen = torch.Generator().manual_seed(SEED)
+    return {kind: _demo_state(kind, gen, dtype) for kind, _, _, dtype in DEMO_FILES}, gen
+
+
 def write_demo_weights(weights_dir: str | Path) -> list[Path]:
     """Write any missing demo_*.safetensors into weights_dir's subfolders; return all demo file paths."""
     root = Path(weights_dir)
-    gen = torch.Generator().manual_seed(SEED)
-    paths: list[Path] = []
-    stage_c: dict[str, torch.Tensor] = {}
-    for kind, folder, name, dtype in DEMO_FILES:
-        state = _demo_state(kind, gen, dtype)  # always drawn, so each file's values never depend on others' presence
-        if kind == "stage_c":
-            stage_c = state
-        paths.append(_write(root / folder / name, state, {"demo": f"tiny random {kind} weights"}))
-    lora = _demo_lora(stage_c, gen)
+    states, gen = _demo_states()
+    paths = [_write(root / folder / name, states[kind], {"demo": f"tiny random {kind} weights"})
+             for kind, folder, name, _ in DEMO_FILES]
+    lora = _demo_lora(states["stage_c"], gen)
     paths.append(_write(root / DEMO_LORA[0] / DEMO_LORA[1], lora, {"demo": "tiny random Stage C LoRA (kohya names)"}))
     return paths
+
+
+def comfy_layout(kind: str, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A network's file state in ComfyUI's checkpoint layout: Stage C/B attention q/k/v split into
+    `attn.to_q/to_k/to_v`; the text encoder as CLIP-G (`clip_g.transformer.*`, projection [in, out])."""
+    if kind in ("stage_c", "stage_b"):
+        out = {}
+        for k, v in state.items():
+            if ".attention.attn.in_proj_" in k:
+                base, what = k.split(".in_proj_")
+                for part, chunk in zip(("to_q", "to_k", "to_v"), v.chunk(3, dim=0)):
+                    out[f"{base}.{part}.{what}"] = chunk.contiguous()
+            else:
+                out[k] = v
+        return out
+    if kind == "text_encoder":
+        out = {f"clip_g.transformer.{k}": v for k, v in state.items() if k != "text_projection.weight"}
+        out["clip_g.text_projection"] = state["text_projection.weight"].t().contiguous()
+        out["clip_g.logit_scale"] = torch.tensor(math.log(100.0))
+        return out
+    return state
+
+
+def _comfy_taken(root: Path, subs: tuple[str, ...], name: str) -> bool:
+    """True when a file of that name already sits in any subfolder ComfyUI reads for its folder key."""
+    return any((root / sub / name).exists() for sub in subs)
+
+
+def comfy_demo_missing(weights_dir: str | Path) -> bool:
+    """True when some ComfyUI-named demo file could still be written (its name is free in its folder key)."""
+    root = Path(weights_dir)
+    return any(not _comfy_taken(root, subs, name) for subs, name, _ in COMFY_DEMO_FILES)
+
+
+def write_comfy_demo_weights(weights_dir: str | Path) -> list[Path]:
+    """Write the ComfyUI-named demo files whose names are free; return the paths written.
+
+    Their parts hold exactly the tensors of the demo_* files (same seed), so either loads the same network.
+    """
+    root = Path(weights_dir)
+    todo = [f for f in COMFY_DEMO_FILES if not _comfy_taken(root, f[0], f[1])]
+    if not todo:
+        return []
+    states, _ = _demo_states()
+    written = []
+    for subs, name, parts in todo:
+        state = {prefix + k: v for prefix, kind in parts for k, v in comfy_layout(kind, states[kind]).items()}
+        what = " + ".join(kind for _, kind in parts)
+        written.append(_write(root / subs[0] / name, state, {"demo": f"tiny random {what} weights (ComfyUI layout)"}))
+    return written
 
 
 def _write(path: Path, state: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
@@ -111,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m models.demo WEIGHTS_DIR", file=sys.stderr)
         return 2
-    for p in write_demo_weights(argv[0]):
+    for p in [*write_demo_weights(argv[0]), *write_comfy_demo_weights(argv[0])]:
         print(p)
     return 0
 

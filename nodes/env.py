@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nodes import weights
+from nodes import comfy_folders, weights
 from nodes.residency import ModelManager
 from nodes.types import KIND_FOLDERS
 
@@ -81,25 +81,44 @@ class Env:
 
     # -- weights folder ------------------------------------------------------------------------
     def ensure_demo_weights(self) -> list[Path]:
-        """Write the tiny demo weights into the weights folder unless they are already there."""
-        if all(any(Path(n).name.startswith("demo_") for n in weights.list_folder(self.weights_dir, f))
-               for f in KIND_FOLDERS.values()):
-            return []
-        from models.demo import write_demo_weights
+        """Write the tiny demo weights (ours and ComfyUI-named ones) into the weights folder unless present."""
+        from models.demo import comfy_demo_missing, write_comfy_demo_weights, write_demo_weights
 
-        return list(write_demo_weights(self.weights_dir))
+        written = []
+        if not all(any(Path(n).name.startswith("demo_") for n in weights.list_folder(self.weights_dir, f))
+                   for f in KIND_FOLDERS.values()):
+            written += write_demo_weights(self.weights_dir)
+        if comfy_demo_missing(self.weights_dir):
+            written += write_comfy_demo_weights(self.weights_dir)
+        return written
 
     def weight_files(self, kind: str) -> list[str]:
-        """Files offered by the loader of this kind (a folder name or 'loras')."""
-        return weights.list_folder(self.weights_dir, KIND_FOLDERS.get(kind, kind))
+        """Files offered by the loader of this kind (a kind or 'loras').
+
+        A kind's own subfolder first (as is, whatever the files hold), then `sub/name` files from ComfyUI's
+        model folders whose keys hold a network of this kind (nodes/comfy_folders.py).
+        """
+        own = weights.list_folder(self.weights_dir, KIND_FOLDERS.get(kind, kind))
+        if kind not in KIND_FOLDERS:
+            return own
+        return own + [n for n in comfy_folders.offered(self.weights_dir, kind) if n not in own]
 
     def weight_path(self, kind: str, name: str) -> Path | None:
-        """Absolute path of a listed weights file, or None if missing or outside its subfolder."""
-        root = (self.weights_dir / KIND_FOLDERS.get(kind, kind)).resolve()
-        path = (root / name).resolve()
-        if root not in path.parents or not path.is_file():
-            return None
+        """Absolute path of a listed weights file, or None if missing, outside its folder (`..`, a symlink out)
+        or, for a ComfyUI folder's file, holding no network of this kind."""
+        path = comfy_folders.resolve_in(self.weights_dir / KIND_FOLDERS.get(kind, kind), name)
+        if path is None and kind in KIND_FOLDERS:
+            path = comfy_folders.offered_path(self.weights_dir, kind, name)
         return path
+
+    def comfy_files(self, folder: str) -> list[str]:
+        """Names in a ComfyUI model folder key (`checkpoints`, `diffusion_models`/`unet`, `text_encoders`/`clip`,
+        `vae`, `clip_vision`, `controlnet`, `loras`), as ComfyUI's loaders list them. KeyError for other names."""
+        return comfy_folders.comfy_files(self.weights_dir, folder)
+
+    def comfy_path(self, folder: str, name: str) -> Path | None:
+        """Absolute path of a name `comfy_files(folder)` lists, or None (missing, unreadable, or outside)."""
+        return comfy_folders.comfy_path(self.weights_dir, folder, name)
 
     def weights_listing(self) -> dict[str, list[str]]:
         """{subfolder: [files]} for the whole weights folder."""

@@ -17,7 +17,9 @@ def _loader_inputs(kind: str, what: str) -> tuple[Input, ...]:
     folder = T.KIND_FOLDERS[kind]
     return (
         Input("file", T.COMBO, default=DEFAULT_FILES[kind], choices=lambda env: env.weight_files(kind),
-              tooltip=f"{what} weights file, from the weights folder's {folder}/ subfolder"),
+              tooltip=f"{what} weights file, from the weights folder's {folder}/ subfolder, or from ComfyUI's "
+                      "folders (checkpoints/, unet/, diffusion_models/, text_encoders/, clip/, vae/) when its "
+                      "tensors hold one (an all-in-one checkpoint offers each of its parts)"),
         Input("dtype", T.COMBO, default="auto", choices=dtype_choices(kind), tooltip=_DTYPE_TIP),
     )
 

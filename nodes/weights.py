@@ -4,9 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from nodes import comfy_folders as comfy
+from nodes.comfy_folders import WEIGHT_SUFFIXES, list_files  # noqa: F401  (re-exported)
 from nodes.types import KIND_FOLDERS, LORA_FOLDER
 
-WEIGHT_SUFFIXES = (".safetensors", ".sft")
 SUBFOLDERS = tuple(KIND_FOLDERS.values()) + (LORA_FOLDER,)
 
 
@@ -33,6 +34,13 @@ OFFICIAL_FILES: tuple[OfficialFile, ...] = (
     OfficialFile("effnet", "effnet_encoder.safetensors", "81 MB", _REPO, "only for image-to-image"),
     OfficialFile("previewer", "previewer.safetensors", "16 MB", _REPO, "optional live previews"),
 )
+# ComfyUI's all-in-one files (what its example workflows load); either set of files is enough.
+COMFY_OFFICIAL: tuple[OfficialFile, ...] = (
+    OfficialFile("checkpoints", "stable_cascade_stage_c.safetensors", "9.2 GB", _REPO + " (comfyui_checkpoints/)",
+                 "Stage C + text encoder + EffNet + previewer"),
+    OfficialFile("checkpoints", "stable_cascade_stage_b.safetensors", "4.6 GB", _REPO + " (comfyui_checkpoints/)",
+                 "Stage B + Stage A"),
+)
 
 # The file each loader of the default workflow names (first official choice per kind).
 DEFAULT_FILES = {
@@ -47,11 +55,7 @@ DEFAULT_FILES = {
 
 def list_folder(weights_dir: Path, folder: str) -> list[str]:
     """Weight files in one subfolder (relative paths, nested folders allowed), sorted, demo files last."""
-    root = Path(weights_dir) / folder
-    if not root.is_dir():
-        return []
-    names = [p.relative_to(root).as_posix() for p in root.rglob("*")
-             if p.is_file() and p.suffix.lower() in WEIGHT_SUFFIXES]
+    names = list_files(Path(weights_dir) / folder)
     return sorted(names, key=lambda n: (Path(n).name.startswith("demo_"), n.lower()))
 
 
@@ -61,10 +65,23 @@ def listing(weights_dir: Path) -> dict[str, list[str]]:
 
 
 def missing_official(weights_dir: Path) -> list[OfficialFile]:
-    """Official files absent from their subfolder (only kinds with no real, non-demo file at all)."""
+    """Official files absent from their subfolder (only kinds with no real, non-demo file at all).
+
+    A kind held by a real (non-demo) file in ComfyUI's folders counts as present: an all-in-one
+    `checkpoints/stable_cascade_stage_c.safetensors` covers Stage C, the text encoder, EffNet and previewer.
+    """
     found = listing(weights_dir)
     have_real = {f: any(not Path(n).name.startswith("demo_") for n in names) for f, names in found.items()}
+    for kind, folder in KIND_FOLDERS.items():
+        if not have_real.get(folder):
+            have_real[folder] = any(not comfy.detected(_offered_file(weights_dir, n)).demo
+                                    for n in comfy.offered(weights_dir, kind))
     return [o for o in OFFICIAL_FILES if not have_real.get(o.folder) and o.name not in found.get(o.folder, [])]
+
+
+def _offered_file(weights_dir: Path, name: str) -> Path:
+    sub, _, rest = name.partition("/")
+    return Path(weights_dir) / sub / rest
 
 
 def guidance(weights_dir: Path, *, demo: bool = False) -> str:
@@ -73,6 +90,7 @@ def guidance(weights_dir: Path, *, demo: bool = False) -> str:
     lines = [f"Weights folder: {weights_dir.resolve()}"]
     for folder, names in listing(weights_dir).items():
         lines.append(f"  {folder}/: {', '.join(names) if names else '(empty)'}")
+    lines.extend(comfy.report_lines(weights_dir))
     missing = missing_official(weights_dir)
     if missing:
         lines.append("Missing official files (download from the Stable Cascade repo and place them as shown; "
@@ -80,6 +98,9 @@ def guidance(weights_dir: Path, *, demo: bool = False) -> str:
         for o in missing:
             note = f"  — {o.note}" if o.note else ""
             lines.append(f"  {weights_dir / o.folder / o.name}  ({o.size}, from {o.source}){note}")
+        lines.append("Or ComfyUI's all-in-one files (each read by our loaders too):")
+        for o in COMFY_OFFICIAL:
+            lines.append(f"  {weights_dir / o.folder / o.name}  ({o.size}, from {o.source})  — {o.note}")
         if not demo:
             lines.append("Or run with --demo to try the whole flow with tiny random demo weights.")
     return "\n".join(lines)
@@ -89,7 +110,17 @@ def missing_file_message(weights_dir: Path, folder: str, name: str) -> str:
     """Validation message for a loader whose file is not in the weights folder."""
     hint = next((o for o in OFFICIAL_FILES if o.folder == folder and o.name == name), None)
     where = Path(weights_dir) / folder / name
-    msg = f"weights file '{name}' not found: expected at {where}"
+    sub, _, rest = name.partition("/")
+    try:
+        comfy_file = comfy.resolve_in(Path(weights_dir) / sub, rest) if sub in comfy.MODEL_SUBFOLDERS and rest else None
+    except ValueError:  # a name the OS cannot represent (NUL): simply not found
+        comfy_file = None
+    if comfy_file is not None:
+        held = comfy.detected(comfy_file)
+        what = f"unreadable ({held.error})" if held.error else f"holds {', '.join(held.kinds) or 'no loadable network'}"
+        msg = f"weights file '{name}' holds no loadable {folder} network: the file {what}"
+    else:
+        msg = f"weights file '{name}' not found: expected at {where}"
     if hint is not None:
         msg += f" ({hint.size}, download from {hint.source})"
     found = list_folder(weights_dir, folder)
