@@ -135,7 +135,7 @@ def prompt_models_bytes(env: Any, prompt: dict) -> int | None:
     from nodes.registry import NODES
     from nodes.residency import ModelManager
 
-    total = 0
+    seen: dict[str, int] = {}  # an all-in-one file named by several loaders counts once (its whole size)
     for node in prompt.values():
         kind = getattr(NODES.get(node.get("class_type") if isinstance(node, dict) else None), "KIND", "")
         if not kind:
@@ -148,8 +148,8 @@ def prompt_models_bytes(env: Any, prompt: dict) -> int | None:
             return None
         if path is None:
             return None
-        total += ModelManager._estimate(path, dtype)
-    return total
+        seen[str(path)] = max(seen.get(str(path), 0), ModelManager._estimate(path, dtype))
+    return sum(seen.values())
 
 
 def largest_square(job: Job, limit: int) -> int:

@@ -136,3 +136,13 @@ def test_a_24_gib_card_runs_the_official_batch_4_its_models_leave_room_for(env, 
     lite_models = 5 * GIB  # lite C + lite B + text encoder (bf16) + Stage A (fp32), from the file sizes
     assert admission.limit_bytes("cpu", int(24 * 0.8 * GIB), lite_models) == 19 * GIB
     assert admission.limit_bytes("cpu", int(24 * 0.8 * GIB), 30 * GIB) == int(24 * GIB - int(24 * 0.8 * GIB))
+
+
+def test_a_file_named_by_several_loaders_is_reserved_once(env):
+    """An all-in-one checkpoint feeds Load Stage C and Load Text Encoder: one file in memory terms."""
+    doc = small_default(env, steps_c=1, steps_b=1, size=128)
+    prompt = document_to_prompt(doc)
+    stage_c = next(n for n in prompt.values() if n["class_type"] == "LoadStageC")
+    one = admission.prompt_models_bytes(env, prompt)
+    twice = dict(prompt, extra={"class_type": "LoadStageC", "inputs": dict(stage_c["inputs"])})
+    assert admission.prompt_models_bytes(env, twice) == one
