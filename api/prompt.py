@@ -9,6 +9,7 @@ import uuid
 from aiohttp import web
 
 from api.common import BadRequest, query_int, read_object, services, truthy, want
+from api.webhooks import check_webhook
 from engine.graph import validate_prompt
 from engine.store import StoreRefused
 from engine.workflow import document_to_prompt, is_document
@@ -48,6 +49,7 @@ async def post_prompt(request: web.Request) -> web.Response:
     for key in SECRET_EXTRA_KEYS:
         extra_data.pop(key, None)
     check_prompt_id(prompt_id)
+    check_webhook(extra_data, svc.config.webhook_allow)
     if svc.store.exists(prompt_id):  # early answer; the insert below is what decides
         raise BadRequest(f"prompt_id {prompt_id!r} is already in use")
     result = await asyncio.to_thread(validate_prompt, prompt, svc.registry, svc.env, targets)
