@@ -54,6 +54,9 @@ class Config:
     ws_outbox_messages: int = 500  # per WebSocket client; past this (or the bytes) it is dropped
     ws_outbox_bytes: int = 8 << 20
     ws_heartbeat_s: float = 30.0  # ping interval; no pong within half of it closes the socket
+    # Hosts ("HOST" or "HOST:PORT") a prompt's extra_data.webhook may name (api/webhooks.py).
+    webhook_allow: tuple[str, ...] = ()
+    webhook_backoff_s: float = 1.0  # first retry delay; doubles per attempt (tests shorten it)
     extra: Mapping[str, object] = field(default_factory=dict)  # reserved flags (--run/--set) for cli.py
 
     @property
@@ -105,6 +108,8 @@ class Config:
             demo=bool(values.get("demo")),
             memory_budget_gb=values.get("memory_budget"),
             max_body_bytes=int(values.get("max_body_mb") or 100) * 1024 * 1024,
+            webhook_allow=tuple(h.strip().lower() for h in values.get("webhook_allow") or ()
+                                if h.strip()),
             extra=extra,
             **paths,
         )
@@ -126,6 +131,9 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-mb", type=int, default=None, help="request body limit in MiB (100)")
     p.add_argument("--demo", action="store_true", help="use tiny random demo weights")
     p.add_argument("--memory-budget", type=float, default=None, help="model memory budget in GiB (default 40%% of RAM on CPU, 80%% of the GPU)")
+    p.add_argument("--webhook-allow", action="append", default=None, metavar="HOST[:PORT]",
+                   help="let prompts name a webhook (extra_data.webhook) on this host "
+                        "(repeatable); without it no prompt may ask for one")
     # The headless runner (cli.py) shares this parser, so `server.py --run` and `cli.py` agree.
     p.add_argument("--run", default=None, metavar="WORKFLOW.json",
                    help="run this workflow headless (no server) and write its images")

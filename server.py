@@ -18,6 +18,7 @@ from aiohttp import web
 from api import register_routes
 from api.common import SERVICES, Services
 from api.security import MIDDLEWARES
+from api.webhooks import Webhooks
 from api.ws import Hub
 from config import Config
 from engine.datalock import DataFolderBusy, DataLock
@@ -31,6 +32,7 @@ from nodes.temp_files import wipe_temp
 log = logging.getLogger("cascade.server")
 DB_NAME = "cascade.sqlite3"
 DATA_LOCK = web.AppKey("data_lock", DataLock)
+WEBHOOKS = web.AppKey("webhooks", Webhooks)
 # Ctrl+C must end the process within 5 s: the worker gets this long to stop its node, open
 # sockets this long to close, and in-flight requests this long to finish.
 WORKER_STOP_S, SOCKET_CLOSE_S, SHUTDOWN_S = 1.5, 0.5, 1.5
@@ -53,7 +55,13 @@ def create_app(config: Config, registry: Mapping[str, type[Node]], env: Any,
         raise
     hub = Hub(config.preview_size, config.ws_outbox_messages, config.ws_outbox_bytes,
               config.ws_heartbeat_s)
-    store.on_end = hub.job_ended  # every way a job ends answers its ?wait=true requests
+    webhooks = Webhooks(config.data_dir, config.webhook_allow, config.webhook_backoff_s)
+
+    def on_end(prompt_id: str, state: str, entry: dict | None) -> None:
+        hub.job_ended(prompt_id, state, entry)  # answers its ?wait=true requests
+        webhooks.job_ended(prompt_id, state, entry)
+
+    store.on_end = on_end  # called on every way a job ends
     executor = Executor(registry, env)
     free_hook = getattr(env, "free_memory", None)  # optional Env hook for POST /free
     worker = Worker(store, executor, hub.publish_threadsafe,
@@ -61,6 +69,7 @@ def create_app(config: Config, registry: Mapping[str, type[Node]], env: Any,
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=MIDDLEWARES)
     app[SERVICES] = Services(config, registry, env, store, executor, worker, hub)
     app[DATA_LOCK] = lock
+    app[WEBHOOKS] = webhooks
     register_routes(app)
     app.on_shutdown.append(_on_shutdown)
     app.cleanup_ctx.append(_lifecycle)
@@ -70,12 +79,13 @@ def create_app(config: Config, registry: Mapping[str, type[Node]], env: Any,
 async def _lifecycle(app: web.Application):
     """Start the worker with the loop; at the end close the store and drop the lock."""
     svc = app[SERVICES]
-    svc.hub.loop = asyncio.get_running_loop()
+    svc.hub.loop = app[WEBHOOKS].loop = asyncio.get_running_loop()
     svc.worker.start()
     try:
         yield
     finally:
         await _on_shutdown(app)  # idempotent; covers runners that skip on_shutdown
+        await app[WEBHOOKS].close()
         svc.store.close()
         app[DATA_LOCK].release()
 

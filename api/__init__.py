@@ -6,12 +6,12 @@ import logging
 
 from aiohttp import web
 
-from api import files, info, prompt, strict_json, workflows
+from api import files, info, jobs, prompt, strict_json, uploads_mask, workflows
 from api.common import BadRequest
 from api.static import register_static
 from api.ws import ws_handler
 
-ROUTE_MODULES = (prompt, files, info, workflows)
+ROUTE_MODULES = (prompt, jobs, files, uploads_mask, info, workflows)
 # Longest path parameter (prompt id, node class, model folder) a route looks up; ids are <= 200.
 MAX_PATH_PARAM = 256
 log = logging.getLogger("cascade.server")

@@ -1,4 +1,4 @@
-"""Prompt submission, queue, interrupt, history and the jobs routes."""
+"""Prompt submission, queue, interrupt and history (the jobs routes: api/jobs.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -9,6 +9,7 @@ import uuid
 from aiohttp import web
 
 from api.common import BadRequest, query_int, read_object, services, truthy, want
+from api.webhooks import check_webhook
 from api.workflows import convert_or_400
 from engine.graph import validate_prompt
 from engine.store import StoreRefused
@@ -52,6 +53,7 @@ async def post_prompt(request: web.Request) -> web.Response:
     for key in SECRET_EXTRA_KEYS:
         extra_data.pop(key, None)
     check_prompt_id(prompt_id)
+    check_webhook(extra_data, svc.config.webhook_allow)
     if svc.store.exists(prompt_id):  # early answer; the insert below is what decides
         raise BadRequest(f"prompt_id {prompt_id!r} is already in use")
     result = await asyncio.to_thread(validate_prompt, prompt, svc.registry, svc.env, targets)
@@ -179,49 +181,6 @@ async def post_history(request: web.Request) -> web.Response:
     return web.json_response({})
 
 
-def _unknown_job(prompt_id: str) -> web.Response:
-    return web.json_response({"error": {"type": "not_found", "message": "unknown prompt_id",
-                                        "details": prompt_id, "extra_info": {}}}, status=404)
-
-
-async def get_job(request: web.Request) -> web.Response:
-    """Status of one job wherever it is: pending (with position), running (with progress), done."""
-    svc = services(request)
-    prompt_id = request.match_info["prompt_id"]
-    job = svc.store.job(prompt_id)
-    if job is None:
-        return _unknown_job(prompt_id)
-    entry = job.pop("entry")
-    reply = {"prompt_id": prompt_id, **job, "status": job["state"]}
-    running = svc.worker.running
-    if job["state"] == "running" and running is not None and running.prompt_id == prompt_id:
-        reply["progress"] = {"node": running.node, "value": running.value, "max": running.max}
-    if entry is not None:
-        messages = entry["status"]["messages"]
-        last = messages[-1][0] if messages else ""
-        reply["status"] = {"execution_success": "success", "execution_error": "error",
-                           "execution_interrupted": "interrupted"}.get(last, "error")
-        reply["outputs"] = entry["outputs"]
-        reply["history"] = entry
-    return web.json_response(reply)
-
-
-async def cancel_job(request: web.Request) -> web.Response:
-    """Cancel a pending job (removed) or the running one (interrupted)."""
-    svc = services(request)
-    prompt_id = request.match_info["prompt_id"]
-    job = svc.store.job(prompt_id)
-    if job is None:
-        return _unknown_job(prompt_id)
-    # One call decides, so a job that starts between our read and the cancel is interrupted.
-    outcome = svc.worker.cancel(prompt_id)
-    state = {"removed": "pending", "interrupted": "running"}.get(outcome or "")
-    if state is None:
-        state = (svc.store.job(prompt_id) or job)["state"]
-    return web.json_response({"prompt_id": prompt_id, "cancelled": outcome is not None,
-                              "state": state})
-
-
 ROUTES = [
     ("POST", "/prompt", post_prompt),
     ("GET", "/prompt", get_prompt),
@@ -231,6 +190,4 @@ ROUTES = [
     ("GET", "/history", get_history),
     ("POST", "/history", post_history),
     ("GET", "/history/{prompt_id}", get_history_item),
-    ("GET", "/jobs/{prompt_id}", get_job),
-    ("POST", "/jobs/{prompt_id}/cancel", cancel_job),
 ]

@@ -7,6 +7,11 @@ the process (e.g. out of memory) would otherwise crash it again on every start.
 
 Every way a job leaves the queue (finished, cancelled, cleared) calls ``on_end(prompt_id,
 state, entry)`` so that whoever waits for it (``POST /prompt?wait=true``) is answered.
+
+A pending job removed from the queue (cancel, ``/queue`` delete or clear) is kept as a
+``cancelled`` row, so ``GET /jobs`` can say "cancelled" instead of "unknown". Such rows are
+invisible to ComfyUI's ``/queue`` and ``/history`` (which read only pending/running/done), are
+capped like the history, and do not hold their id: a new prompt may reuse it.
 """
 from __future__ import annotations
 
@@ -119,6 +124,9 @@ class Store:
         row = (to_json(prompt), to_json(extra_data), to_json(outputs))
         with self._lock:
             seq = self._next_seq()
+            # A cancelled record gives its id up; same transaction, so the insert still decides.
+            self._db.execute("DELETE FROM jobs WHERE prompt_id=? AND state='cancelled'",
+                             (prompt_id,))
             try:
                 self._db.execute(
                     "INSERT INTO jobs (prompt_id, seq, number, state, prompt, extra_data, "
@@ -131,7 +139,8 @@ class Store:
 
     def exists(self, prompt_id: str) -> bool:
         with self._lock:
-            return self._one("SELECT 1 FROM jobs WHERE prompt_id=?", (prompt_id,)) is not None
+            return self._one("SELECT 1 FROM jobs WHERE prompt_id=? AND state!='cancelled'",
+                             (prompt_id,)) is not None
 
     def _items(self, state: str) -> list[list]:
         rows = self._db.execute(
@@ -174,9 +183,12 @@ class Store:
         return self._remove("", ())
 
     def _remove(self, where: str, args: tuple) -> int:
+        """Mark pending jobs cancelled (kept as records, capped at ``history_max``)."""
         with self._lock:
             gone = [r[0] for r in self._db.execute(
-                f"DELETE FROM jobs WHERE state='pending' {where} RETURNING prompt_id", args)]
+                f"UPDATE jobs SET state='cancelled', finished=? WHERE state='pending' {where} "
+                "RETURNING prompt_id", (time.time(), *args))]
+            self._cap("cancelled", "finished")
         for pid in gone:
             self._ended(pid, "cancelled", None)
         return len(gone)
@@ -201,15 +213,19 @@ class Store:
             done_seq = (self._one("SELECT MAX(done_seq) FROM jobs") or 0) + 1
             changed = self._db.execute(
                 "UPDATE jobs SET state='done', finished=?, done_seq=?, entry=? "
-                "WHERE prompt_id=? AND state!='done'",
+                "WHERE prompt_id=? AND state IN ('pending', 'running')",
                 (time.time(), done_seq, text, prompt_id)).rowcount
-            excess = (self._one("SELECT COUNT(*) FROM jobs WHERE state='done'") or 0) \
-                - self.history_max
-            if excess > 0:
-                self._db.execute("DELETE FROM jobs WHERE prompt_id IN (SELECT prompt_id FROM jobs "
-                                 "WHERE state='done' ORDER BY done_seq LIMIT ?)", (excess,))
+            self._cap("done", "done_seq")
         if changed:
             self._ended(prompt_id, "done", entry)
+
+    def _cap(self, state: str, order: str) -> None:
+        """Drop the oldest rows of `state` beyond ``history_max`` (caller holds the lock)."""
+        excess = (self._one("SELECT COUNT(*) FROM jobs WHERE state=?", (state,)) or 0) \
+            - self.history_max
+        if excess > 0:
+            self._db.execute("DELETE FROM jobs WHERE prompt_id IN (SELECT prompt_id FROM jobs "
+                             f"WHERE state=? ORDER BY {order} LIMIT ?)", (state, excess))
 
     def history(self, max_items: int | None = None, offset: int | None = None) -> dict[str, dict]:
         """``{prompt_id: entry}`` oldest first; ``max_items`` without offset gives the newest N."""
@@ -231,12 +247,13 @@ class Store:
 
     def delete_history(self, ids: list[str]) -> None:
         with self._lock:
-            self._db.executemany("DELETE FROM jobs WHERE state='done' AND prompt_id=?",
+            self._db.executemany("DELETE FROM jobs WHERE state IN ('done', 'cancelled') "
+                                 "AND prompt_id=?",
                                  [(i,) for i in ids])
 
     def clear_history(self) -> None:
         with self._lock:
-            self._db.execute("DELETE FROM jobs WHERE state='done'")
+            self._db.execute("DELETE FROM jobs WHERE state IN ('done', 'cancelled')")
 
     def job(self, prompt_id: str) -> dict | None:
         """State, position and timestamps of one job, wherever it is."""
@@ -254,6 +271,11 @@ class Store:
         return {"state": state, "number": _num(number), "queue_position": position,
                 "created": created, "started": started, "finished": finished,
                 "entry": json.loads(entry) if entry else None}
+
+    def select(self, sql: str, args: tuple = ()) -> list[tuple]:
+        """Rows of one read-only query over ``jobs`` (engine/joblist.py builds them)."""
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
 
     # -- settings ----------------------------------------------------------------------------
     def get_meta(self, key: str, default: str | None = None) -> str | None:

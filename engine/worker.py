@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from engine.executor import Executor, now_ms
+from engine.progress_state import ProgressState
 from engine.store import Store, StoreRefused, history_entry, to_json
 
 log = logging.getLogger("cascade.worker")
@@ -186,13 +187,20 @@ class Worker:
         number, prompt_id, prompt, extra_data, outputs = item
         client_id = job.client_id
         self.publish("status", self.status(), None)
+        nodes = ProgressState(prompt_id)
 
         def report(event: str, data: dict) -> None:
             if event == "executing":
                 job.node, job.value, job.max = data["node"], 0, 0
             elif event == "progress":
                 job.value, job.max = data["value"], data["max"]
+            state = nodes.update(event, data)
+            # The map's last word (finished/error) comes before the run's end, as ComfyUI's.
+            if state is not None and event.startswith("execution_"):
+                self.publish("progress_state", state, client_id)
             self.publish(event, data, None if event in BROADCAST else client_id)
+            if state is not None and not event.startswith("execution_"):
+                self.publish("progress_state", state, client_id)
 
         try:
             run = self.executor.execute(prompt, outputs, prompt_id=prompt_id, cancel=job.cancel,

@@ -1,0 +1,172 @@
+"""Per-prompt webhooks (beyond ComfyUI): ``extra_data.webhook`` is POSTed the job's record.
+
+When a job ends (success, error, interrupt) the URL gets JSON ``{"prompt_id", "status"
+(ComfyUI's word: completed/failed/cancelled), "status_str", "outputs", "messages"}`` with
+``X-Cascade-Timestamp: <unix s>`` and ``X-Cascade-Signature: sha256=<hex>``, the HMAC-SHA256
+of ``"<timestamp>.<body>"`` under the server secret (``<data>/webhook_secret``, made on first
+use, mode 0600). A receiver checks the HMAC and the timestamp's age.
+
+Only hosts the operator lists with ``--webhook-allow HOST[:PORT]`` may be named, so a prompt
+cannot make the server call arbitrary addresses: another host is a 400 at submission, and the
+list is checked again before each delivery (the job may predate a restart with other flags).
+Redirects are never followed. Delivery runs on the event loop, never in the worker thread:
+up to ATTEMPTS tries, the delay doubling from ``webhook_backoff_s``, each try at most
+ATTEMPT_TIMEOUT_S; a 3xx or a 4xx other than 408/429 is final.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import time
+from pathlib import Path
+
+import aiohttp
+from yarl import URL
+
+from api.common import BadRequest
+
+log = logging.getLogger("cascade.webhooks")
+SECRET_FILE = "webhook_secret"
+ATTEMPTS = 4
+ATTEMPT_TIMEOUT_S = 10.0
+MAX_URL = 2048
+RETRYABLE_4XX = frozenset({408, 429})
+OUTCOMES = {"execution_success": "completed", "execution_error": "failed",
+            "execution_interrupted": "cancelled"}
+
+
+def allowed(url: URL, allow: tuple[str, ...]) -> bool:
+    """True when `url`'s host (any port) or host:port is listed in `allow`."""
+    host = (url.host or "").lower().strip("[]")
+    port = url.explicit_port or url.port
+    return any(entry.strip("[]") == host or entry == f"{host}:{port}"
+               or entry == f"[{host}]:{port}" for entry in allow)
+
+
+def check_webhook(extra_data: dict, allow: tuple[str, ...]) -> None:
+    """BadRequest unless ``extra_data.webhook`` is absent or an http(s) URL on a listed host."""
+    raw = extra_data.get("webhook")
+    if raw is None:
+        return
+    if not isinstance(raw, str) or not raw or len(raw) > MAX_URL:
+        raise BadRequest(f"'extra_data.webhook' must be an http(s) URL of at most {MAX_URL} "
+                         "characters")
+    try:
+        url = URL(raw)
+    except ValueError:
+        raise BadRequest("'extra_data.webhook' is not a valid URL") from None
+    if url.scheme not in ("http", "https") or not url.host or url.user or url.password:
+        raise BadRequest("'extra_data.webhook' must be an http:// or https:// URL with a host "
+                         "and no credentials")
+    if not allowed(url, allow):
+        listed = ", ".join(allow) if allow else "none"
+        raise BadRequest(f"'extra_data.webhook' host {url.host}:{url.port} is not allowed; the "
+                         f"server operator lists webhook hosts with --webhook-allow HOST[:PORT] "
+                         f"(listed: {listed})")
+
+
+def load_secret(data_dir: Path) -> bytes:
+    """The server's signing secret, created (0600, never overwritten) on first use."""
+    path = data_dir / SECRET_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip().encode()
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+def sign(secret: bytes, timestamp: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret, timestamp.encode() + b"." + body,
+                                hashlib.sha256).hexdigest()
+
+
+def record(prompt_id: str, entry: dict) -> dict:
+    """The job's record as sent: ComfyUI's status word, outputs and history messages."""
+    messages = entry["status"]["messages"]
+    last = messages[-1][0] if messages else ""
+    return {"prompt_id": prompt_id, "status": OUTCOMES.get(last, "failed"),
+            "status_str": entry["status"]["status_str"], "outputs": entry["outputs"],
+            "messages": messages}
+
+
+class Webhooks:
+    """Delivers webhooks from the server's loop; ``job_ended`` may be called from any thread."""
+
+    def __init__(self, data_dir: Path, allow: tuple[str, ...], backoff_s: float = 1.0):
+        self.data_dir, self.allow, self.backoff_s = data_dir, allow, backoff_s
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self.delivered = 0  # observability / tests
+
+    def job_ended(self, prompt_id: str, state: str, entry: dict | None) -> None:
+        """The store's end hook: schedule delivery for a finished job that asked for one."""
+        if state != "done" or entry is None or not self.allow:
+            return
+        extra = entry["prompt"][3] if len(entry.get("prompt", ())) > 3 else {}
+        url = extra.get("webhook") if isinstance(extra, dict) else None
+        loop = self.loop
+        if not isinstance(url, str) or loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self._start, url, record(prompt_id, entry))
+        except RuntimeError:  # the loop closed meanwhile: the server is stopping
+            pass
+
+    def _start(self, url: str, payload: dict) -> None:
+        task = asyncio.ensure_future(self.deliver(url, payload))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def deliver(self, url: str, payload: dict) -> bool:
+        """POST `payload` to `url` with retries; True when a 2xx came back."""
+        try:
+            target = URL(url)
+        except ValueError:
+            return False
+        if not allowed(target, self.allow):
+            log.warning("webhook %s not sent: its host is no longer in --webhook-allow", url)
+            return False
+        body = json.dumps(payload, default=str).encode()
+        secret = await asyncio.to_thread(load_secret, self.data_dir)
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=ATTEMPT_TIMEOUT_S))
+        for attempt in range(ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+            stamp = str(int(time.time()))
+            headers = {"Content-Type": "application/json", "X-Cascade-Timestamp": stamp,
+                       "X-Cascade-Signature": sign(secret, stamp, body)}
+            try:
+                async with self._session.post(target, data=body, headers=headers,
+                                              allow_redirects=False) as resp:
+                    status = resp.status
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                log.info("webhook %s try %d failed: %s", url, attempt + 1, exc)
+                continue
+            if 200 <= status < 300:
+                self.delivered += 1
+                return True
+            if status < 500 and status not in RETRYABLE_4XX:
+                log.warning("webhook %s answered %d; not retried", url, status)
+                return False
+            log.info("webhook %s try %d answered %d", url, attempt + 1, status)
+        log.warning("webhook %s gave up after %d tries", url, ATTEMPTS)
+        return False
+
+    async def close(self) -> None:
+        """Stop pending deliveries and close the client (server shutdown)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
