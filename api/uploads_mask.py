@@ -107,7 +107,10 @@ def read_metadata(path: Path) -> dict | None:
         (size,) = struct.unpack("<Q", head)
         if size > MAX_HEADER:
             raise ValueError(f"header of {size} bytes is over {MAX_HEADER}")
-        header = json.loads(f.read(size))
+        try:
+            header = json.loads(f.read(size))
+        except RecursionError:  # deeply nested arrays: json recurses per level
+            raise ValueError("header nested too deeply") from None
     meta = header.get("__metadata__") if isinstance(header, dict) else None
     return meta if isinstance(meta, dict) else None
 
@@ -130,6 +133,9 @@ async def view_metadata(request: web.Request) -> web.Response:
         meta = await asyncio.to_thread(read_metadata, path)
     except (ValueError, UnicodeDecodeError) as exc:
         return json_error(400, f"{clip(filename)} is not a readable safetensors file: {exc}",
+                          "bad_request")
+    except OSError as exc:  # unreadable (permissions, I/O error): named, not a 500
+        return json_error(400, f"cannot read {clip(filename)}: {exc.strerror or exc}",
                           "bad_request")
     if meta is None:
         return json_error(404, f"{clip(filename)} has no __metadata__", "not_found")

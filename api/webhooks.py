@@ -71,15 +71,46 @@ def check_webhook(extra_data: dict, allow: tuple[str, ...]) -> None:
 
 
 def load_secret(data_dir: Path) -> bytes:
-    """The server's signing secret, created (0600, never overwritten) on first use."""
+    """The server's signing secret, created (0600, never overwritten) on first use.
+
+    The secret is written to a private temporary file and linked into place, so the file is
+    never seen empty or half-written: two deliveries starting together on first use, or a crash
+    mid-write, cannot sign with an empty key (which anyone could forge). An empty file (left by
+    an older version's crash) holds no secret and is replaced; a secret readable by others is
+    made 0600 again.
+    """
     path = data_dir / SECRET_FILE
+    while True:
+        try:
+            secret = path.read_bytes().strip()
+        except FileNotFoundError:
+            secret = b""
+        if secret:
+            if path.stat().st_mode & 0o077:
+                log.warning("%s was readable by others; made 0600", path)
+                os.chmod(path, 0o600)
+            return secret
+        _create_secret(path, replace=path.exists())
+
+
+def _create_secret(path: Path, replace: bool) -> None:
+    """Write a fresh secret beside `path` and move it into place (`replace`: over an empty file)."""
+    tmp = path.with_name(f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip().encode()
-    with os.fdopen(fd, "w") as f:
-        f.write(secrets.token_hex(32))
-    return path.read_text().strip().encode()
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+            f.flush()
+            os.fsync(f.fileno())
+        if replace:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # fails if another writer got there first: theirs stands
+            except FileExistsError:
+                pass
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def sign(secret: bytes, timestamp: str, body: bytes) -> str:

@@ -15,6 +15,9 @@ from typing import Any, Callable
 
 MAX_NODES = 10_000  # after expansion; a real workflow has tens
 MAX_DEPTH = 8  # subgraphs inside subgraphs
+# A link may name a slot the node's own list lacks (the list is then padded to it), so the slot
+# number must be bounded: 10**9 used to pad a billion slots. ComfyUI's nodes have tens at most.
+MAX_SLOT = 1_000
 CONTROL_WORDS = frozenset({"fixed", "increment", "decrement", "randomize"})
 
 # (class name) -> list of widget specs [(name, seed_like)] or None when the class is unknown
@@ -69,8 +72,8 @@ def _id(value: Any, where: str) -> str:
 
 
 def _slot_index(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConvertError(f"{where}: slot must be a non-negative integer")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_SLOT:
+        raise ConvertError(f"{where}: slot must be an integer from 0 to {MAX_SLOT - 1}")
     return value
 
 

@@ -142,3 +142,16 @@ def test_startup_listing_names_unreadable_files_and_counts_comfy_files(tmp_path)
     assert "diffusion_models/ (ComfyUI): stage_b.safetensors [Stage B]" in report
     # every kind is held by a real (non-demo) ComfyUI file, so no official file is reported missing
     assert "Missing official files" not in report
+
+
+def test_a_header_nested_too_deeply_is_unreadable_not_a_crash(tmp_path):
+    """json recurses once per nesting level: a crafted header used to raise RecursionError out of
+    detection, so one file dropped into checkpoints/ broke every listing and the start-up report."""
+    env = Env(tmp_config(tmp_path, demo=False))
+    (env.weights_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    header = b'{"w":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    (env.weights_dir / "checkpoints" / "deep.safetensors").write_bytes(
+        len(header).to_bytes(8, "little") + header)
+    assert env.comfy_files("checkpoints") == []
+    line = next(ln for ln in env.weights_report().splitlines() if ln.startswith("  checkpoints/"))
+    assert "deep.safetensors [UNREADABLE, listed nowhere:" in line and "nested" in line

@@ -193,3 +193,23 @@ def test_meta_title_from_class_title_or_name():
     prompt = document_to_prompt(doc, {**REG, "Titled": titled})
     assert prompt["1"]["_meta"] == {"title": "Decode (shown name)"}
     assert prompt["2"]["_meta"] == {"title": "Nope"}
+
+
+@pytest.mark.parametrize("links, groups", [
+    ([[1, 1, 0, 2, 10**9, "CLIP"]], None),  # the target's input list used to be padded to it
+    ([{"origin_id": 1, "origin_slot": 0, "target_id": 2, "target_slot": 10**9}], None),
+    ([], {"g": {"nodes": [{"type": "CLIPTextEncode", "index": 0},
+                          {"type": "CLIPTextEncode", "index": 1}],
+                "links": [[0, 0, 1, 10**9]]}}),
+])
+def test_a_huge_slot_number_is_refused_at_once(links, groups):
+    nodes = [node(1, "CheckpointLoaderSimple", ["c.safetensors"], outputs=CKPT),
+             node(2, "CLIPTextEncode", ["hi"], [("clip", "CLIP")], COND)]
+    if groups:
+        nodes.append(node(3, "workflow/g", []))
+    wf = workflow(nodes, [])
+    wf["links"] = links
+    if groups:
+        wf["extra"] = {"groupNodes": groups}
+    with pytest.raises(ConvertError, match="slot must be an integer from 0 to 999"):
+        convert(wf, REG)

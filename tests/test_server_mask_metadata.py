@@ -96,3 +96,13 @@ def test_extensions_is_an_empty_list(server):
     base, _ = server
     assert http_json("GET", base + "/extensions") == (200, [])
     assert http_json("GET", base + "/api/extensions") == (200, [])
+
+
+def test_view_metadata_of_a_header_nested_too_deeply_is_a_400(server):
+    base, config = server
+    folder = config.weights_dir / "loras"
+    folder.mkdir(parents=True, exist_ok=True)
+    header = b'{"__metadata__":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    (folder / "deep.safetensors").write_bytes(struct.pack("<Q", len(header)) + header)
+    status, reply = http_json("GET", base + "/view_metadata/loras?filename=deep.safetensors")
+    assert status == 400 and "nested too deeply" in reply["error"]["message"]

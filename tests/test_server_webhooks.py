@@ -145,3 +145,47 @@ def test_flag_is_repeatable():
     config = Config.from_cli(["--webhook-allow", "Hooks.example:8443", "--webhook-allow",
                               "127.0.0.1"], environ={})
     assert config.webhook_allow == ("hooks.example:8443", "127.0.0.1")
+
+
+def test_the_secret_is_never_read_empty(tmp_path, monkeypatch):
+    """A delivery starting while another is still writing the secret, or after a crash left the
+    file empty, used to sign with an empty key: any receiver check would pass a forgery."""
+    from api import webhooks
+
+    (tmp_path / SECRET_FILE).write_bytes(b"")  # an older crash's remnant
+    secret = webhooks.load_secret(tmp_path)
+    assert len(secret) == 64 and webhooks.load_secret(tmp_path) == secret
+    assert stat.S_IMODE((tmp_path / SECRET_FILE).stat().st_mode) == 0o600
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    writing, go_on = threading.Event(), threading.Event()
+    real_token_hex, first = webhooks.secrets.token_hex, []
+
+    def slow_token_hex(n):
+        if n == 32 and not first:  # the first writer stalls mid-write
+            first.append(1)
+            writing.set()
+            go_on.wait(10)
+        return real_token_hex(n)
+
+    monkeypatch.setattr(webhooks.secrets, "token_hex", slow_token_hex)
+    results = []
+    writer = threading.Thread(target=lambda: results.append(webhooks.load_secret(fresh)))
+    writer.start()
+    assert writing.wait(10)
+    second = webhooks.load_secret(fresh)  # the other delivery, while the first is mid-write
+    go_on.set()
+    writer.join(10)
+    assert len(second) == 64 and results == [second]
+    assert (fresh / SECRET_FILE).read_bytes().strip() == second
+    assert [p.name for p in fresh.iterdir()] == [SECRET_FILE]  # no temporary file left
+
+
+def test_a_secret_readable_by_others_is_made_private(tmp_path):
+    from api import webhooks
+
+    (tmp_path / SECRET_FILE).write_text("a" * 64)
+    (tmp_path / SECRET_FILE).chmod(0o644)
+    assert webhooks.load_secret(tmp_path) == b"a" * 64
+    assert stat.S_IMODE((tmp_path / SECRET_FILE).stat().st_mode) == 0o600

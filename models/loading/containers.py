@@ -140,7 +140,7 @@ def find_groups(tree: Tree) -> list[Group]:
         for idx in (n for n in names if n.endswith(".safetensors.index.json")):
             try:
                 weight_map = json.loads(tree.read_bytes(idx))["weight_map"]
-            except (KeyError, ValueError, TypeError) as e:
+            except (KeyError, ValueError, TypeError, RecursionError) as e:
                 raise LoadError(f"{tree.name}: unreadable shard index {idx} ({e})") from None
             shards = sorted({str(PurePosixPath(d) / s) if d != "." else s for s in weight_map.values()})
             missing = [s for s in shards if s not in names]
@@ -169,7 +169,7 @@ def read_config(tree: Tree, group: Group) -> dict | None:
         return None
     try:
         return json.loads(tree.read_bytes(group.config))
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: JSON nested too deeply
         raise LoadError(f"{tree.name}: unreadable {group.config} ({e})") from None
 
 
@@ -232,5 +232,5 @@ def _index_shards(folder: Path, index: str) -> list[str]:
     """The shard file names a `*.safetensors.index.json` lists."""
     try:
         return sorted(set(json.loads((folder / index).read_bytes())["weight_map"].values()))
-    except (KeyError, ValueError, TypeError, AttributeError) as e:
+    except (KeyError, ValueError, TypeError, AttributeError, RecursionError) as e:
         raise LoadError(f"{index}: unreadable shard index ({e!r})") from None

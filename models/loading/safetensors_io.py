@@ -75,6 +75,8 @@ def parse_header(head: bytes, total_size: int, name: str) -> Header:
         raw = json.loads(head[8:8 + n].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise LoadError(f"{name}: unreadable safetensors header ({e})") from None
+    except RecursionError:  # a crafted header of deeply nested arrays; json recurses per level
+        raise LoadError(f"{name}: unreadable safetensors header (nested too deeply)") from None
     if not isinstance(raw, dict):
         raise LoadError(f"{name}: unreadable safetensors header (not a JSON object)")
     metadata = raw.pop("__metadata__", None) or {}

@@ -48,7 +48,7 @@ def peft_scales(metadata: dict[str, str] | None, path: Path | None = None) -> di
     if raw:
         try:
             flat = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply
             flat = {}
         by_prefix: dict[str, dict] = {}
         for key, value in flat.items() if isinstance(flat, dict) else ():
@@ -62,7 +62,7 @@ def peft_scales(metadata: dict[str, str] | None, path: Path | None = None) -> di
     if sidecar is not None and path.name == "adapter_model.safetensors" and sidecar.is_file():
         try:
             rule = _from_fields(json.loads(sidecar.read_text()))
-        except ValueError:
+        except (ValueError, RecursionError):
             rule = None
         if rule is not None:
             out.setdefault("", rule)
