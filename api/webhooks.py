@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
 import os
 import secrets
@@ -28,6 +27,7 @@ from pathlib import Path
 import aiohttp
 from yarl import URL
 
+from api import strict_json
 from api.common import BadRequest
 
 log = logging.getLogger("cascade.webhooks")
@@ -165,7 +165,7 @@ class Webhooks:
         if not allowed(target, self.allow):
             log.warning("webhook %s not sent: its host is no longer in --webhook-allow", url)
             return False
-        body = json.dumps(payload, default=str).encode()
+        body = strict_json.dumps(payload, default=str).encode()  # a receiver's JSON.parse must accept it
         secret = await asyncio.to_thread(load_secret, self.data_dir)
         if self._session is None:
             self._session = aiohttp.ClientSession(
