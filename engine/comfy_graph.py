@@ -20,6 +20,11 @@ MAX_DEPTH = 8  # subgraphs inside subgraphs
 MAX_SLOT = 1_000
 CONTROL_WORDS = frozenset({"fixed", "increment", "decrement", "randomize"})
 
+
+def is_control_word(value: object) -> bool:
+    """The control-after-generate word after a seed (any JSON value may sit there: lists too)."""
+    return isinstance(value, str) and value in CONTROL_WORDS
+
 # (class name) -> list of widget specs [(name, seed_like)] or None when the class is unknown
 WidgetSpec = Callable[[str], "list[tuple[str, bool]] | None"]
 
@@ -267,7 +272,7 @@ class Flattener:
                        for s, sl in enumerate(flat.inputs)):
                     continue
                 flat.overrides[name] = values.pop(0)
-                if seed and values and values[0] in CONTROL_WORDS:
+                if seed and values and is_control_word(values[0]):
                     values.pop(0)
             for s, _ in enumerate(flat.outputs):
                 if (idx, s) not in internal_out or (idx, s) in external:

@@ -28,8 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from engine.comfy_graph import CONTROL_WORDS, ConvertError, FlatNode, Flattener, \
-    is_editor_workflow, pair
+from engine.comfy_graph import ConvertError, FlatNode, Flattener, \
+    is_control_word, is_editor_workflow, pair
 from engine.schema import INT, Node
 
 __all__ = ["ConvertError", "Converted", "convert", "is_editor_workflow", "widget_order"]
@@ -66,7 +66,7 @@ def name_widgets(spec: list[tuple[str, bool]], values: Any) -> tuple[dict, str |
             break
         named[name] = values[pos]
         pos += 1
-        if seed and pos < len(values) and values[pos] in CONTROL_WORDS:
+        if seed and pos < len(values) and is_control_word(values[pos]):
             control = control or values[pos]
             pos += 1
     return named, control
@@ -178,7 +178,9 @@ class _Converter:
         ds = extra.get("ds") if isinstance(extra, dict) else None
         if isinstance(ds, dict) and pair(ds.get("offset")) is not None \
                 and isinstance(ds.get("scale"), (int, float)):
-            ui["view"] = {"offset": pair(ds["offset"]), "scale": ds["scale"]}
+            # litegraph draws at (pos + offset) * scale; our editor at pos * scale + offset.
+            ox, oy = pair(ds["offset"])
+            ui["view"] = {"offset": [ox * ds["scale"], oy * ds["scale"]], "scale": ds["scale"]}
         return {"version": 1, "nodes": nodes, "ui": ui}
 
 

@@ -24,6 +24,12 @@ def test_widgets_named_by_class_order_seed_control_skipped_and_kept_in_ui():
     assert d["nodes"]["3"]["inputs"]["steps"] == 25 and "seed_control" not in d["nodes"]["3"]["ui"]
 
 
+def test_unhashable_value_after_a_seed_is_a_value_not_a_crash():
+    # A list where the control word would be (a hand-edited or foreign file) is just the next value.
+    d = doc_of(workflow([node(3, "KSampler", [7, [1, 2], 4.5], KS_IN)], []))
+    assert d["nodes"]["3"]["inputs"]["steps"] == {"__value__": [1, 2]}
+
+
 def test_load_image_upload_value_dropped_and_dict_widgets_taken_by_name():
     d = doc_of(workflow([node(1, "LoadImage", ["pic.png", "image"]),
                          node(2, "KSampler", {"steps": 3, "seed": 1, "bogus": 2}, KS_IN)], []))
@@ -121,7 +127,8 @@ def test_positions_sizes_titles_colours_groups_and_view_kept():
                                      "color": "#232", "bgcolor": "#353"}
     assert d["ui"]["groups"] == [{"title": "Stage C", "bounding": [1, 2, 300, 400],
                                   "color": "#b06634", "font_size": 24}]
-    assert d["ui"]["view"] == {"offset": [10, -20], "scale": 0.5}
+    # litegraph's offset is in graph units (drawn at (pos + offset) * scale); ours is in pixels.
+    assert d["ui"]["view"] == {"offset": [5, -10], "scale": 0.5}
     prompt = document_to_prompt(d, REG)
     assert prompt["4"]["_meta"] == {"title": "Positive"}
 

@@ -227,7 +227,10 @@ def test_png_with_only_a_prompt_chunk_is_rebuilt_with_layout(server, browser):
     page.evaluate("() => cascade.editor.load({version: 1, nodes: {}, ui: {notes: []}})")
     drop_file(page, "api.json", json.dumps(api).encode(), "application/json")
     page.wait_for_function("() => Object.keys(cascade.editor.document().nodes).length === 8")
-    assert page.evaluate("() => cascade.editor.graph.toApiPrompt()") == api
+    out = page.evaluate("() => cascade.editor.graph.toApiPrompt()")
+    assert {i: {"class_type": e["class_type"], "inputs": e["inputs"]} for i, e in out.items()} == api
+    titles = page.evaluate("() => Object.fromEntries([...cascade.editor.graph.nodes.values()].map(n => [n.id, cascade.editor.graph.defs[n.type].displayName]))")
+    assert {i: e["_meta"] for i, e in out.items()} == {i: {"title": t} for i, t in titles.items()}
     # A JSON that is no workflow is refused with a message, leaving the graph alone.
     drop_file(page, "other.json", b'{"hello": 1}', "application/json")
     page.locator(".toast.error", has_text="not a workflow").wait_for()

@@ -42,6 +42,17 @@ export class Api extends EventTarget {
     return this.post("/prompt", { prompt: doc, client_id: this.clientId, front });
   }
 
+  /**
+   * Convert a ComfyUI editor-format workflow into our document (POST /workflow/convert); classes the
+   * server lacks stay in it with their sockets in `ui.comfy`. Throws with the server's message.
+   * @param {any} workflow @returns {Promise<any>}
+   */
+  async convertWorkflow(workflow) {
+    const r = await this.post("/workflow/convert", { workflow });
+    if (!r.ok || !r.body || !r.body.document) throw new Error((r.body && r.body.error && r.body.error.message) || `POST /workflow/convert failed (${r.status})`);
+    return r.body.document;
+  }
+
   queueState() { return this.fetchJson("/queue"); }
 
   /** Remove pending jobs. @param {string[]} ids */

@@ -26,7 +26,7 @@ function toast(text, kind = "info") {
   t.className = `toast ${kind}`;
   t.textContent = text;
   $("toasts").append(t);
-  setTimeout(() => t.remove(), kind === "error" ? 7000 : 3000);
+  setTimeout(() => t.remove(), kind === "error" || kind === "warn" ? 8000 : 3000);
 }
 
 async function defaultDocument() {
@@ -64,14 +64,20 @@ async function main() {
   const loadDoc = (/** @type {any} */ doc, /** @type {string} */ what, readable = false) => {
     editor.load(doc, !readable && !(doc.ui && doc.ui.view));
     if (readable) editor.fitView(READABLE_SCALE);
-    if (what) toast(`Loaded ${what}`, "ok");
+    // Nodes of classes the server lacks stay on the canvas (drawn with their file's sockets); say which.
+    const missing = editor.graph.missingClasses();
+    if (what && missing.length) toast(`Loaded ${what}; missing node classes (kept, marked on the canvas; queueing fails until the server has them): ${missing.join(", ")}`, "warn");
+    else if (what) toast(`Loaded ${what}`, "ok");
   };
   const openFile = async (/** @type {Blob & {name?: string}} */ file, /** @type {[number, number]} */ at = editor.pointer) => {
     try {
-      loadDoc(await documentFromFile(file), file.name || "workflow");
+      loadDoc(await documentFromFile(file, (w) => api.convertWorkflow(w)), file.name || "workflow");
     } catch (e) {
       const loader = imageLoader(defs);
-      if (file.type.startsWith("image/") && loader) return addImage(file, loader, at);
+      if (file.type.startsWith("image/") && loader) {
+        if (/** @type {any} */ (e).brokenWorkflow) toast(String(/** @type {Error} */ (e).message), "warn");
+        return addImage(file, loader, at);
+      }
       toast(String(/** @type {Error} */ (e).message || e), "error");
     }
   };
@@ -108,10 +114,12 @@ async function main() {
   const queue = async (front = false) => { await runner.queue(front); queuePanel.refresh(); };
   const interrupt = async () => { await api.interrupt(); queuePanel.refresh(); };
   const save = () => downloadJson(editor.document());
+  const saveApi = () => downloadJson(editor.graph.toApiPrompt(), "workflow_api.json");
   const open = () => /** @type {HTMLInputElement} */ ($("open-file")).click();
   $("queue-btn").addEventListener("click", () => queue());
   $("interrupt-btn").addEventListener("click", interrupt);
   $("save-btn").addEventListener("click", save);
+  $("save-api-btn").addEventListener("click", saveApi);
   $("open-btn").addEventListener("click", open);
   $("open-file").addEventListener("change", (e) => {
     const input = /** @type {HTMLInputElement} */ (e.target);

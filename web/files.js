@@ -1,10 +1,11 @@
 // @ts-check
 /**
  * Getting workflows in and out: save as JSON, open a JSON or PNG file (PNG: the `workflow` text
- * chunk, else the `prompt` chunk rebuilt with auto layout), drag-and-drop, and local autosave.
+ * chunk, else the `prompt` chunk rebuilt with auto layout; ComfyUI editor JSON converted by the
+ * server), drag-and-drop, and local autosave.
  */
 import { readPngText } from "./png.js";
-import { toDocument } from "./editor/convert.js";
+import { isEditorWorkflow, toDocument } from "./editor/convert.js";
 
 const AUTOSAVE_KEY = "cascade-studio.workflow";
 
@@ -20,30 +21,51 @@ export function downloadJson(doc, name = "workflow.json") {
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
+/** @typedef {(workflow: any) => Promise<any>} ConvertComfy POST /workflow/convert: editor JSON -> our document */
+
 /**
- * Extract a workflow document from a dropped/opened file; throws with a readable message.
- * @param {Blob & {name?: string}} file
+ * A document from one parsed JSON value: our document or an API prompt directly, a ComfyUI
+ * editor-format workflow through `convertComfy` (the server owns that conversion); null when the
+ * value is none of these. Rejects when the server refuses the ComfyUI file.
+ * @param {any} obj @param {ConvertComfy} convertComfy @returns {Promise<any>}
  */
-export async function documentFromFile(file) {
+export async function loadableDocument(obj, convertComfy) {
+  const doc = toDocument(obj);
+  if (doc) return doc;
+  if (isEditorWorkflow(obj)) return convertComfy(obj);
+  if (obj && typeof obj === "object" && obj.workflow && typeof obj.workflow === "object") return loadableDocument(obj.workflow, convertComfy);
+  return null;
+}
+
+/**
+ * Extract a workflow document from a dropped/opened file; throws with a readable message. A PNG's
+ * `workflow` chunk wins over its `prompt` chunk (it keeps positions, titles, groups and notes);
+ * the prompt chunk is the fallback when the workflow chunk is absent, broken or refused.
+ * @param {Blob & {name?: string}} file @param {ConvertComfy} convertComfy
+ */
+export async function documentFromFile(file, convertComfy) {
   const buf = await file.arrayBuffer();
   const head = new Uint8Array(buf.slice(0, 4));
   if (head[0] === 0x89 && head[1] === 0x50) {
     const chunks = await readPngText(buf);
+    const problems = [];
     for (const key of ["workflow", "prompt"]) {
       if (!chunks[key]) continue;
       try {
-        const doc = toDocument(JSON.parse(chunks[key]));
+        const doc = await loadableDocument(JSON.parse(chunks[key]), convertComfy);
         if (doc) return doc;
-      } catch { /* a broken chunk: try the next one */ }
+        problems.push(`its '${key}' chunk is not a workflow`);
+      } catch (e) { problems.push(`its '${key}' chunk: ${/** @type {Error} */ (e).message || e}`); }
     }
-    throw new Error("This PNG carries no workflow (no usable 'workflow' or 'prompt' text chunk)");
+    if (!problems.length) throw new Error("This PNG carries no workflow (no 'workflow' or 'prompt' text chunk)");
+    // Marked so the caller can say why a picture that claimed a workflow opened as a plain image.
+    throw Object.assign(new Error(`This PNG carries no usable workflow (${problems.join("; ")})`), { brokenWorkflow: true });
   }
   let obj;
   try { obj = JSON.parse(new TextDecoder().decode(buf)); } catch { throw new Error(`${file.name || "file"} is neither a PNG nor JSON`); }
-  const doc = toDocument(obj) || (obj && obj.workflow && toDocument(obj.workflow));
+  const doc = await loadableDocument(obj, convertComfy);
   if (doc) return doc;
-  if (obj && Array.isArray(obj.nodes)) throw new Error("ComfyUI UI-format workflows cannot be opened; use its API-format export or a PNG");
-  throw new Error("This JSON is not a workflow document or an API prompt");
+  throw new Error("This JSON is not a workflow document, an API prompt or a ComfyUI workflow");
 }
 
 /** The autosaved document, or null. */

@@ -117,7 +117,9 @@ test("document round trip keeps ids, links, ui and notes; stripping ui gives the
   assert.deepEqual(again, doc);
   const api = g.toApiPrompt();
   assert.deepEqual(Object.keys(api), Object.keys(doc.nodes));
-  assert.deepEqual(api[c.id], { class_type: "Sampler", inputs: doc.nodes[c.id].inputs });
+  assert.deepEqual(api[c.id], { class_type: "Sampler", inputs: doc.nodes[c.id].inputs, _meta: { title: "My sampler" } });
+  // Untitled nodes carry their class's display name, else the class name.
+  assert.deepEqual(Object.values(api).map((e) => e._meta.title), ["Loader", "Text Encode", "My sampler"]);
   assert.ok(!JSON.stringify(api).includes("note1"));
 });
 

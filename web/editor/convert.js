@@ -85,6 +85,14 @@ export function isApiPrompt(/** @type {any} */ obj) {
   return vals.length > 0 && vals.every((v) => v && typeof v.class_type === "string" && v.inputs && typeof v.inputs === "object");
 }
 
+/**
+ * True for ComfyUI's editor (litegraph) format, schema 0.4 or 1.0: a `nodes` list plus `links`
+ * (the same test the server's converter applies).
+ */
+export function isEditorWorkflow(/** @type {any} */ obj) {
+  return !!obj && typeof obj === "object" && !Array.isArray(obj) && Array.isArray(obj.nodes) && "links" in obj;
+}
+
 /** True for our workflow document (version 1, nodes keyed by id). */
 export function isDocument(/** @type {any} */ obj) {
   return !!obj && typeof obj === "object" && obj.version === 1 && !!obj.nodes && !Array.isArray(obj.nodes);

@@ -31,7 +31,8 @@ export class Editor extends EventTarget {
   /** The document without its view: pans and zooms are not undo steps. */
   snapshot() {
     const doc = this.graph.toDocument();
-    return { ...doc, ui: { notes: doc.ui.notes } };
+    const { view, ...ui } = doc.ui;
+    return { ...doc, ui };
   }
 
   /** Replace the workflow; `fit` frames it when the document has no saved view. @param {any} doc */
@@ -117,6 +118,7 @@ export class Editor extends EventTarget {
       boxes.push([n.pos[0], n.pos[1], n.pos[0] + e.offsetWidth, n.pos[1] + e.offsetHeight]);
     }
     for (const m of this.graph.notes) boxes.push([m.pos[0], m.pos[1], m.pos[0] + m.size[0], m.pos[1] + m.size[1]]);
+    for (const { bounding: [x, y, w, h] } of this.graph.groups) boxes.push([x, y, x + w, y + h]);
     const r = this.root.getBoundingClientRect();
     if (!boxes.length || !r.width) return;
     const x0 = Math.min(...boxes.map((b) => b[0])), y0 = Math.min(...boxes.map((b) => b[1]));

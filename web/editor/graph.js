@@ -4,12 +4,17 @@
  * values and typed links, and conversion to/from the one workflow document. No DOM here, so the
  * whole model runs under `node --test`.
  */
+import { defaultValue, isSeedInput } from "./defs.js";
+import { missingDef } from "./missing.js";
+export { WIDGET_KINDS, SEED_CONTROLS, parseObjectInfo, isSeedInput, defaultValue } from "./defs.js";
 
 /** @typedef {{name: string, type: string, kind: string, optional: boolean, opts: Record<string, any>, choices: string[] | null, widget: boolean}} InputDef */
 /** @typedef {{name: string, type: string}} OutputDef */
 /** @typedef {{name: string, displayName: string, category: string, description: string, inputs: InputDef[], outputs: OutputDef[], outputNode: boolean}} NodeDef */
 /** @typedef {[string, number]} Link */
-/** @typedef {{id: string, type: string, values: Record<string, any>, links: Record<string, Link>, pos: [number, number], size?: [number, number], title?: string, seedControl?: string}} GNode */
+/** @typedef {{id: string, type: string, values: Record<string, any>, links: Record<string, Link>, pos: [number, number], size?: [number, number], title?: string, seedControl?: string, ui?: Record<string, any>}} GNode */
+/** `ui` holds the document's other per-node ui keys verbatim (colours, `comfy` sockets of a missing class). */
+/** @typedef {{title: string, bounding: [number, number, number, number], color?: string, font_size?: number}} Group */
 /** @typedef {{id: string, pos: [number, number], size: [number, number], text: string}} Note */
 
 /** A finite [x, y] pair from loose JSON (missing parts fall back to `dflt`). @returns {[number, number]} */
@@ -17,56 +22,6 @@ export function pair(/** @type {any} */ v, /** @type {[number, number]} */ dflt 
   const a = Array.isArray(v) ? v : [];
   const x = Number(a[0]), y = Number(a[1]);
   return [Number.isFinite(x) ? x : dflt[0], Number.isFinite(y) ? y : dflt[1]];
-}
-
-export const WIDGET_KINDS = ["INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"];
-export const SEED_CONTROLS = ["fixed", "increment", "randomize"];
-
-/**
- * Turn one `[TYPE, opts]` entry of /object_info into an InputDef (legacy list combos included).
- * @param {string} name @param {any} spec @param {boolean} optional @returns {InputDef}
- */
-function parseInput(name, spec, optional) {
-  const [head, opts = {}] = Array.isArray(spec) ? spec : [spec, {}];
-  let type = head;
-  let choices = null;
-  if (Array.isArray(head)) {
-    type = "COMBO";
-    choices = head.map(String);
-  } else if (head === "COMBO") {
-    choices = (opts.options || []).map(String);
-  }
-  const kind = WIDGET_KINDS.includes(type) && !opts.forceInput ? type : "socket";
-  return { name, type, kind, optional, opts, choices, widget: kind !== "socket" };
-}
-
-/**
- * Parse the GET /object_info response into NodeDefs keyed by class name.
- * @param {Record<string, any>} info @returns {Record<string, NodeDef>}
- */
-export function parseObjectInfo(info) {
-  /** @type {Record<string, NodeDef>} */
-  const defs = {};
-  for (const [name, d] of Object.entries(info)) {
-    const inputs = [];
-    for (const group of ["required", "optional"]) {
-      const specs = (d.input && d.input[group]) || {};
-      const order = (d.input_order && d.input_order[group]) || Object.keys(specs);
-      for (const key of order) if (key in specs) inputs.push(parseInput(key, specs[key], group === "optional"));
-    }
-    const outTypes = d.output || [];
-    const outNames = d.output_name || outTypes;
-    defs[name] = {
-      name,
-      displayName: d.display_name || name,
-      category: d.category || "",
-      description: d.description || "",
-      inputs,
-      outputs: outTypes.map((/** @type {any} */ t, /** @type {number} */ i) => ({ name: String(outNames[i] ?? t), type: String(t) })),
-      outputNode: !!d.output_node,
-    };
-  }
-  return defs;
 }
 
 /**
@@ -85,20 +40,6 @@ export function isLink(/** @type {any} */ v) {
   return Array.isArray(v) && v.length === 2 && typeof v[0] === "string" && Number.isInteger(v[1]);
 }
 
-/** Whether an input definition asks for seed controls (randomise/increment after queueing). */
-export function isSeedInput(/** @type {InputDef} */ d) {
-  return d.kind === "INT" && !!(d.opts.control_after_generate || d.opts.seed);
-}
-
-/** Default literal for a widget input. @param {InputDef} d */
-export function defaultValue(d) {
-  if (d.opts.default !== undefined) return d.opts.default;
-  if (d.kind === "COMBO") return d.choices && d.choices.length ? d.choices[0] : "";
-  if (d.kind === "INT" || d.kind === "FLOAT") return d.opts.min !== undefined ? Math.max(0, d.opts.min) : 0;
-  if (d.kind === "BOOLEAN") return false;
-  return d.kind === "STRING" ? "" : undefined;
-}
-
 export class Graph {
   /** @param {Record<string, NodeDef>} defs */
   constructor(defs) {
@@ -107,6 +48,8 @@ export class Graph {
     this.nodes = new Map();
     /** @type {Note[]} */
     this.notes = [];
+    /** @type {Group[]} ComfyUI-style boxes around nodes; drawn only, never executed. */
+    this.groups = [];
     this.view = { offset: /** @type {[number, number]} */ ([0, 0]), scale: 1 };
   }
 
@@ -117,10 +60,11 @@ export class Graph {
     return String(max + 1);
   }
 
-  /** @param {string} id */
+  /** The node's class definition; a missing class gets a stand-in built from the file (missing.js). @param {string} id */
   def(id) {
     const n = this.nodes.get(id);
-    return n ? this.defs[n.type] : undefined;
+    if (!n) return undefined;
+    return this.defs[n.type] || (n.type ? missingDef(n, this.nodes.values()) : undefined);
   }
 
   /** Add a node of class `type` with default widget values. @param {string} type @param {[number, number]} pos */
@@ -140,6 +84,11 @@ export class Graph {
     this.nodes.delete(id);
     for (const n of this.nodes.values())
       for (const [name, l] of Object.entries(n.links)) if (l[0] === id) delete n.links[name];
+  }
+
+  /** Class names used by nodes that the server does not offer, each once, in node order. */
+  missingClasses() {
+    return [...new Set([...this.nodes.values()].filter((n) => n.type && !this.defs[n.type]).map((n) => n.type))];
   }
 
   /** Type of a node's output slot, or null. @param {string} id @param {number} index */
@@ -216,7 +165,7 @@ export class Graph {
     const inputs = { ...n.values };
     for (const [name, l] of Object.entries(n.links)) inputs[name] = [l[0], l[1]];
     /** @type {Record<string, any>} */
-    const ui = { pos: [...n.pos] };
+    const ui = { ...n.ui, pos: [...n.pos] };
     if (n.size) ui.size = [...n.size];
     if (n.title) ui.title = n.title;
     if (n.seedControl) ui.seed_control = n.seedControl;
@@ -229,7 +178,10 @@ export class Graph {
     const nodes = {};
     for (const n of this.nodes.values()) nodes[n.id] = this.nodeEntry(n);
     const notes = this.notes.map((m) => ({ id: m.id, pos: [...m.pos], size: [...m.size], text: m.text }));
-    return { version: 1, nodes, ui: { view: { offset: [...this.view.offset], scale: this.view.scale }, notes } };
+    /** @type {Record<string, any>} */
+    const ui = { view: { offset: [...this.view.offset], scale: this.view.scale }, notes };
+    if (this.groups.length) ui.groups = this.groups.map((g) => ({ ...g, bounding: [...g.bounding] }));
+    return { version: 1, nodes, ui };
   }
 
   /** Replace the graph's content with a document's (unknown classes are kept as-is). @param {any} doc */
@@ -240,6 +192,11 @@ export class Graph {
     this.notes = (ui.notes || []).map((/** @type {any} */ m, /** @type {number} */ i) => ({
       id: String(m.id ?? `note${i + 1}`), pos: pair(m.pos), size: pair(m.size, [260, 120]), text: String(m.text ?? ""),
     }));
+    this.groups = (Array.isArray(ui.groups) ? ui.groups : []).filter((/** @type {any} */ g) => g && Array.isArray(g.bounding))
+      .map((/** @type {any} */ g) => {
+        const [x, y] = pair(g.bounding), [w, h] = pair(g.bounding.slice(2), [200, 100]);
+        return { ...g, title: String(g.title ?? ""), bounding: [x, y, w, h] };
+      });
     const v = ui.view || {};
     this.view = { offset: pair(v.offset), scale: Number(v.scale) || 1 };
     return this;
@@ -259,15 +216,27 @@ export class Graph {
     if (ui.size) n.size = pair(ui.size, [260, 0]);
     if (ui.title) n.title = String(ui.title);
     if (ui.seed_control) n.seedControl = String(ui.seed_control);
-    if (!n.title && e._meta && e._meta.title && e._meta.title !== (d && d.displayName)) n.title = String(e._meta.title);
+    if (!n.title && e._meta && e._meta.title) n.title = String(e._meta.title);
+    // A title equal to the class's display name (as in API prompts' _meta) is no title of its own.
+    if (n.title === (d ? d.displayName : n.type)) delete n.title;
+    const { pos, size, title, seed_control, ...rest } = ui;
+    if (Object.keys(rest).length) n.ui = rest;
     return n;
   }
 
-  /** The API prompt: the document with every `ui` key stripped. */
+  /**
+   * The API prompt (ComfyUI's format): the document with every `ui` key stripped and each node's
+   * `_meta.title` set to its title, else its class's display name, else its class name (some
+   * clients find nodes by that title).
+   */
   toApiPrompt() {
     /** @type {Record<string, any>} */
     const out = {};
-    for (const [id, e] of Object.entries(this.toDocument().nodes)) out[id] = { class_type: e.class_type, inputs: e.inputs };
+    for (const n of this.nodes.values()) {
+      const e = this.nodeEntry(n);
+      const d = this.defs[n.type];
+      out[n.id] = { class_type: e.class_type, inputs: e.inputs, _meta: { title: n.title || (d && d.displayName) || n.type } };
+    }
     return out;
   }
 

@@ -7,6 +7,7 @@
 import { createWidget, createSeedControl } from "./widgets.js";
 import { isSeedInput } from "./graph.js";
 import { createUploadButton, isImageUpload } from "../upload.js";
+import { groupElement, missingValuesElement } from "./parts.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -70,8 +71,9 @@ export class View {
 
   /** Rebuild every node and note element from the model. */
   render() {
-    for (const e of this.layer.querySelectorAll(".node, .note")) e.remove();
+    for (const e of this.layer.querySelectorAll(".node, .note, .group")) e.remove();
     this.nodeEls.clear();
+    this.graph.groups.forEach((g, i) => this.layer.append(groupElement(g, i)));
     for (const m of this.graph.notes) this.layer.append(this.renderNote(m));
     for (const n of this.graph.nodes.values()) {
       const e = this.renderNode(n);
@@ -100,26 +102,27 @@ export class View {
 
   /** @param {import("./graph.js").GNode} n */
   renderNode(n) {
-    const def = this.graph.defs[n.type];
+    // A class the server lacks is drawn from its stand-in definition (sockets from the file).
+    const def = this.graph.def(n.id);
+    const missing = !this.graph.defs[n.type];
     const e = el("div", "node");
     e.dataset.nodeId = n.id;
     e.dataset.type = n.type;
     e.classList.toggle("selected", this.editor.selection.has(n.id));
-    e.classList.toggle("missing", !def);
+    e.classList.toggle("missing", missing);
     e.classList.toggle("output-node", !!def && def.outputNode);
     Object.assign(e.style, { left: `${n.pos[0]}px`, top: `${n.pos[1]}px` });
     if (n.size) Object.assign(e.style, { width: `${n.size[0]}px`, minHeight: `${n.size[1]}px` });
     const head = el("div", "node-header drag-handle");
     const title = el("span", "node-title", n.title || (def ? def.displayName : n.type));
-    title.title = def ? `${def.name} — ${def.description}` : `Unknown node type ${n.type}`;
-    head.append(title, el("span", "node-id", `#${n.id}`));
+    title.title = def && !missing ? `${def.name} — ${def.description}` : `Missing class ${n.type}: not in /object_info`;
+    head.append(title);
+    if (missing) head.append(el("span", "missing-badge", "missing class"));
+    head.append(el("span", "node-id", `#${n.id}`));
     const bar = el("div", "node-progress");
     bar.append(el("div", "bar"));
     e.append(head, bar);
-    if (!def) {
-      e.append(el("div", "node-error", `Unknown node type “${n.type}” — not in /object_info`));
-      return e;
-    }
+    if (!def) return e; // only a placeholder while pasting has no class
     const io = el("div", "node-io");
     const ins = el("div", "inputs");
     const outs = el("div", "outputs");
@@ -135,7 +138,9 @@ export class View {
     e.append(io);
     const widgets = el("div", "widgets");
     for (const inp of def.inputs.filter((i) => i.widget)) widgets.append(this.inputRow(n, inp));
-    e.append(widgets, el("div", "node-error-text"), el("div", "node-images"), el("div", "resize-handle"));
+    e.append(widgets);
+    if (missing) e.append(missingValuesElement(n));
+    e.append(el("div", "node-error-text"), el("div", "node-images"), el("div", "resize-handle"));
     return e;
   }
 
