@@ -73,3 +73,22 @@ def demo_server(tmp: Path):
     env = demo_env(config)
     with running_server(config, NODES, env) as base:
         yield base, env
+
+
+def loaded_nodes(tmp: Path) -> tuple:
+    """Demo weights loaded through the real loader nodes, for tests that call nodes directly.
+
+    Returns (env, ctx, text_encoder, {"stage_c", "stage_b", "stage_a": ModelHandle}).
+    """
+    import threading
+
+    from engine.schema import RunContext
+    from nodes.registry import NODES
+
+    env = demo_env(tmp_config(tmp))
+    ctx = RunContext(node_id="1", prompt_id="p", env=env, cancel=threading.Event())
+    files = {k: env.weight_files(k)[0] for k in ("stage_c", "stage_b", "stage_a", "text_encoder")}
+    (te,) = NODES["LoadTextEncoder"]().run(ctx, files["text_encoder"], "auto")
+    models = {k: NODES[f"Load{n}"]().run(ctx, files[k], "auto")[0]
+              for k, n in (("stage_c", "StageC"), ("stage_b", "StageB"), ("stage_a", "StageA"))}
+    return env, ctx, te, models

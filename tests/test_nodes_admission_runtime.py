@@ -6,30 +6,23 @@ an image-to-image job of an 8192² image at batch 64 would simply run until the 
 """
 from __future__ import annotations
 
-import threading
 
 import pytest
 import torch
 
-from engine.schema import RunContext
 from nodes import admission, stage_a, stage_b, stage_c
 from nodes import types as T
 from nodes.admission import GIB, MemoryRefused
 from nodes.registry import NODES
-from tests.nodes_helpers import demo_env, tmp_config
+from tests.nodes_helpers import loaded_nodes
 
 MIB = 1 << 20
 
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
-    env = demo_env(tmp_config(tmp_path_factory.mktemp("admission_runtime")))
-    ctx = RunContext(node_id="1", prompt_id="p", env=env, cancel=threading.Event())
-    files = {k: env.weight_files(k)[0] for k in ("stage_c", "stage_b", "stage_a", "text_encoder")}
-    (te,) = NODES["LoadTextEncoder"]().run(ctx, files["text_encoder"], "auto")
+    env, ctx, te, models = loaded_nodes(tmp_path_factory.mktemp("admission_runtime"))
     (cond,) = NODES["TextEncode"]().run(ctx, te, "x")
-    models = {k: NODES[f"Load{n}"]().run(ctx, files[k], "auto")[0]
-              for k, n in (("stage_c", "StageC"), ("stage_b", "StageB"), ("stage_a", "StageA"))}
     return env, ctx, cond, models
 
 

@@ -6,14 +6,12 @@ must be per image for this to hold.
 """
 from __future__ import annotations
 
-import threading
 
 import pytest
 import torch
 
-from engine.schema import RunContext
 from nodes.registry import NODES
-from tests.nodes_helpers import demo_env, tmp_config
+from tests.nodes_helpers import loaded_nodes
 
 SEED, BATCH = 40, 3
 
@@ -24,15 +22,10 @@ def defaults(class_type: str) -> dict:
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
-    env = demo_env(tmp_config(tmp_path_factory.mktemp("batches")))
-    ctx = RunContext(node_id="1", prompt_id="p", env=env, cancel=threading.Event())
-    files = {k: env.weight_files(k)[0] for k in ("stage_c", "stage_b", "stage_a", "text_encoder")}
-    (te,) = NODES["LoadTextEncoder"]().run(ctx, files["text_encoder"], "auto")
+    _, ctx, te, models = loaded_nodes(tmp_path_factory.mktemp("batches"))
     (pos,) = NODES["TextEncode"]().run(ctx, te, "a lighthouse")
     (neg,) = NODES["TextEncode"]().run(ctx, te, "")
-    (c,) = NODES["LoadStageC"]().run(ctx, files["stage_c"], "auto")
-    (b,) = NODES["LoadStageB"]().run(ctx, files["stage_b"], "auto")
-    (a,) = NODES["LoadStageA"]().run(ctx, files["stage_a"], "auto")
+    c, b, a = models["stage_c"], models["stage_b"], models["stage_a"]
 
     def run(seed: int, batch: int):
         c_in = defaults("StageCSampler") | dict(width=128, height=128, batch_size=batch, seed=seed, steps=4)
