@@ -91,11 +91,11 @@ _LOCK = threading.Lock()
 
 def detected(path: Path) -> Detected:
     """Detection of `path`, cached per (path, mtime, size): a replaced file is detected again."""
-    path = Path(path)
-    try:
+    try:  # one key per file: the loaders' resolved paths and the listings' relative ones meet here
+        path = Path(path).resolve()
         st = path.stat()
-    except OSError as e:
-        return Detected(error=f"cannot read the file ({e.strerror or e})")
+    except (OSError, RuntimeError) as e:
+        return Detected(error=f"cannot read the file ({getattr(e, 'strerror', None) or e})")
     stamp = (st.st_mtime_ns, st.st_size)
     with _LOCK:
         hit = _CACHE.get(str(path))
@@ -149,8 +149,8 @@ def comfy_path(weights_dir: Path, folder: str, name: str) -> Path | None:
         return None
     for sub in COMFY_FOLDERS[key]:
         path = resolve_in(Path(weights_dir) / sub, name)
-        if path is not None:
-            return path if detected(path).error is None else None
+        if path is not None and detected(path).error is None:  # as comfy_files: unreadable ones skipped
+            return path
     return None
 
 

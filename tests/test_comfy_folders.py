@@ -155,3 +155,31 @@ def test_a_header_nested_too_deeply_is_unreadable_not_a_crash(tmp_path):
     assert env.comfy_files("checkpoints") == []
     line = next(ln for ln in env.weights_report().splitlines() if ln.startswith("  checkpoints/"))
     assert "deep.safetensors [UNREADABLE, listed nowhere:" in line and "nested" in line
+
+
+def test_a_name_listed_from_a_later_subfolder_resolves_there(layout, tmp_path):
+    """comfy_files skips an unreadable unet/x and lists diffusion_models/x: comfy_path must agree,
+    or a listed file cannot be loaded."""
+    env = Env(tmp_config(tmp_path, demo=False))
+    good = layout[0].weights_dir / "diffusion_models" / "stage_b.safetensors"
+    for sub, data in (("unet", b"junk, not a safetensors file"), ("diffusion_models", good.read_bytes())):
+        (env.weights_dir / sub).mkdir(parents=True, exist_ok=True)
+        (env.weights_dir / sub / "x.safetensors").write_bytes(data)
+    assert env.comfy_files("diffusion_models") == ["x.safetensors"]
+    assert env.comfy_path("diffusion_models", "x.safetensors") == \
+        (env.weights_dir / "diffusion_models" / "x.safetensors").resolve()
+
+
+def test_a_file_reached_by_two_spellings_is_detected_once(tmp_path, monkeypatch):
+    """A relative or symlinked weights folder: listings pass one spelling, loaders the resolved one."""
+    real = tmp_path / "models"
+    (real / "checkpoints").mkdir(parents=True)
+    write_comfy_layout(real, tiny_models())
+    (tmp_path / "weights").symlink_to(real)
+    calls = []
+    monkeypatch.setattr(comfy_folders, "_CACHE", {})
+    original = comfy_folders._detect
+    monkeypatch.setattr(comfy_folders, "_detect", lambda p: calls.append(p) or original(p))
+    comfy_folders.detected(tmp_path / "weights" / "checkpoints" / "stable_cascade_stage_c.safetensors")
+    comfy_folders.detected(real / "checkpoints" / "stable_cascade_stage_c.safetensors")
+    assert len(calls) == 1
