@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import logging
 
 from aiohttp import web
 
@@ -14,7 +13,6 @@ from api.ws import ws_handler
 ROUTE_MODULES = (prompt, jobs, files, uploads_mask, info, workflows)
 # Longest path parameter (prompt id, node class, model folder) a route looks up; ids are <= 200.
 MAX_PATH_PARAM = 256
-log = logging.getLogger("cascade.server")
 
 
 def _check_text(kind: str, name: str, value: str) -> None:
@@ -26,8 +24,8 @@ def guarded(handler):
     """`handler` behind the checks every route shares, so no route can forget one.
 
     Before: path parameters of at most MAX_PATH_PARAM characters, path and query values valid
-    Unicode (else 400 naming the parameter). After: a JSON reply never carries a bare
-    ``NaN``/``Infinity`` (browsers refuse to parse it); one that does is logged and repaired.
+    Unicode (else 400 naming the parameter). Replies are written by ``common.json_response``,
+    which never writes a bare ``NaN``/``Infinity``.
     """
     @functools.wraps(handler)
     async def route(request: web.Request) -> web.StreamResponse:
@@ -39,15 +37,7 @@ def guarded(handler):
         for name, value in request.query.items():
             _check_text("query parameter", name, name)
             _check_text("query parameter", name, value)
-        response = await handler(request)
-        if isinstance(response, web.Response) and response.content_type == "application/json" \
-                and isinstance(response.body, bytes):
-            fixed = strict_json.sanitize_body(response.body)
-            if fixed is not None:
-                log.error("%s %s replied with a non-finite number; sent as null",
-                          request.method, request.path)
-                response.body = fixed
-        return response
+        return await handler(request)
     return route
 
 

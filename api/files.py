@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.helpers import content_disposition_header
 from aiohttp.http_exceptions import HttpProcessingError
 
-from api.common import BadRequest, json_error, services, truthy
+from api.common import BadRequest, json_error, json_response, services, truthy
 from config import Config
 from image_limits import (ImageRefused, NotAnImage, TooManyPixels, check_image_bytes,
                           open_checked)
@@ -230,7 +230,7 @@ async def upload_image(request: web.Request) -> web.Response:
     except OSError as exc:  # e.g. a file where a subfolder should be
         return json_error(400, f"cannot store the upload: {exc.strerror or 'invalid path'}",
                           "bad_request")
-    return web.json_response({"name": final.name, "subfolder": subfolder, "type": kind})
+    return json_response({"name": final.name, "subfolder": subfolder, "type": kind})
 
 
 def store_upload(target: Path, data: bytes, overwrite: bool) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from api.common import json_error, read_object, services, truthy
+from api.common import json_error, json_response, read_object, services, truthy
 from api.ws import server_features
 from engine.catalogue import catalogue, node_info
 from nodes import comfy_folders
@@ -26,7 +26,7 @@ MODEL_SUFFIXES = (".safetensors", ".sft")
 
 async def object_info(request: web.Request) -> web.Response:
     svc = services(request)
-    return web.json_response(await asyncio.to_thread(catalogue, svc.registry, svc.env))
+    return json_response(await asyncio.to_thread(catalogue, svc.registry, svc.env))
 
 
 async def object_info_one(request: web.Request) -> web.Response:
@@ -34,8 +34,8 @@ async def object_info_one(request: web.Request) -> web.Response:
     name = request.match_info["node_class"]
     cls = svc.registry.get(name)
     if cls is None:
-        return web.json_response({})
-    return web.json_response({name: await asyncio.to_thread(node_info, name, cls, svc.env)})
+        return json_response({})
+    return json_response({name: await asyncio.to_thread(node_info, name, cls, svc.env)})
 
 
 def model_folders(weights_dir: Path) -> list[str]:
@@ -59,7 +59,7 @@ def list_models(weights_dir: Path, folder: str) -> list[str]:
 
 
 async def models(request: web.Request) -> web.Response:
-    return web.json_response(model_folders(services(request).config.weights_dir))
+    return json_response(model_folders(services(request).config.weights_dir))
 
 
 async def models_in(request: web.Request) -> web.Response:
@@ -67,11 +67,11 @@ async def models_in(request: web.Request) -> web.Response:
     folder = request.match_info["folder"]
     if folder not in model_folders(weights) and comfy_folders.folder_key(folder) is None:
         return json_error(404, f"unknown model folder {folder!r}", "not_found")
-    return web.json_response(await asyncio.to_thread(list_models, weights, folder))
+    return json_response(await asyncio.to_thread(list_models, weights, folder))
 
 
 async def embeddings(request: web.Request) -> web.Response:
-    return web.json_response([])  # Stable Cascade textual-inversion embeddings are not supported
+    return json_response([])  # Stable Cascade textual-inversion embeddings are not supported
 
 
 def _ram() -> tuple[int, int]:
@@ -125,7 +125,7 @@ def public_argv(argv: list[str]) -> list[str]:
 
 async def system_stats(request: web.Request) -> web.Response:
     total, free = _ram()
-    return web.json_response({
+    return json_response({
         "system": {"os": platform.system().lower() or os.name, "ram_total": total,
                    "ram_free": free, "comfyui_version": VERSION, "cascade_studio_version": VERSION,
                    "python_version": sys.version, "pytorch_version": _torch_version(),
@@ -134,14 +134,14 @@ async def system_stats(request: web.Request) -> web.Response:
 
 
 async def features(request: web.Request) -> web.Response:
-    return web.json_response(server_features(services(request).config.max_body_bytes))
+    return json_response(server_features(services(request).config.max_body_bytes))
 
 
 async def free(request: web.Request) -> web.Response:
     body = await read_object(request, optional=True)
     services(request).worker.request_free(truthy(body.get("unload_models", False)),
                                           truthy(body.get("free_memory", False)))
-    return web.json_response({})
+    return json_response({})
 
 
 ROUTES = [

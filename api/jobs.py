@@ -18,7 +18,7 @@ import asyncio
 
 from aiohttp import web
 
-from api.common import BadRequest, json_error, query_int, read_object, services, want
+from api.common import BadRequest, json_error, json_response, query_int, read_object, services, want
 from engine.joblist import SORT_KEYS, STATUSES, job_record, list_jobs
 
 MAX_BATCH = 1000  # ids per batch cancel; a client cancelling more sends several batches
@@ -49,7 +49,7 @@ async def get_jobs(request: web.Request) -> web.Response:
     store = services(request).store
     jobs, total = await asyncio.to_thread(list_jobs, store, statuses, sort_by, order == "desc",
                                           limit, offset)
-    return web.json_response({"jobs": jobs, "pagination": {
+    return json_response({"jobs": jobs, "pagination": {
         "offset": offset, "limit": limit, "total": total,
         "has_more": offset + len(jobs) < total}})
 
@@ -78,7 +78,7 @@ async def get_job(request: web.Request) -> web.Response:
         reply["progress"] = {"node": running.node, "value": running.value, "max": running.max}
     if entry is not None:
         reply["history"] = entry
-    return web.json_response(reply)
+    return json_response(reply)
 
 
 def _cancel(request: web.Request, prompt_id: str) -> dict:
@@ -98,7 +98,7 @@ def _cancel(request: web.Request, prompt_id: str) -> dict:
 
 
 async def cancel_job(request: web.Request) -> web.Response:
-    return web.json_response(_cancel(request, request.match_info["prompt_id"]))
+    return json_response(_cancel(request, request.match_info["prompt_id"]))
 
 
 async def cancel_jobs(request: web.Request) -> web.Response:
@@ -112,7 +112,7 @@ async def cancel_jobs(request: web.Request) -> web.Response:
     if len(ids) > MAX_BATCH:
         raise BadRequest(f"'job_ids' holds {len(ids)} ids; at most {MAX_BATCH} per request")
     replies = [_cancel(request, pid) for pid in dict.fromkeys(ids)]
-    return web.json_response({"cancelled": any(r["cancelled"] for r in replies),
+    return json_response({"cancelled": any(r["cancelled"] for r in replies),
                               "jobs": replies})
 
 

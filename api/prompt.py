@@ -8,7 +8,7 @@ import uuid
 
 from aiohttp import web
 
-from api.common import BadRequest, query_int, read_object, services, truthy, want
+from api.common import BadRequest, json_response, query_int, read_object, services, truthy, want
 from api.webhooks import check_webhook
 from api.workflows import convert_or_400
 from engine.graph import validate_prompt
@@ -29,7 +29,7 @@ async def post_prompt(request: web.Request) -> web.Response:
     svc = services(request)
     body = await read_object(request)
     if "prompt" not in body:
-        return web.json_response({"error": {"type": "no_prompt", "message": "No prompt provided",
+        return json_response({"error": {"type": "no_prompt", "message": "No prompt provided",
                                             "details": "No prompt provided", "extra_info": {}},
                                   "node_errors": {}}, status=400)
     prompt = body["prompt"]
@@ -58,7 +58,7 @@ async def post_prompt(request: web.Request) -> web.Response:
         raise BadRequest(f"prompt_id {prompt_id!r} is already in use")
     result = await asyncio.to_thread(validate_prompt, prompt, svc.registry, svc.env, targets)
     if not result.ok:
-        return web.json_response({"error": result.error, "node_errors": result.node_errors},
+        return json_response({"error": result.error, "node_errors": result.node_errors},
                                  status=400)
     if number is None:
         number = svc.store.next_number(front=truthy(body.get("front", False)))
@@ -77,7 +77,7 @@ async def post_prompt(request: web.Request) -> web.Response:
         number = int(number)
     reply = {"prompt_id": prompt_id, "number": number, "node_errors": result.node_errors}
     if waiter is None:
-        return web.json_response(reply)
+        return json_response(reply)
     try:
         state, entry = await asyncio.wait_for(asyncio.shield(waiter), timeout)
     except asyncio.TimeoutError:  # still queued/running: 202 and the job's state
@@ -87,8 +87,8 @@ async def post_prompt(request: web.Request) -> web.Response:
         entry = {"outputs": {}, "status": {"status_str": "cancelled", "completed": False,
                                            "messages": []}}
     elif state != "done":
-        return web.json_response({**reply, "state": state}, status=202)
-    return web.json_response({**(entry or {}), **reply, "state": state})
+        return json_response({**reply, "state": state}, status=202)
+    return json_response({**(entry or {}), **reply, "state": state})
 
 
 def check_prompt_id(prompt_id: str) -> None:
@@ -115,12 +115,12 @@ def query_float(request: web.Request, key: str) -> float | None:
 
 
 async def get_prompt(request: web.Request) -> web.Response:
-    return web.json_response({"exec_info": services(request).worker.status()["status"]["exec_info"]})
+    return json_response({"exec_info": services(request).worker.status()["status"]["exec_info"]})
 
 
 async def get_queue(request: web.Request) -> web.Response:
     svc = services(request)
-    return web.json_response({"queue_running": svc.store.running(),
+    return json_response({"queue_running": svc.store.running(),
                               "queue_pending": svc.store.pending(),
                               "paused": svc.worker.paused})
 
@@ -145,27 +145,27 @@ async def post_queue(request: web.Request) -> web.Response:
     reply: dict = {"paused": svc.worker.paused}
     if moved is not None:
         reply["moved"] = moved
-    return web.json_response(reply)
+    return json_response(reply)
 
 
 async def post_interrupt(request: web.Request) -> web.Response:
     body = await read_object(request, optional=True)
     prompt_id = want(body, "prompt_id", str)
     interrupted = services(request).worker.interrupt(prompt_id)
-    return web.json_response({"interrupted": interrupted})
+    return json_response({"interrupted": interrupted})
 
 
 async def get_history(request: web.Request) -> web.Response:
     store = services(request).store
     max_items = query_int(request, "max_items")
     offset = query_int(request, "offset")
-    return web.json_response(await asyncio.to_thread(store.history, max_items, offset))
+    return json_response(await asyncio.to_thread(store.history, max_items, offset))
 
 
 async def get_history_item(request: web.Request) -> web.Response:
     prompt_id = request.match_info["prompt_id"]
     entry = services(request).store.history_entry(prompt_id)
-    return web.json_response({prompt_id: entry} if entry is not None else {})
+    return json_response({prompt_id: entry} if entry is not None else {})
 
 
 async def post_history(request: web.Request) -> web.Response:
@@ -178,7 +178,7 @@ async def post_history(request: web.Request) -> web.Response:
         store.clear_history()
     if delete:
         store.delete_history(delete)
-    return web.json_response({})
+    return json_response({})
 
 
 ROUTES = [

@@ -182,19 +182,3 @@ def finite_copy(value: Any) -> Any:
         else:
             parent[key] = node
     return root[0]
-
-
-def sanitize_body(body: bytes) -> bytes | None:
-    """A reply body with bare ``NaN``/``Infinity`` literals made ``null``; None if it has none."""
-    if b"NaN" not in body and b"Infinity" not in body:  # fast path: a substring scan
-        return None
-    found: list[str] = []
-
-    def constant(name: str) -> None:
-        found.append(name)
-
-    try:
-        value = json.loads(body, parse_constant=constant)
-    except (ValueError, RecursionError):
-        return None
-    return json.dumps(value, allow_nan=False).encode() if found else None

@@ -20,7 +20,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from api.common import BadRequest, json_error, services, truthy
+from api.common import BadRequest, json_error, json_response, services, truthy
 from api.files import (FOLDER_TYPES, base_dir, check_name, check_subfolder, check_text, clip,
                        is_file, refused, safe_join, store_upload)
 from api.info import model_folders
@@ -95,7 +95,7 @@ async def upload_mask(request: web.Request) -> web.Response:
         return refused(exc)
     except OSError as exc:
         return json_error(400, f"cannot store the mask: {exc.strerror or exc}", "bad_request")
-    return web.json_response({"name": final.name, "subfolder": subfolder, "type": kind})
+    return json_response({"name": final.name, "subfolder": subfolder, "type": kind})
 
 
 def read_metadata(path: Path) -> dict | None:
@@ -139,12 +139,12 @@ async def view_metadata(request: web.Request) -> web.Response:
                           "bad_request")
     if meta is None:
         return json_error(404, f"{clip(filename)} has no __metadata__", "not_found")
-    return web.json_response(meta)
+    return json_response(meta)
 
 
 async def extensions(request: web.Request) -> web.Response:
     """ComfyUI lists JS extension URLs for its frontend; our editor loads none this way."""
-    return web.json_response([])
+    return json_response([])
 
 
 ROUTES = [
