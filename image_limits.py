@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,9 +87,14 @@ def open_checked(source: Path | str | bytes | BinaryIO) -> Image.Image:
     fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
     limit = max_pixels()
     Image.init()  # registers the WebP/TIFF/MPO plugins; `formats=` does not load them itself
+    # One limit for both checks: Pillow's own (it refuses beyond twice MAX_IMAGE_PIXELS while
+    # opening) would otherwise refuse sizes a raised CASCADE_MAX_IMAGE_PIXELS allows.
+    Image.MAX_IMAGE_PIXELS = limit
     try:
-        # MPO has no opener of its own: the JPEG opener returns it.
-        image = Image.open(fp, formats=[f for f in FORMATS if f in Image.OPEN])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused just below
+            # MPO has no opener of its own: the JPEG opener returns it.
+            image = Image.open(fp, formats=[f for f in FORMATS if f in Image.OPEN])
     except Image.DecompressionBombError as exc:
         # Pillow refuses beyond twice its own limit before we see the size; its message has the count.
         found = _BOMB_PIXELS.search(str(exc))

@@ -20,6 +20,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from api import strict_json
 from api.common import BadRequest, json_error, json_response, services, truthy
 from api.files import (FOLDER_TYPES, base_dir, check_name, check_subfolder, check_text, clip,
                        is_file, refused, safe_join, store_upload)
@@ -34,8 +35,8 @@ def _ref(raw: object) -> tuple[str, str, str]:
     if not isinstance(raw, str):
         raise BadRequest("'original_ref' (a JSON form field) is required")
     try:
-        ref = json.loads(raw)
-    except ValueError:
+        ref = strict_json.parse(raw)  # untrusted: depth-capped, no RecursionError
+    except strict_json.JSONRefused:
         raise BadRequest("'original_ref' must be JSON {filename, subfolder, type}") from None
     if not isinstance(ref, dict) or not isinstance(ref.get("filename"), str):
         raise BadRequest("'original_ref' must be an object with a 'filename'")

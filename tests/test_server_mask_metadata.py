@@ -51,6 +51,7 @@ def test_mask_alpha_goes_into_the_original_keeping_its_text(server):
     ({"filename": "../x.png"}, None, 400, "file name"),
     ({"filename": "orig.png", "type": "elsewhere"}, None, 400, "type"),
     ("not json", None, 400, "original_ref"),
+    ("[" * 100_000, None, 400, "original_ref"),  # json.loads recursed into a 500
     ({"filename": "orig.png"}, b"<html>", 400, "image"),
     ({"filename": "orig.png"}, bomb_png(20000, 20000), 413, "pixels"),
 ])

@@ -6,6 +6,7 @@ import json
 import threading
 
 import pytest
+from PIL import Image
 
 from tests.server_harness import http, http_json, stub_server
 from tests.stub_nodes import chain_prompt
@@ -141,6 +142,20 @@ def test_pixel_limit_is_configurable(server, monkeypatch):
     assert status == 413 and "100 pixels" in body["error"]["message"]
     monkeypatch.setenv("CASCADE_MAX_IMAGE_PIXELS", "400")
     assert upload(base, png_bytes((20, 20)), "small.png")[0] == 200
+
+
+def test_a_raised_limit_is_the_only_limit(monkeypatch, tmp_path):
+    """Pillow refuses beyond twice its own default (~179 MP) while opening; a limit raised to
+    300 MP must admit a 200 MP image, not refuse it "exceeding 300 MP"."""
+    from image_limits import TooManyPixels, open_checked
+
+    monkeypatch.setattr("PIL.Image.MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored after
+    monkeypatch.setenv("CASCADE_MAX_IMAGE_PIXELS", "300000000")
+    with open_checked(bomb_png(20000, 10000)) as image:  # header only: nothing is decoded
+        assert image.size == (20000, 10000)
+    monkeypatch.setenv("CASCADE_MAX_IMAGE_PIXELS", "100000000")
+    with pytest.raises(TooManyPixels):
+        open_checked(bomb_png(20000, 10000))
 
 
 def test_load_image_refuses_a_bomb_naming_size_and_limit(tmp_path):
