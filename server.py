@@ -17,6 +17,7 @@ from aiohttp import web
 
 from api import register_routes
 from api.common import SERVICES, Services
+from api.redact import REDACTOR, redactor
 from api.security import MIDDLEWARES
 from api.webhooks import Webhooks
 from api.ws import Hub
@@ -68,6 +69,7 @@ def create_app(config: Config, registry: Mapping[str, type[Node]], env: Any,
                     on_free=free_hook if callable(free_hook) else None)
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=MIDDLEWARES)
     app[SERVICES] = Services(config, registry, env, store, executor, worker, hub)
+    app[REDACTOR] = redactor(config)  # path roots resolved once, not per request
     app[DATA_LOCK] = lock
     app[WEBHOOKS] = webhooks
     register_routes(app)

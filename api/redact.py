@@ -18,7 +18,6 @@ from typing import Any
 
 from aiohttp import web
 
-from api.common import SERVICES
 from config import PROJECT_ROOT, Config
 
 TEXT_TYPES = ("application/json", "text/plain")
@@ -56,6 +55,9 @@ def path_roots(config: Config) -> list[tuple[str, str]]:
     return sorted(roots.items(), key=lambda item: -len(item[0]))
 
 
+REDACTOR = web.AppKey("redactor", object)  # built once per app by server.create_app
+
+
 def redactor(config: Config):
     """A function str → str replacing each root (as a whole path component) by its label."""
     roots = path_roots(config)
@@ -88,7 +90,7 @@ async def redact_paths_middleware(request: web.Request, handler):
     raw = response.body
     if not isinstance(raw, (bytes, bytearray)):
         return response
-    scrub = redactor(request.app[SERVICES].config)
+    scrub = request.app[REDACTOR]
     if response.content_type == "application/json":
         try:
             response.body = json.dumps(scrub_tree(json.loads(raw), scrub)).encode()

@@ -23,7 +23,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from api import strict_json
 from api.common import services, truthy
-from api.redact import is_remote_peer, redactor, scrub_tree
+from api.redact import REDACTOR, is_remote_peer, scrub_tree
 from api.ws_outbox import Outbox, OutboxOverflow, wire
 
 log = logging.getLogger("cascade.ws")
@@ -213,7 +213,7 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
     sid = request.query.get("clientId") or uuid.uuid4().hex
     client = Client(sid, ws, hub.new_outbox(), request.transport,
                     legacy_previews=truthy(request.query.get("previews", "")),
-                    scrub=redactor(svc.config) if is_remote_peer(request) else None)
+                    scrub=request.app[REDACTOR] if is_remote_peer(request) else None)
     # Queued before the client is visible to the hub, so ``status`` with ``sid`` comes first.
     client.outbox.put(json.dumps({"type": "status",
                                   "data": {**svc.worker.status(), "sid": sid}}))
