@@ -73,10 +73,13 @@ def _connect(path: Path, schema: str) -> sqlite3.Connection:
         if verdict != "ok":
             raise DamagedDatabase(f"integrity check: {verdict}")
         missing = _missing_columns(db, schema)
-        if missing:
-            raise DamagedDatabase(f"not this version's tables (missing {missing})")
+        required = [f"{table}.{name}" for table, name, _, needed in missing if needed]
+        if required:
+            raise DamagedDatabase(f"not this program's tables (missing {', '.join(required)})")
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
+        for table, name, decl, _ in missing:  # an older version of ours: add what it lacks
+            db.execute(f'ALTER TABLE "{table}" ADD COLUMN "{name}" {decl}')
         db.executescript(schema)
         # A write now, so a read-only file or folder is refused at start-up, not by every job.
         version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -92,24 +95,26 @@ def _connect(path: Path, schema: str) -> sqlite3.Connection:
     return db
 
 
-def _missing_columns(db: sqlite3.Connection, schema: str) -> str:
-    """Columns `schema` declares that the file's same-named tables lack ("" if none).
+def _missing_columns(db: sqlite3.Connection, schema: str) -> list[tuple[str, str, str, bool]]:
+    """(table, column, declared type, required) for each column `schema` declares that the file's
+    same-named table lacks. Tables the file does not have yet are fine (the schema creates them).
 
-    Tables the file does not have yet are fine (the schema creates them); a table that exists
-    with other columns would make CREATE INDEX or every later query fail."""
+    A missing NOT NULL column without a default means another program's table (every query would
+    fail); a missing nullable one means an older version of ours, and ALTER TABLE can add it."""
     want = sqlite3.connect(":memory:")
     try:
         want.executescript(schema)
         tables = [r[0] for r in want.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        expected = {t: {r[1] for r in want.execute(f"PRAGMA table_info({t})")} for t in tables}
+        expected = {t: want.execute(f"PRAGMA table_info({t})").fetchall() for t in tables}
     finally:
         want.close()
     missing = []
     for table, columns in expected.items():
         have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
         if have:
-            missing += [f"{table}.{c}" for c in sorted(columns - have)]
-    return ", ".join(missing)
+            missing += [(table, name, decl, bool(notnull) and default is None)
+                        for _, name, decl, notnull, default, _ in columns if name not in have]
+    return missing
 
 
 def move_aside(path: Path) -> Path:

@@ -83,3 +83,22 @@ def test_unusable_data_folder_is_one_line_not_a_traceback(tmp_path):
     err = proc.log_files[1].read_text().strip()
     assert code != 0 and "Traceback" not in err and len(err.splitlines()) == 1, err
     assert str(tmp_path / "user") in err and "--data" in err
+
+
+def test_an_older_version_of_our_tables_is_upgraded_in_place_not_moved_aside(tmp_path):
+    """A release that adds a nullable column must keep every user's queue and history."""
+    from engine.store import SCHEMA
+
+    path = tmp_path / "q.sqlite3"
+    older = SCHEMA.replace("    entry TEXT\n", "").replace("done_seq INTEGER,", "done_seq INTEGER")
+    assert older != SCHEMA and "entry TEXT" not in older
+    db = sqlite3.connect(path)
+    db.executescript(older)
+    db.execute("INSERT INTO jobs (prompt_id, seq, number, state, prompt, extra_data, outputs, created) "
+               "VALUES ('kept', 1, 1, 'pending', '{}', '{}', '[]', 0)")
+    db.commit()
+    db.close()
+    store = Store(path)
+    assert [item[1] for item in store.pending()] == ["kept"]
+    assert not list(tmp_path.glob("*.damaged-*"))
+    store.close()
