@@ -236,12 +236,18 @@ def validate_prompt(prompt: Any, registry: Registry, env: Any,
         return Validation(clean, error=error("prompt_no_outputs", "Prompt has no outputs", ""))
     v = _Validator(clean, registry, env)
     good = [out_id for out_id in outputs if v.node(out_id)]
-    needs = {out_id: ancestors(clean, out_id) for out_id in outputs}
+    needs: dict[str, set[str]] = {}
+
+    def need(out_id: str) -> set[str]:  # per-output ancestry, only where an error needs it
+        if out_id not in needs:
+            needs[out_id] = ancestors(clean, out_id)
+        return needs[out_id]
+
     if good:
-        needed = set().union(*(needs[o] for o in good))
+        needed = ancestors(clean, *good)  # one walk for what admission looks at
         for node_id, extra in admission_reasons(env, clean, needed, good, error).items():
             v.reasons.setdefault(node_id, []).extend(extra)
-            good = [o for o in good if node_id not in needs[o]]
+            good = [o for o in good if node_id not in need(o)]
     failed = [o for o in outputs if o not in good]
     node_errors: dict[str, dict] = {}
     failed_lines: list[str] = []
@@ -249,7 +255,7 @@ def validate_prompt(prompt: Any, registry: Registry, env: Any,
         if not reasons:
             continue
         node_errors[node_id] = {"errors": reasons,
-                                "dependent_outputs": [o for o in failed if node_id in needs[o]],
+                                "dependent_outputs": [o for o in failed if node_id in need(o)],
                                 "class_type": clean[node_id]["class_type"]}
         failed_lines += [f"{r['message']}: {r['details']}" for r in reasons]
     result = Validation(clean, outputs=good, node_errors=node_errors)
@@ -259,9 +265,9 @@ def validate_prompt(prompt: Any, registry: Registry, env: Any,
     return result
 
 
-def ancestors(prompt: Prompt, start: str) -> set[str]:
-    """`start` and every node it is linked from, directly or not (iterative)."""
-    seen, stack = set(), [start]
+def ancestors(prompt: Prompt, *starts: str) -> set[str]:
+    """The `starts` and every node they are linked from, directly or not (iterative)."""
+    seen, stack = set(), list(starts)
     while stack:
         nid = stack.pop()
         if nid in seen or nid not in prompt:
