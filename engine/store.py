@@ -86,16 +86,22 @@ class Store:
 
     def _recover(self) -> None:
         with self._lock:
-            rows = self._db.execute(
-                f"SELECT {ITEM_COLUMNS} FROM jobs WHERE state='running'").fetchall()
-        for row in rows:
-            item = _item(row)
-            pid = item[1]
-            msg = {"prompt_id": pid, "node_id": None, "node_type": None, "executed": [],
-                   "timestamp": int(time.time() * 1000),
-                   "reason": "server stopped while this prompt was running"}
-            self.finish(pid, history_entry(item, {}, "interrupted",
-                                           [["execution_interrupted", msg]]))
+            ids = [r[0] for r in self._db.execute("SELECT prompt_id FROM jobs WHERE state='running'")]
+        for pid in ids:
+            self.interrupt(pid, "server stopped while this prompt was running")
+
+    def interrupt(self, prompt_id: str, reason: str) -> None:
+        """Record a running job as interrupted (an ``execution_interrupted`` message saying why);
+        nothing happens when it is not running."""
+        with self._lock:
+            row = self._db.execute(f"SELECT {ITEM_COLUMNS} FROM jobs WHERE prompt_id=? AND "
+                                   "state='running'", (prompt_id,)).fetchone()
+        if row is None:
+            return
+        msg = {"prompt_id": prompt_id, "node_id": None, "node_type": None, "executed": [],
+               "timestamp": int(time.time() * 1000), "reason": reason}
+        self.finish(prompt_id, history_entry(_item(row), {}, "interrupted",
+                                             [["execution_interrupted", msg]]))
 
     # -- queue -------------------------------------------------------------------------------
     def next_number(self, front: bool = False) -> int:

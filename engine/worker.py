@@ -67,16 +67,7 @@ class Worker:
             self._thread.join(timeout)
             job = self.running
             if self._thread.is_alive() and job is not None:
-                self._record_interrupted(job.prompt_id, "server stopped while this node ran")
-
-    def _record_interrupted(self, prompt_id: str, reason: str) -> None:
-        item = next((i for i in self.store.running() if i[1] == prompt_id), None)
-        if item is None:
-            return
-        msg = {"prompt_id": prompt_id, "node_id": None, "node_type": None, "executed": [],
-               "timestamp": now_ms(), "reason": reason}
-        self.store.finish(prompt_id, history_entry(item, {}, "interrupted",
-                                                   [["execution_interrupted", msg]]))
+                self.store.interrupt(job.prompt_id, "server stopped while this node ran")
 
     @property
     def paused(self) -> bool:
@@ -207,32 +198,27 @@ class Worker:
                                         report=report, extra_data=extra_data)
             entry = history_entry(item, run.outputs, run.status, run.messages, run.warnings)
         except Exception as exc:  # an engine bug: record it, keep serving
-            msg = {"prompt_id": prompt_id, "node_id": None, "node_type": None, "executed": [],
-                   "exception_message": str(exc), "exception_type": type(exc).__name__,
-                   "traceback": [], "current_inputs": {}, "current_outputs": [],
-                   "timestamp": now_ms()}
-            self.publish("execution_error", msg, client_id)
-            entry = history_entry(item, {}, "error", [["execution_error", msg]])
-        entry = self._storable(item, entry, client_id)
+            entry = self._error_entry(item, None, str(exc), type(exc).__name__, client_id)
         with self._wake:  # cancel() sees the job running or done, never done-but-running
-            self._finish(prompt_id, entry)  # history first: the null "executing" = "fetch it"
+            try:
+                self._finish(prompt_id, entry)  # history first: the null "executing" = "fetch it"
+            except StoreRefused as exc:  # an output holds NaN/Infinity: an error naming the node
+                bad = next((nid for nid, ui in entry["outputs"].items() if not _fits_json(ui)), "?")
+                self._finish(prompt_id, self._error_entry(
+                    item, None if bad == "?" else bad, f"output of node {bad} cannot be stored: {exc}",
+                    "ValueError", client_id))
             self.running = None
         self.publish("executing", {"node": None, "prompt_id": prompt_id}, client_id)
         self.publish("status", self.status(), None)
 
-    def _storable(self, item: list, entry: dict, client_id: str | None) -> dict:
-        """`entry`, or an error entry naming the node whose output cannot be stored (NaN)."""
-        try:
-            to_json(entry)
-            return entry
-        except StoreRefused as exc:
-            bad = [nid for nid, ui in entry["outputs"].items() if not _fits_json(ui)]
-            msg = {"prompt_id": item[1], "node_id": bad[0] if bad else None, "node_type": None,
-                   "executed": [], "exception_message": f"output of node {bad[0] if bad else '?'}"
-                   f" cannot be stored: {exc}", "exception_type": "ValueError", "traceback": [],
-                   "current_inputs": {}, "current_outputs": [], "timestamp": now_ms()}
-            self.publish("execution_error", msg, client_id)
-            return history_entry(item, {}, "error", [["execution_error", msg]])
+    def _error_entry(self, item: list, node_id: str | None, message: str, exc_type: str,
+                     client_id: str | None) -> dict:
+        """Publish an ``execution_error`` for the job and return its history entry."""
+        msg = {"prompt_id": item[1], "node_id": node_id, "node_type": None, "executed": [],
+               "exception_message": message, "exception_type": exc_type, "traceback": [],
+               "current_inputs": {}, "current_outputs": [], "timestamp": now_ms()}
+        self.publish("execution_error", msg, client_id)
+        return history_entry(item, {}, "error", [["execution_error", msg]])
 
     def _finish(self, prompt_id: str, entry: dict) -> None:
         """Write history, retrying while the store fails (disk full?) so the job never stays
@@ -241,6 +227,8 @@ class Worker:
             try:
                 self.store.finish(prompt_id, entry)
                 return
+            except StoreRefused:  # the entry itself cannot be stored: retrying will not help
+                raise
             except Exception:
                 log.exception("could not record the end of %s; retrying", prompt_id)
                 with self._wake:
