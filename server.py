@@ -86,7 +86,6 @@ async def _lifecycle(app: web.Application):
     try:
         yield
     finally:
-        await _on_shutdown(app)  # idempotent; covers runners that skip on_shutdown
         await app[WEBHOOKS].close()
         svc.store.close()
         app[DATA_LOCK].release()

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from engine.graph import Prompt, is_link
+from engine.graph import Prompt, is_link, links_of
 from engine.schema import Node
 
 
@@ -42,10 +42,6 @@ def signatures(prompt: Prompt, registry: Mapping[str, type[Node]], env: Any,
     return memo
 
 
-def _sources(node: dict) -> list[str]:
-    return [str(v[0]) for v in node["inputs"].values() if is_link(v) and len(v) == 2]
-
-
 def _sign_from(root: str, prompt: Prompt, registry: Mapping[str, type[Node]], env: Any,
                memo: dict[str, str]) -> None:
     """Sign `root` and its ancestors, sources first, with an explicit stack (no recursion).
@@ -61,7 +57,7 @@ def _sign_from(root: str, prompt: Prompt, registry: Mapping[str, type[Node]], en
             continue
         if nid not in path:
             path.add(nid)
-            stack.extend(src for src in _sources(prompt[nid])
+            stack.extend(src for _, src, _ in links_of(prompt[nid])
                          if src in prompt and src not in memo and src not in path)
             continue
         memo[nid] = _digest(prompt[nid], registry, env, memo)

@@ -70,6 +70,12 @@ class Store:
         self.on_end = on_end
         self._lock = threading.Lock()
         self._db = open_database(path, SCHEMA)
+        # The highest sequence number ever given out, also those of deleted jobs (kept in meta):
+        # clearing the queue or the history never makes numbers start again at 1 (ComfyUI's
+        # counter only grows, and clients key their bookkeeping on it). One server per data
+        # folder (engine/datalock.py), so this copy is the authority after start-up.
+        self._last_seq = max(self._one("SELECT MAX(seq) FROM jobs") or 0,
+                             int(self._one("SELECT value FROM meta WHERE key='last_seq'") or 0))
         self._recover()
 
     def _ended(self, prompt_id: str, state: str, entry: dict | None) -> None:
@@ -111,12 +117,7 @@ class Store:
         return -seq if front else seq
 
     def _next_seq(self) -> int:
-        """One past every sequence number ever given out, also those of deleted jobs: clearing
-        the queue or the history never makes numbers start again at 1 (ComfyUI's counter only
-        grows, and clients key their bookkeeping on it)."""
-        used = max(self._one("SELECT MAX(seq) FROM jobs") or 0,
-                   int(self._one("SELECT value FROM meta WHERE key='last_seq'") or 0))
-        return used + 1
+        return self._last_seq + 1
 
     def add(self, prompt_id: str, number: int | float, prompt: dict, extra_data: dict,
             outputs: list[str]) -> None:
@@ -142,6 +143,7 @@ class Store:
                 raise DuplicateJob(f"prompt_id {prompt_id!r} is already in use") from None
             self._db.execute("INSERT INTO meta(key, value) VALUES ('last_seq', ?) ON CONFLICT(key) "
                              "DO UPDATE SET value=excluded.value", (str(seq),))
+            self._last_seq = seq
 
     def exists(self, prompt_id: str) -> bool:
         with self._lock:

@@ -51,8 +51,6 @@ GIB = 1 << 30
 K_CONV, K_A, IMAGE_COPIES = 8, 2, 6
 OVERHEAD = 256 << 20
 _LOADERS = {"stage_c": "LoadStageC", "stage_b": "LoadStageB", "stage_a": "LoadStageA"}
-_ITEMSIZE = {"bf16": 2, "fp16": 2, "fp32": 4}
-_AUTO = {"stage_c": 2, "stage_b": 2, "stage_a": 4}
 
 
 @dataclass(frozen=True)
@@ -250,8 +248,10 @@ def _model(env: Any, prompt: dict, node: dict, kind: str) -> tuple[Any, int] | N
     if found is None:
         return None
     inputs = found[1].get("inputs") or {}
-    dtype = inputs.get("dtype", "auto")
-    itemsize = _AUTO[kind] if dtype == "auto" else _ITEMSIZE.get(dtype, 4)
+    try:  # the dtype the loader will use ('auto' follows the official per-stage dtypes)
+        itemsize = env.resolve_dtype(kind, inputs.get("dtype", "auto")).itemsize
+    except ValueError:  # a choice validation refuses anyway
+        itemsize = 4
     return _preset_config(env, kind, inputs.get("file")), itemsize
 
 
