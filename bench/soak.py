@@ -28,8 +28,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,8 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.fuzz_cases import run_fuzz  # noqa: E402
-from tests.server_harness import server_args, start_server_process  # noqa: E402
+from tests.fuzz_cases import run_fuzz, strict_json  # noqa: E402
+from tests.server_harness import http, server_args, start_server_process  # noqa: E402
 from tests.ws_client import WebSocket  # noqa: E402
 
 
@@ -69,24 +67,13 @@ class Server:
 
 def request(method: str, url: str, body: bytes | None = None, headers: dict | None = None,
             timeout: float = 60) -> tuple[int, bytes]:
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, resp.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
-
-
-def strict_json(raw: bytes):
-    """JSON that a browser's JSON.parse accepts: no NaN/Infinity literals."""
-    def refuse(name):
-        raise ValueError(f"non-finite number {name} in a reply")
-    return json.loads(raw, parse_constant=refuse)
+    status, _, raw = http(method, url, body, headers, timeout)
+    return status, raw
 
 
 # -- the cheapest real workflow ------------------------------------------------------------------
 def cheap_prompt(server: Server) -> dict:
-    status, raw = request("GET", server.base + "/workflows/default.json")
+    _, raw = request("GET", server.base + "/workflows/default.json")
     doc = strict_json(raw)
     prompt = {nid: {"class_type": n["class_type"], "inputs": dict(n["inputs"])}
               for nid, n in doc["nodes"].items()}
@@ -182,7 +169,7 @@ class Listener(threading.Thread):
             self.closed = True
 
 
-def phase_burst(server: Server, prompt: dict, count: int, clients: int, ws_clients: int) -> dict:
+def phase_burst(server: Server, prompt: dict, count: int, clients: int, ws_clients: int) -> tuple[dict, list[str]]:
     listeners = [Listener(server, reads=i > 0) for i in range(ws_clients)]
     for listener in listeners:
         listener.start()
