@@ -222,24 +222,16 @@ def _upstream(prompt: dict, node_id: str | None, class_type: str, via: str) -> t
 def _preset_config(env: Any, kind: str, file: Any) -> Any:
     """The network config of a loader's file; the largest official one when it cannot be told."""
     from models.loading.networks import network_spec
+    from nodes.comfy_folders import detected
 
     spec = network_spec(kind)
     try:
         path = env.weight_path(kind, file) if isinstance(file, str) else None
     except (OSError, ValueError):  # e.g. a NUL in the name: validation reports the file itself
         path = None
-    preset = None
-    if path is not None:
-        cache = env.__dict__.setdefault("_admission_presets", {})
-        key = (str(path), path.stat().st_mtime_ns)
-        if key not in cache:
-            try:
-                from models.loading import detect
-
-                cache[key] = detect(path).component(kind).preset
-            except Exception:  # unreadable here means: assume the biggest, the loader reports the rest
-                cache[key] = None
-        preset = cache[key]
+    # The loaders' cached detection (one header read per file and change); unreadable or
+    # unknown means: assume the biggest, the loader reports the rest.
+    preset = detected(path).preset(kind) if path is not None else None
     return spec.presets.get(preset or "full", spec.presets["full"])
 
 

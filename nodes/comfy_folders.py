@@ -83,6 +83,10 @@ class Detected:
     demo: bool = False
     error: str | None = None
     others: tuple[str, ...] = ()  # networks found but not loadable, with their problems
+    presets: tuple[tuple[str, str | None], ...] = ()  # (kind, preset such as "lite") per loadable kind
+
+    def preset(self, kind: str) -> str | None:
+        return dict(self.presets).get(kind)
 
 
 _CACHE: dict[str, tuple[tuple[int, int], Detected]] = {}
@@ -121,7 +125,8 @@ def _detect(path: Path) -> Detected:
     kinds = tuple(dict.fromkeys(c.kind for c in report.components if c.loadable))
     others = tuple(f"{c.kind}: {'; '.join(c.problems) or 'unknown size'}"
                    for c in report.components if not c.loadable)
-    return Detected(kinds, demo, None, others)
+    presets = tuple((c.kind, c.preset) for c in report.components if c.loadable)
+    return Detected(kinds, demo, None, others, presets)
 
 
 def comfy_files(weights_dir: Path, folder: str) -> list[str]:
