@@ -187,7 +187,9 @@ def stored_name(name: str, suffix_ok: bool, suffix: str) -> str:
     if suffix_ok:
         return name
     stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
-    return check_name(stem[: MAX_NAME_BYTES - 16] + suffix)
+    # Cut by bytes (a file name's limit), never inside a character.
+    short = stem.encode("utf-8")[: MAX_NAME_BYTES - 16].decode("utf-8", "ignore")
+    return check_name(short + suffix)
 
 
 async def upload_image(request: web.Request) -> web.Response:

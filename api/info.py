@@ -21,7 +21,6 @@ VERSION = "0.1.0"
 # own: their files are listed under `diffusion_models` / `text_encoders`, and the legacy names still answer.
 OUR_FOLDERS = ("stage_c", "stage_b", "stage_a", "text_encoder", "effnet", "previewer", "loras")
 MODEL_FOLDERS = OUR_FOLDERS + tuple(k for k in comfy_folders.COMFY_FOLDERS if k not in OUR_FOLDERS)
-MODEL_SUFFIXES = (".safetensors", ".sft")
 
 
 async def object_info(request: web.Request) -> web.Response:

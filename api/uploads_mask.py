@@ -25,6 +25,7 @@ from api.common import BadRequest, json_error, json_response, services, truthy
 from api.files import (FOLDER_TYPES, base_dir, check_name, check_subfolder, check_text, clip,
                        is_file, refused, safe_join, store_upload)
 from api.info import model_folders
+from nodes import comfy_folders
 from image_limits import ImageRefused, check_image_bytes, open_checked
 
 MAX_HEADER = 100 * 1024 * 1024  # the safetensors format's own limit on its JSON header
@@ -119,16 +120,19 @@ def read_metadata(path: Path) -> dict | None:
 async def view_metadata(request: web.Request) -> web.Response:
     weights = services(request).config.weights_dir
     folder = request.match_info["folder"]
-    if folder not in model_folders(weights):
+    key = comfy_folders.folder_key(folder)  # a ComfyUI key reads its subfolders, as /models does
+    if folder not in model_folders(weights) and key is None:
         return json_error(404, f"unknown model folder {folder!r}", "not_found")
     filename = request.query.get("filename", "")
     if not filename:
         raise BadRequest("missing query parameter 'filename'")
     sub, _, name = filename.replace("\\", "/").rpartition("/")
-    if not name.lower().endswith((".safetensors", ".sft")):
+    if not name.lower().endswith(comfy_folders.WEIGHT_SUFFIXES):
         raise BadRequest("'filename' must name a .safetensors or .sft file")
-    path = safe_join(weights / folder, check_subfolder(sub), check_name(name))
-    if not is_file(path):
+    subs = comfy_folders.COMFY_FOLDERS[key] if key is not None else (folder,)
+    paths = [safe_join(weights / s, check_subfolder(sub), check_name(name)) for s in subs]
+    path = next((p for p in paths if is_file(p)), None)
+    if path is None:
         return json_error(404, f"no model file {clip(filename)} in {folder!r}", "not_found")
     try:
         meta = await asyncio.to_thread(read_metadata, path)

@@ -107,3 +107,14 @@ def test_view_metadata_of_a_header_nested_too_deeply_is_a_400(server):
     (folder / "deep.safetensors").write_bytes(struct.pack("<Q", len(header)) + header)
     status, reply = http_json("GET", base + "/view_metadata/loras?filename=deep.safetensors")
     assert status == 400 and "nested too deeply" in reply["error"]["message"]
+
+
+def test_view_metadata_reads_a_comfy_key_from_its_legacy_folder_too(server):
+    """/models/diffusion_models lists unet/ files (ComfyUI's search order): their metadata is there."""
+    base, config = server
+    for folder in ("unet",):
+        (config.weights_dir / folder).mkdir(parents=True, exist_ok=True)
+        (config.weights_dir / folder / "m.safetensors").write_bytes(safetensors({"from": folder}))
+    for key in ("diffusion_models", "unet"):
+        status, meta = http_json("GET", f"{base}/view_metadata/{key}?filename=m.safetensors")
+        assert status == 200 and meta == {"from": "unet"}, (key, meta)

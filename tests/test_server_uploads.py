@@ -207,3 +207,12 @@ def test_upload_hostile_strings_are_4xx(server, name, fields):
 def test_server_still_answers_after_hostile_input(server):
     base, _, _ = server
     assert http_json("POST", base + "/prompt", {"prompt": chain_prompt()})[0] == 200
+
+
+def test_a_long_multibyte_name_is_shortened_by_bytes_not_refused(server):
+    """127 × 'é' is 254 bytes, a valid name without an extension; adding the decoded format's
+    ".png" must shorten it by bytes, not refuse it as 258 bytes."""
+    base, _, _ = server
+    status, body = upload(base, png_bytes((4, 4)), "é" * 127)
+    assert status == 200 and body["name"].endswith(".png")
+    assert len(body["name"].encode()) <= 255
