@@ -38,12 +38,19 @@ def list_jobs(store: Store, statuses: list[str] | None = None, sort_by: str = "c
     if statuses is not None:
         where = f"WHERE ({STATUS_SQL}) IN (SELECT value FROM json_each(?))"
         args = (json.dumps(statuses),)
-    total = store.select(f"SELECT COUNT(*) FROM jobs {where}", args)[0][0]
     direction = "DESC" if descending else "ASC"
-    rows = store.select(f"SELECT {COLUMNS} FROM jobs {where} ORDER BY {SORT_KEYS[sort_by]} "
-                        f"{direction}, seq {direction} LIMIT ? OFFSET ?",
+    order = f"ORDER BY {SORT_KEYS[sort_by]} {direction}, seq {direction}"
+    # Pick the page by rowid first (the filter, the count and the sort touch only what they
+    # need), then read the wide columns of those rows alone.
+    page = store.select(f"SELECT rowid, COUNT(*) OVER () FROM jobs {where} {order} LIMIT ? OFFSET ?",
                         (*args, -1 if limit is None else limit, offset))
-    return [_record(row, detail=False) for row in rows], total
+    if not page:
+        total = store.select(f"SELECT COUNT(*) FROM jobs {where}", args)[0][0] if offset else 0
+        return [], total
+    rowids = json.dumps([rowid for rowid, _ in page])
+    rows = store.select(f"SELECT {COLUMNS} FROM jobs WHERE rowid IN (SELECT value FROM json_each(?)) "
+                        f"{order}", (rowids,))
+    return [_record(row, detail=False) for row in rows], page[0][1]
 
 
 def job_record(store: Store, prompt_id: str) -> dict | None:
