@@ -120,6 +120,9 @@ def _check_tree(value: Any) -> None:
             raise JSONRefused(f"'{_where(path)}': {node.literal} {node.why}")
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def parse(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
     """Parse a request body as strict JSON (RFC 8259: UTF-8, finite numbers).
 
@@ -146,7 +149,9 @@ def parse(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
         raise JSONRefused(f"JSON nested too deeply; the limit is {max_depth}") from None
     except ValueError as exc:
         raise JSONRefused(f"malformed JSON: {exc}") from None
-    if refused or "\\u" in text:  # strict UTF-8 text only holds surrogates via \u escapes
+    # Strict UTF-8 text only holds surrogates via \uD800-\uDFFF escapes; most clients escape all
+    # non-ASCII, so walk the tree only when such an escape is there.
+    if refused or _SURROGATE_ESCAPE.search(text):
         _check_tree(value)
     return value
 
