@@ -8,6 +8,8 @@ example workflows run on demo weights too; those never shadow a file of the same
 """
 from __future__ import annotations
 
+import functools
+
 import math
 import sys
 from pathlib import Path
@@ -95,9 +97,18 @@ def _demo_lora(stage_c: dict[str, torch.Tensor], gen: torch.Generator) -> dict[s
 
 def _demo_states() -> tuple[dict[str, dict[str, torch.Tensor]], torch.Generator]:
     """Every demo network's state, drawn in DEMO_FILES order from SEED (so each file's values never depend on
-    which files are already present), and the generator, positioned for the LoRA."""
+    which files are already present), and a fresh generator positioned for the LoRA."""
+    states, position = _drawn()
+    gen = torch.Generator()
+    gen.set_state(position)
+    return states, gen
+
+
+@functools.lru_cache(maxsize=1)
+def _drawn() -> tuple[dict[str, dict[str, torch.Tensor]], torch.Tensor]:
+    """Drawn once a process (seconds on CPU): our demo files and the ComfyUI-named ones share it."""
     gen = torch.Generator().manual_seed(SEED)
-    return {kind: _demo_state(kind, gen, dtype) for kind, _, _, dtype in DEMO_FILES}, gen
+    return {kind: _demo_state(kind, gen, dtype) for kind, _, _, dtype in DEMO_FILES}, gen.get_state()
 
 
 def write_demo_weights(weights_dir: str | Path) -> list[Path]:

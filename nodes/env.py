@@ -82,14 +82,13 @@ class Env:
     # -- weights folder ------------------------------------------------------------------------
     def ensure_demo_weights(self) -> list[Path]:
         """Write the tiny demo weights (ours and ComfyUI-named ones) into the weights folder unless present."""
-        from models.demo import comfy_demo_missing, write_comfy_demo_weights, write_demo_weights
+        from models.demo import write_comfy_demo_weights, write_demo_weights
 
         written = []
         if not all(any(Path(n).name.startswith("demo_") for n in weights.list_folder(self.weights_dir, f))
                    for f in KIND_FOLDERS.values()):
             written += write_demo_weights(self.weights_dir)
-        if comfy_demo_missing(self.weights_dir):
-            written += write_comfy_demo_weights(self.weights_dir)
+        written += write_comfy_demo_weights(self.weights_dir)  # writes only names still free
         return written
 
     def weight_files(self, kind: str) -> list[str]:
