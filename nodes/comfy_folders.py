@@ -51,9 +51,14 @@ def list_files(root: Path) -> list[str]:
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for name in filenames:
+            if not name.lower().endswith(WEIGHT_SUFFIXES):
+                continue
             path = Path(dirpath) / name
-            if name.lower().endswith(WEIGHT_SUFFIXES) and resolve_in(root, path.relative_to(root).as_posix()):
-                found.append(path.relative_to(root).as_posix())
+            rel = path.relative_to(root).as_posix()
+            # The walk never enters linked folders, so only a linked file can lead out of `root`:
+            # resolve just those (a full resolve per file made every listing slow on big folders).
+            if resolve_in(root, rel) if path.is_symlink() else path.is_file():
+                found.append(rel)
     return sorted(found, key=str.lower)
 
 
