@@ -111,9 +111,9 @@ async def cancel_jobs(request: web.Request) -> web.Response:
         raise BadRequest("'job_ids' must be a list of prompt id strings")
     if len(ids) > MAX_BATCH:
         raise BadRequest(f"'job_ids' holds {len(ids)} ids; at most {MAX_BATCH} per request")
-    replies = [_cancel(request, pid) for pid in dict.fromkeys(ids)]
-    return json_response({"cancelled": any(r["cancelled"] for r in replies),
-                              "jobs": replies})
+    # Up to MAX_BATCH store reads and worker calls: off the event loop.
+    replies = await asyncio.to_thread(lambda: [_cancel(request, pid) for pid in dict.fromkeys(ids)])
+    return json_response({"cancelled": any(r["cancelled"] for r in replies), "jobs": replies})
 
 
 ROUTES = [

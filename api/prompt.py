@@ -30,8 +30,8 @@ async def post_prompt(request: web.Request) -> web.Response:
     body = await read_object(request)
     if "prompt" not in body:
         return json_response({"error": {"type": "no_prompt", "message": "No prompt provided",
-                                            "details": "No prompt provided", "extra_info": {}},
-                                  "node_errors": {}}, status=400)
+                                        "details": "No prompt provided", "extra_info": {}},
+                              "node_errors": {}}, status=400)
     prompt = body["prompt"]
     extra_data = dict(want(body, "extra_data", dict, {}))
     client_id = want(body, "client_id", str)
@@ -59,7 +59,7 @@ async def post_prompt(request: web.Request) -> web.Response:
     result = await asyncio.to_thread(validate_prompt, prompt, svc.registry, svc.env, targets)
     if not result.ok:
         return json_response({"error": result.error, "node_errors": result.node_errors},
-                                 status=400)
+                             status=400)
     if number is None:
         number = svc.store.next_number(front=truthy(body.get("front", False)))
     wait = truthy(request.query.get("wait", ""))
@@ -121,8 +121,8 @@ async def get_prompt(request: web.Request) -> web.Response:
 async def get_queue(request: web.Request) -> web.Response:
     svc = services(request)
     return json_response({"queue_running": svc.store.running(),
-                              "queue_pending": svc.store.pending(),
-                              "paused": svc.worker.paused})
+                          "queue_pending": svc.store.pending(),
+                          "paused": svc.worker.paused})
 
 
 async def post_queue(request: web.Request) -> web.Response:
