@@ -192,13 +192,9 @@ def stored_name(name: str, suffix_ok: bool, suffix: str) -> str:
     return check_name(short + suffix)
 
 
-async def upload_image(request: web.Request) -> web.Response:
-    """Multipart ``image`` (+ ``type``, ``subfolder``, ``overwrite``) saved under input/ etc.
-
-    400 for anything Pillow does not decode as PNG/JPEG/WebP/GIF/BMP/TIFF, 413 above the pixel
-    limit (image_limits.max_pixels()) or the body limit.
-    """
-    config = services(request).config
+async def image_form(request: web.Request) -> tuple:
+    """The multipart form of an image upload, checked: ``(form, image part, type, subfolder,
+    bare file name)``; BadRequest naming what is wrong, 413 past the body limit."""
     if not request.content_type.startswith("multipart/"):
         raise BadRequest("expected multipart/form-data")
     try:
@@ -213,10 +209,20 @@ async def upload_image(request: web.Request) -> web.Response:
         raise BadRequest("'type' and 'subfolder' must be plain form fields")
     if kind not in FOLDER_TYPES:
         raise BadRequest(f"unknown type {clip(kind)}")
-    subfolder = check_subfolder(subfolder)
     raw_name = str(part.filename)
     check_text(raw_name, "file name", 4 * MAX_NAME_BYTES)
     name = check_name(Path(raw_name.replace("\\", "/")).name)
+    return form, part, kind, check_subfolder(subfolder), name
+
+
+async def upload_image(request: web.Request) -> web.Response:
+    """Multipart ``image`` (+ ``type``, ``subfolder``, ``overwrite``) saved under input/ etc.
+
+    400 for anything Pillow does not decode as PNG/JPEG/WebP/GIF/BMP/TIFF, 413 above the pixel
+    limit (image_limits.max_pixels()) or the body limit.
+    """
+    config = services(request).config
+    form, part, kind, subfolder, name = await image_form(request)
     base = base_dir(config, kind)
     safe_join(base, subfolder, name)  # a subfolder escaping its folder is refused before decoding
     data = part.file.read()

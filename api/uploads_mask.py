@@ -16,17 +16,16 @@ import struct
 from pathlib import Path
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from api import strict_json
 from api.common import BadRequest, json_error, json_response, services, truthy
-from api.files import (FOLDER_TYPES, base_dir, check_name, check_subfolder, check_text, clip,
-                       is_file, refused, safe_join, store_upload)
+from api.files import (FOLDER_TYPES, base_dir, check_name, check_subfolder, clip, image_form,
+                       is_file, refused, safe_join, stored_name, store_upload)
 from api.info import model_folders
-from nodes import comfy_folders
 from image_limits import ImageRefused, check_image_bytes, open_checked
+from nodes import comfy_folders
 
 MAX_HEADER = 100 * 1024 * 1024  # the safetensors format's own limit on its JSON header
 
@@ -66,23 +65,8 @@ def _combine(original: Path, mask: bytes, target: Path, overwrite: bool) -> Path
 
 async def upload_mask(request: web.Request) -> web.Response:
     config = services(request).config
-    if not request.content_type.startswith("multipart/"):
-        raise BadRequest("expected multipart/form-data")
-    try:
-        form = await request.post()
-    except (ValueError, HttpProcessingError) as exc:
-        raise BadRequest(f"malformed form: {exc}") from None
-    part = form.get("image")
-    if part is None or not hasattr(part, "file") or not getattr(part, "filename", None):
-        raise BadRequest("missing 'image' file part")
-    kind, subfolder = form.get("type") or "input", form.get("subfolder") or ""
-    if not isinstance(kind, str) or not isinstance(subfolder, str) or kind not in FOLDER_TYPES:
-        raise BadRequest(f"'type' must be one of {', '.join(FOLDER_TYPES)}")
-    subfolder = check_subfolder(subfolder)
-    raw_name = str(part.filename)
-    check_text(raw_name, "file name", 1024)
-    name = check_name(Path(raw_name.replace("\\", "/")).name)
-    name = check_name((name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name)[:200] + ".png")
+    form, part, kind, subfolder, name = await image_form(request)
+    name = stored_name(name, False, ".png")  # the combined image is always a PNG
     ref_kind, ref_sub, ref_name = _ref(form.get("original_ref"))
     original = safe_join(base_dir(config, ref_kind), ref_sub, ref_name)
     if not is_file(original):
