@@ -51,6 +51,16 @@ def json_error(status: int, message: str, type_: str = "bad_request", **extra: A
     return json_response(body, status=status)
 
 
+def call_on_loop(loop: asyncio.AbstractEventLoop | None, fn: Any, *args: Any) -> None:
+    """Run ``fn(*args)`` on `loop` from any thread; nothing when the loop is gone (shutting down)."""
+    if loop is None or loop.is_closed():
+        return
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:  # closed between the check and the call
+        pass
+
+
 class BadRequest(Exception):
     """Raised by helpers; the error middleware turns it into a 400 JSON response."""
 

@@ -28,7 +28,7 @@ import aiohttp
 from yarl import URL
 
 from api import strict_json
-from api.common import BadRequest
+from api.common import BadRequest, call_on_loop
 
 log = logging.getLogger("cascade.webhooks")
 SECRET_FILE = "webhook_secret"
@@ -143,13 +143,8 @@ class Webhooks:
             return
         extra = entry["prompt"][3] if len(entry.get("prompt", ())) > 3 else {}
         url = extra.get("webhook") if isinstance(extra, dict) else None
-        loop = self.loop
-        if not isinstance(url, str) or loop is None or loop.is_closed():
-            return
-        try:
-            loop.call_soon_threadsafe(self._start, url, record(prompt_id, entry))
-        except RuntimeError:  # the loop closed meanwhile: the server is stopping
-            pass
+        if isinstance(url, str):
+            call_on_loop(self.loop, self._start, url, record(prompt_id, entry))
 
     def _start(self, url: str, payload: dict) -> None:
         task = asyncio.ensure_future(self.deliver(url, payload))

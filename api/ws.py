@@ -22,7 +22,7 @@ from typing import Any, Callable
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from api import strict_json
-from api.common import services, truthy
+from api.common import call_on_loop, services, truthy
 from api.redact import REDACTOR, is_remote_peer, scrub_tree
 from api.ws_outbox import Outbox, OutboxOverflow, wire
 
@@ -77,12 +77,7 @@ class Hub:
             except Exception:  # a preview is a nicety: never fail the node over it
                 log.debug("could not encode preview", exc_info=True)
                 return
-        if self.loop is None or self.loop.is_closed():
-            return
-        try:
-            self.loop.call_soon_threadsafe(self.dispatch, event, data, client_id)
-        except RuntimeError:  # loop shut down while the worker finished a job
-            pass
+        call_on_loop(self.loop, self.dispatch, event, data, client_id)
 
     def _encode(self, image: Any) -> bytes:
         image = image.convert("RGB")
@@ -155,13 +150,7 @@ class Hub:
 
     def job_ended(self, prompt_id: str, state: str, entry: dict | None) -> None:
         """The store's ``on_end`` (any thread): "done" with its entry, or "cancelled"."""
-        loop = self.loop
-        if loop is None or loop.is_closed():
-            return
-        try:
-            loop.call_soon_threadsafe(self._resolve, prompt_id, state, entry)
-        except RuntimeError:  # loop closed meanwhile: nobody is waiting any more
-            pass
+        call_on_loop(self.loop, self._resolve, prompt_id, state, entry)
 
     def _resolve(self, prompt_id: str, state: str, entry: dict | None) -> None:
         for fut in self.waiters.pop(prompt_id, []):
