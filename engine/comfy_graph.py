@@ -147,14 +147,13 @@ class Flattener:
         self.nodes.append(node)
         self.by_id[node.id] = node
 
-    def graph(self, graph: dict, prefix: str, depth: int, where: str,
-              ids: Callable[[str], str] | None = None, origin: tuple[float, float] = (0, 0),
-              mode: int = 0) -> None:
-        """Add every node of `graph`; `ids` maps a file id to its flat id (default prefix+id)."""
+    def graph(self, graph: dict, depth: int, where: str,
+              ids: Callable[[str], str] | None = None, origin: tuple[float, float] = (0, 0)) -> None:
+        """Add every node of `graph`; `ids` maps a file id to its flat id (default: itself)."""
         nodes = graph.get("nodes")
         if not isinstance(nodes, list):
             raise ConvertError(f"{where}: 'nodes' must be a list")
-        ids = ids or (lambda i: prefix + i)
+        ids = ids or (lambda i: i)
         made: dict[str, FlatNode] = {}
         for k, raw in enumerate(nodes):
             if not isinstance(raw, dict):
@@ -167,7 +166,7 @@ class Flattener:
                 raise ConvertError(f"{at}: node id {nid!r} appears twice")
             node_mode = raw.get("mode", 0)
             node_mode = node_mode if isinstance(node_mode, int) and not isinstance(node_mode, bool) else 0
-            made[nid] = FlatNode(ids(nid), raw["type"], mode or node_mode,
+            made[nid] = FlatNode(ids(nid), raw["type"], node_mode,
                                  _slots(raw.get("inputs"), at, "inputs"),
                                  _slots(raw.get("outputs"), at, "outputs"),
                                  raw.get("widgets_values"), raw, offset=origin)
@@ -195,7 +194,7 @@ class Flattener:
                 raise ConvertError(f"subgraph {node.type!r} nests deeper than {MAX_DEPTH} levels")
             self._subgraph(node, sub, depth)
         elif isinstance(group, dict):
-            self._group(node, group, where)
+            self._group(node, group)
         else:
             self.add(node)
 
@@ -214,7 +213,7 @@ class Flattener:
 
         def ids(i: str) -> str:
             return node.id if i == out_id else f"{node.id}:{i}"
-        self.graph(sub, "", depth + 1, where, ids, self._origin(node, sub.get("nodes")))
+        self.graph(sub, depth + 1, where, ids, self._origin(node, sub.get("nodes")))
 
     def _origin(self, node: FlatNode, inner: Any) -> tuple[float, float]:
         """Offset that draws inner nodes where the instance stood."""
@@ -225,7 +224,7 @@ class Flattener:
             return (at[0], at[1])
         return (at[0] - min(p[0] for p in spots), at[1] - min(p[1] for p in spots))
 
-    def _group(self, node: FlatNode, group: dict, where: str) -> None:
+    def _group(self, node: FlatNode, group: dict) -> None:
         """Legacy group node: inner nodes by ``index``; their unlinked inputs, then widgets, then
         unlinked (or ``external``) outputs become the instance's, in inner-node order."""
         at = f"group node {node.type!r}"

@@ -81,7 +81,7 @@ class _Converter:
     def __init__(self, workflow: dict, registry: Registry):
         self.registry = registry
         flat = Flattener(workflow, self.spec)
-        flat.graph(workflow, "", 0, "workflow")
+        flat.graph(workflow, 0, "workflow")
         self.nodes = {n.id: n for n in flat.nodes}
         self.order = flat.nodes
         self.missing: list[str] = []
