@@ -176,9 +176,9 @@ def run_workflow(workflow: dict, config: Config, env: Any, registry: dict, *, st
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point for `python cli.py ...` and `python server.py --run ...`."""
-    from nodes.env import Env
+    from runtime.env import Env
     from nodes.registry import NODES
-    from nodes.workflows import default_workflow, fit_to_weights
+    from runtime.workflows import default_workflow, fit_to_weights
 
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     config = Config.from_namespace(args, os.environ)
@@ -186,11 +186,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     source = args.workflow or args.run
     try:
         if source is None:
-            workflow = default_workflow(env)
+            workflow = default_workflow(env, NODES)
         else:
             workflow = read_workflow(Path(source))
             if config.demo and is_document(workflow):
-                workflow = fit_to_weights(workflow, env, demo=True)
+                workflow = fit_to_weights(workflow, env, NODES, demo=True)
         apply_sets(workflow, args.set or [], NODES)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

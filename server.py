@@ -28,7 +28,7 @@ from engine.executor import Executor
 from engine.schema import Node
 from engine.store import Store
 from engine.worker import Worker
-from nodes.temp_files import wipe_temp
+from runtime.temp_files import wipe_temp
 
 log = logging.getLogger("cascade.server")
 DB_NAME = "cascade.sqlite3"
@@ -103,10 +103,10 @@ def load_nodes(config: Config) -> tuple[Mapping[str, type[Node]], Any]:
     """Import the real node registry and environment lazily, with a clear message if absent."""
     try:
         from nodes.registry import NODES
-        from nodes.env import Env
+        from runtime.env import Env
     except ImportError as exc:
         raise SystemExit(f"cannot start: the node package is missing or broken ({exc}). "
-                         "Expected nodes/registry.py (NODES) and nodes/env.py (Env).") from exc
+                         "Expected nodes/registry.py (NODES) and runtime/env.py (Env).") from exc
     return NODES, Env(config)
 
 

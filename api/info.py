@@ -13,10 +13,10 @@ from aiohttp import web
 from api.common import json_error, json_response, read_object, services, truthy
 from api.ws import server_features
 from engine.catalogue import catalogue, node_info
-from nodes import comfy_folders
+from runtime import comfy_folders
 
 VERSION = "0.1.0"
-# Weights subfolders the loaders know, then ComfyUI's folder keys (read beside ours: nodes/comfy_folders.py);
+# Weights subfolders the loaders know, then ComfyUI's folder keys (read beside ours: runtime/comfy_folders.py);
 # other folders that exist on disk are listed too. ComfyUI's subfolders (`unet/`, `clip/`) are not keys of their
 # own: their files are listed under `diffusion_models` / `text_encoders`, and the legacy names still answer.
 OUR_FOLDERS = ("stage_c", "stage_b", "stage_a", "text_encoder", "effnet", "previewer", "loras")
@@ -50,7 +50,7 @@ def list_models(weights_dir: Path, folder: str) -> list[str]:
     """Model files of a folder, relative posix paths, never following links out of it.
 
     A ComfyUI folder key (or legacy `unet`/`clip`) lists as ComfyUI does: its subfolders merged, files whose
-    header cannot be read left out (nodes/comfy_folders.py).
+    header cannot be read left out (runtime/comfy_folders.py).
     """
     if comfy_folders.folder_key(folder) is not None:
         return comfy_folders.comfy_files(weights_dir, folder)

@@ -25,7 +25,7 @@ from api.files import (FOLDER_TYPES, base_dir, check_name, check_subfolder, clip
                        is_file, refused, safe_join, stored_name, store_upload)
 from api.info import model_folders
 from image_limits import ImageRefused, check_image_bytes, open_checked
-from nodes import comfy_folders
+from runtime import comfy_folders
 
 MAX_HEADER = 100 * 1024 * 1024  # the safetensors format's own limit on its JSON header
 

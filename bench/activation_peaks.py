@@ -5,7 +5,7 @@
 Each network is built with its preset's channel widths but one block per level (peak activations in
 no-grad inference depend on the widths and the map sizes, not on the depth), run once on a batch of 2
 (cond + uncond), and the rise of VmHWM over the pre-call RSS is printed per latent pixel and item.
-Results feed nodes/admission.py (its docstring lists the numbers measured on the development box).
+Results feed runtime/admission.py (its docstring lists the numbers measured on the development box).
 """
 from __future__ import annotations
 

@@ -111,9 +111,9 @@ def run_ours(args: argparse.Namespace) -> dict:
     from config import Config
     from engine.executor import Executor
     from engine.workflow import document_to_prompt
-    from nodes.env import Env
+    from runtime.env import Env
     from nodes.registry import NODES
-    from nodes.workflows import load_default
+    from runtime.workflows import load_default
 
     import models.loading  # noqa: F401  (imports outside the timed region, as on the diffusers side)
     import models.text_encoder  # noqa: F401

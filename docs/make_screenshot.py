@@ -35,7 +35,7 @@ PICK_DEMO = """() => {
 def main(run: bool = True) -> None:
     from playwright.sync_api import sync_playwright
     from models.demo import write_demo_weights
-    from nodes.env import Env
+    from runtime.env import Env
     from nodes.registry import NODES
 
     tmp = Path(tempfile.mkdtemp())

@@ -6,7 +6,9 @@ estimate that offers ``admit``; validation calls it once per prompt, after per-n
 
 Contract: ``env.admit(prompt) -> {node_id: {input_name: message}}`` where `prompt` maps the node
 ids the runnable outputs need to ``{"class_type": str, "inputs": dict}`` with literals coerced
-and links as ``[source_id, output_index]``. An empty result admits the prompt.
+and links as ``[source_id, output_index]``, plus ``"class"``: the node class (None without a
+registry), so the environment can ask a class what it loads without importing the node package.
+An empty result admits the prompt.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ Reason = Callable[..., dict]
 
 
 def admission_reasons(env: Any, prompt: Prompt, needed: set[str], outputs: list[str],
-                      make_error: Reason) -> dict[str, list[dict]]:
+                      make_error: Reason, registry: Any = None) -> dict[str, list[dict]]:
     """Reasons per node id from ``env.admit`` (``{}`` without the hook or when admitted).
 
     A problem on an id not in `needed`, a malformed answer or an exception inside ``admit``
@@ -28,6 +30,7 @@ def admission_reasons(env: Any, prompt: Prompt, needed: set[str], outputs: list[
     if not callable(hook):
         return {}
     view = {nid: {"class_type": prompt[nid]["class_type"],
+                  "class": (registry or {}).get(prompt[nid]["class_type"]),
                   "inputs": {k: (list(v) if isinstance(v, list) else v)
                              for k, v in prompt[nid]["inputs"].items()}}
             for nid in prompt if nid in needed}

@@ -245,7 +245,7 @@ def validate_prompt(prompt: Any, registry: Registry, env: Any,
 
     if good:
         needed = ancestors(clean, *good)  # one walk for what admission looks at
-        for node_id, extra in admission_reasons(env, clean, needed, good, error).items():
+        for node_id, extra in admission_reasons(env, clean, needed, good, error, registry).items():
             v.reasons.setdefault(node_id, []).extend(extra)
             good = [o for o in good if node_id not in need(o)]
     failed = [o for o in outputs if o not in good]

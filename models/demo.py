@@ -35,7 +35,7 @@ LORA_RANK = 4
 # ComfyUI's names: the all-in-one files its Stable Cascade examples load (CheckpointLoaderSimple), and the
 # split files ComfyUI users load with VAELoader / CLIPLoader. (subfolders ComfyUI reads for the folder key,
 # the first one written to; name; parts) where parts are (key prefix, kind) in ComfyUI's layout (q/k/v split,
-# CLIP-G under `clip_g.`). The subfolders mirror nodes/comfy_folders.py COMFY_FOLDERS.
+# CLIP-G under `clip_g.`). The subfolders mirror runtime/comfy_folders.py COMFY_FOLDERS.
 COMFY_DEMO_FILES = (
     (("checkpoints",), "stable_cascade_stage_c.safetensors",
      (("model.diffusion_model.", "stage_c"), ("text_encoder.", "text_encoder"), ("vae.encoder.", "effnet"),

@@ -8,7 +8,7 @@ from engine.schema import Input, Node, Output, RunContext
 from models.patching import ModelHandle
 from nodes import types as T
 from models.sampling import stage_c_hw
-from nodes.runtime import module_device, module_dtype, using
+from runtime.model_use import module_device, module_dtype, using
 from nodes.stage_a import image_to_bchw
 
 

@@ -6,15 +6,15 @@ from typing import Any, ClassVar
 from engine.schema import Input, Node, Output, RunContext
 from models.patching import ModelHandle
 from nodes import types as T
-from nodes.env import dtype_choices
-from nodes.weights import DEFAULT_FILES, file_stamp, missing_file_message
+from runtime.env import dtype_choices
+from runtime.weights import DEFAULT_FILES, KIND_FOLDERS, file_stamp, missing_file_message
 
 _DTYPE_TIP = ("auto: bf16 for Stage C/B and the text encoder, fp32 for Stage A, EffNet and the previewer "
               "(the official inference dtypes). Stage C offers no fp16: it overflows.")
 
 
 def _loader_inputs(kind: str, what: str) -> tuple[Input, ...]:
-    folder = T.KIND_FOLDERS[kind]
+    folder = KIND_FOLDERS[kind]
     return (
         Input("file", T.COMBO, default=DEFAULT_FILES[kind], choices=lambda env: env.weight_files(kind),
               tooltip=f"{what} weights file, from the weights folder's {folder}/ subfolder, or from ComfyUI's "
@@ -38,12 +38,18 @@ class _Loader(Node):
     def check(cls, env: Any, inputs: dict) -> dict[str, str]:
         name = inputs.get("file")
         if isinstance(name, str) and env.weight_path(cls.KIND, name) is None:
-            return {"file": missing_file_message(env.weights_dir, T.KIND_FOLDERS[cls.KIND], name)}
+            return {"file": missing_file_message(env.weights_dir, KIND_FOLDERS[cls.KIND], name)}
         return {}
 
     @classmethod
     def fingerprint(cls, env: Any, inputs: dict) -> Any:
         return file_stamp(env, cls.KIND, inputs.get("file"))
+
+    @classmethod
+    def weights_used(cls, env: Any, inputs: dict) -> list[tuple[Any, Any]] | None:
+        """[(path, torch dtype)] this node loads (admission's estimate), or None if the file is unknown."""
+        path = env.weight_path(cls.KIND, inputs.get("file"))
+        return None if path is None else [(path, env.resolve_dtype(cls.KIND, inputs.get("dtype", "auto")))]
 
     def run(self, ctx: RunContext, file: str, dtype: str = "auto") -> tuple:
         return (ModelHandle(ctx.env.load_model(self.KIND, file, dtype)),)

@@ -12,14 +12,14 @@ from engine.schema import Input, Node, Output, Result, RunContext
 from models.lora import LoraReport, apply_lora
 from models.patching import ModelHandle
 from nodes import types as T
-from nodes.weights import file_stamp
+from runtime.weights import LORA_FOLDER, file_stamp
 
 _STRENGTH = dict(default=1.0, min=-10.0, max=10.0, step=0.05)
 
 
 def _lora_input() -> Input:
-    return Input("lora_name", T.COMBO, choices=lambda env: env.weight_files(T.LORA_FOLDER),
-                 tooltip=f"LoRA file (.safetensors) from the weights folder's {T.LORA_FOLDER}/ subfolder")
+    return Input("lora_name", T.COMBO, choices=lambda env: env.weight_files(LORA_FOLDER),
+                 tooltip=f"LoRA file (.safetensors) from the weights folder's {LORA_FOLDER}/ subfolder")
 
 
 def _handle(value: Any) -> ModelHandle | None:
@@ -41,19 +41,19 @@ class _LoRABase(Node):
     @classmethod
     def check(cls, env: Any, inputs: dict) -> dict[str, str]:
         name = inputs.get("lora_name")
-        if isinstance(name, str) and env.weight_path(T.LORA_FOLDER, name) is None:
-            return {"lora_name": f"LoRA file {name!r} not found in {env.weights_dir / T.LORA_FOLDER}"}
+        if isinstance(name, str) and env.weight_path(LORA_FOLDER, name) is None:
+            return {"lora_name": f"LoRA file {name!r} not found in {env.weights_dir / LORA_FOLDER}"}
         return {}
 
     @classmethod
     def fingerprint(cls, env: Any, inputs: dict) -> Any:
-        return file_stamp(env, T.LORA_FOLDER, inputs.get("lora_name"))
+        return file_stamp(env, LORA_FOLDER, inputs.get("lora_name"))
 
     @staticmethod
     def _path(ctx: RunContext, name: str):
-        path = ctx.env.weight_path(T.LORA_FOLDER, name)
+        path = ctx.env.weight_path(LORA_FOLDER, name)
         if path is None:
-            raise FileNotFoundError(f"LoRA file {name!r} not found in {ctx.env.weights_dir / T.LORA_FOLDER}")
+            raise FileNotFoundError(f"LoRA file {name!r} not found in {ctx.env.weights_dir / LORA_FOLDER}")
         return path
 
 

@@ -11,7 +11,7 @@ from engine.schema import Input, RunContext
 from models.patching import ModelHandle
 from models.sampling import SAMPLERS, SCHEDULERS
 from nodes import types as T
-from nodes.runtime import using
+from runtime.model_use import using
 
 SEED_MAX = 0xFFFF_FFFF_FFFF_FFFF  # torch.Generator.manual_seed takes 0 … 2**64-1; item i wraps seed+i
 SHIFT_MIN = 0.01

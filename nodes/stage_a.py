@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from engine.schema import Input, Node, Output, RunContext
 from models.patching import ModelHandle
 from nodes import types as T
-from nodes.admission import check_run
-from nodes.runtime import module_device, module_dtype, using
+from runtime.admission import check_run
+from runtime.model_use import module_device, module_dtype, using
 
 
 def image_to_bchw(image: torch.Tensor) -> torch.Tensor:

@@ -7,8 +7,8 @@ from engine.schema import Input, Node, Output, RunContext
 from models.patching import ModelHandle
 from models.sampling import guided_eps, sample, stage_b_grid
 from nodes import types as T
-from nodes.admission import check_run
-from nodes.runtime import item_seeds, module_device, module_dtype, using
+from runtime.admission import check_run
+from runtime.model_use import item_seeds, module_device, module_dtype, using
 from nodes.sampling_inputs import preview_callback, sampler_inputs, seed_input
 
 

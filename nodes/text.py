@@ -4,7 +4,7 @@ from __future__ import annotations
 from engine.schema import Input, Node, Output, RunContext
 from models.patching import ModelHandle
 from nodes import types as T
-from nodes.runtime import using
+from runtime.model_use import using
 
 
 class TextEncode(Node):

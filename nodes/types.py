@@ -22,16 +22,6 @@ STAGE_C_LATENT = "STAGE_C_LATENT"
 STAGE_B_LATENT = "STAGE_B_LATENT"  # a StageBLatent (a bare [B,4,h,w] tensor from custom nodes is accepted)
 IMAGE = "IMAGE"  # float32 [B, H, W, 3] in [0, 1] (ComfyUI's layout, so image nodes stay familiar)
 
-# Weights subfolder per model kind (also the `kind` names understood by models.loading.load).
-KIND_FOLDERS = {
-    "stage_c": "stage_c",
-    "stage_b": "stage_b",
-    "stage_a": "stage_a",
-    "text_encoder": "text_encoder",
-    "effnet": "effnet",
-    "previewer": "previewer",
-}
-LORA_FOLDER = "loras"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from config import Config
 
-from nodes.env import Env
+from runtime.env import Env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,9 +39,10 @@ def demo_env(config: Config) -> Env:
 
 def small_default(env: Env, *, steps_c: int = 3, steps_b: int = 2, size: int = 256) -> dict:
     """The shipped default workflow fitted to the demo weights, shrunk to a few steps."""
-    from nodes.workflows import default_workflow
+    from nodes.registry import NODES
+    from runtime.workflows import default_workflow
 
-    doc = default_workflow(env)
+    doc = default_workflow(env, NODES)
     for node in doc["nodes"].values():
         if node["class_type"] == "StageCSampler":
             node["inputs"].update(steps=steps_c, width=size, height=size, seed=1)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from nodes import comfy_folders
-from nodes.env import Env
+from runtime import comfy_folders
+from runtime.env import Env
 from nodes.loaders import LoadStageA, LoadStageB, LoadStageC, LoadTextEncoder
 from tests.comfy_folders_helpers import tiny_models, write_comfy_layout
 from tests.nodes_helpers import tmp_config

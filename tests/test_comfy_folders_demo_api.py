@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from models import demo
-from nodes.env import Env
+from runtime.env import Env
 from tests.comfy_folders_helpers import tiny_models, write_comfy_layout
 from tests.nodes_helpers import tmp_config
 from tests.server_harness import http_json, stub_server

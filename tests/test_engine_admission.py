@@ -45,7 +45,7 @@ def test_admit_sees_coerced_needed_nodes_only():
     assert result.ok and result.outputs == ["3", "5"]
     (shown,) = env.seen
     assert set(shown) == {"1", "2", "3", "4", "5"}  # node 6 feeds nothing that runs
-    assert shown["2"] == {"class_type": "Scale",
+    assert shown["2"] == {"class_type": "Scale", "class": STUB_NODES["Scale"],
                           "inputs": {"x": ["1", 0], "factor": 2.0, "mode": "mul"}}
 
 

@@ -10,7 +10,7 @@ import torch
 from engine.schema import Result, RunContext
 from models.lora import LoraError
 from models.patching import ModelHandle, applied
-from nodes.env import Env
+from runtime.env import Env
 from nodes.lora import LoRA, LoRAStageB
 from tests.lora_helpers import (assert_bit_identical, factors, save, snapshot, tiny_stage_b, tiny_stage_c,
                                 tiny_text_encoder)

@@ -11,8 +11,8 @@ from engine.workflow import document_to_prompt
 from models.stage_a import STAGE_A_PRESETS
 from models.stage_b import STAGE_B_PRESETS
 from models.stage_c import STAGE_C_PRESETS
-from nodes import admission
-from nodes.admission import GIB, Job, job_bytes
+from runtime import admission
+from runtime.admission import GIB, Job, job_bytes
 from nodes.registry import NODES
 from tests.nodes_helpers import demo_env, node_id, small_default, tmp_config
 
@@ -50,6 +50,8 @@ def prompt_of(env, *, size: int, batch: int, full: bool = True) -> dict:
         for node in prompt.values():
             if node["class_type"] in ("LoadStageC", "LoadStageB"):
                 node["inputs"]["file"] = "unknown.safetensors"
+    for node in prompt.values():  # what validate_prompt hands the hook: each node's class beside it
+        node["class"] = NODES[node["class_type"]]
     return prompt
 
 

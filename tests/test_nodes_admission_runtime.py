@@ -10,9 +10,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nodes import admission, stage_a, stage_b, stage_c
+from nodes import stage_a, stage_b, stage_c
+from runtime import admission
 from nodes import types as T
-from nodes.admission import GIB, MemoryRefused
+from runtime.admission import GIB, MemoryRefused
 from nodes.registry import NODES
 from tests.nodes_helpers import loaded_nodes
 

@@ -59,7 +59,7 @@ def test_tight_memory_budget_swaps_stages_and_gives_the_same_image(weights, tmp_
     """A budget that holds one model at a time: Stage C is unloaded for Stage B, the image is unchanged."""
     import numpy as np
 
-    from nodes.env import Env
+    from runtime.env import Env
     from nodes.registry import NODES
     from tests.nodes_helpers import small_default, tmp_config
 
@@ -81,13 +81,13 @@ def test_tight_memory_budget_swaps_stages_and_gives_the_same_image(weights, tmp_
 def test_default_workflow_is_fitted_to_the_weights_folder(weights, tmp_path):
     from engine.graph import validate_prompt
     from engine.workflow import document_to_prompt
-    from nodes.env import Env
+    from runtime.env import Env
     from nodes.registry import NODES
-    from nodes.workflows import load_default
+    from runtime.workflows import default_workflow, load_default
     from tests.nodes_helpers import tmp_config
 
     shipped = load_default()
-    demo = Env(tmp_config(tmp_path / "demo", weights_dir=weights)).default_workflow()
+    demo = default_workflow(Env(tmp_config(tmp_path / "demo", weights_dir=weights)), NODES)
     files = {n["class_type"]: n["inputs"]["file"] for n in demo["nodes"].values() if "file" in n["inputs"]}
     assert files and all(Path(f).name.startswith("demo_") for f in files.values())
     assert validate_prompt(document_to_prompt(demo), NODES, Env(tmp_config(tmp_path / "v", weights_dir=weights))).ok
@@ -98,7 +98,7 @@ def test_default_workflow_is_fitted_to_the_weights_folder(weights, tmp_path):
         (real / sub).mkdir(parents=True)
     (real / "stage_c" / "stage_c_bf16.safetensors").write_bytes(b"0")
     (real / "stage_b" / "stage_b_lite_bf16.safetensors").write_bytes(b"0")
-    fitted = Env(tmp_config(tmp_path / "r", weights_dir=real, demo=False)).default_workflow()
+    fitted = default_workflow(Env(tmp_config(tmp_path / "r", weights_dir=real, demo=False)), NODES)
     got = {n["class_type"]: n["inputs"]["file"] for n in fitted["nodes"].values() if "file" in n["inputs"]}
     assert got["LoadStageC"] == "stage_c_bf16.safetensors"
     assert got["LoadStageB"] == "stage_b_lite_bf16.safetensors"
@@ -109,7 +109,7 @@ def test_image_to_image_nodes(weights, tmp_path):
     """LoadImage → EffNetEncode → StageCSampler(init, denoise) → B → A, and Stage A encode/decode."""
     import torch
 
-    from nodes.env import Env
+    from runtime.env import Env
     from nodes.registry import NODES
     from tests.nodes_helpers import tmp_config
 

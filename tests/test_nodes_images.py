@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from engine.schema import RunContext
-from nodes.env import Env
+from runtime.env import Env
 from nodes.images import LoadImage, PreviewImage, SaveImage
 from nodes.loaders import LoadStageC
 from tests.nodes_helpers import tmp_config
@@ -91,7 +91,7 @@ def test_missing_weights_guidance_names_files_and_sizes(env):
 
 def test_shipped_default_workflow_has_the_official_settings():
     from nodes.registry import NODES
-    from nodes.workflows import load_default
+    from runtime.workflows import load_default
 
     doc = load_default()
     by_type = {n["class_type"]: n for n in doc["nodes"].values()}

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from nodes.residency import ModelManager, module_nbytes
+from runtime.residency import ModelManager, module_nbytes
 
 
 class Net(nn.Module):

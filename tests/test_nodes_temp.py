@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nodes.temp_files import wipe_temp
+from runtime.temp_files import wipe_temp
 from tests.nodes_helpers import tmp_config
 
 

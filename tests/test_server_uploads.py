@@ -161,7 +161,7 @@ def test_a_raised_limit_is_the_only_limit(monkeypatch, tmp_path):
 def test_load_image_refuses_a_bomb_naming_size_and_limit(tmp_path):
     from nodes.images import LoadImage
     from tests.nodes_helpers import tmp_config
-    from nodes.env import Env
+    from runtime.env import Env
     from engine.schema import RunContext
 
     env = Env(tmp_config(tmp_path, demo=False))

@@ -23,7 +23,7 @@ items n = 2B for the batched cond+uncond pass, s = bytes per element of the mode
   repacking); measured 58 MiB for a 32² Stage B latent, where the per-pixel terms give 11 MiB.
 
 The limit is the device's memory (the CUDA card, or the machine's RAM) less what models may hold:
-the model budget (models stay resident up to it, see nodes/residency.py), or less when known (at
+the model budget (models stay resident up to it, see runtime/residency.py), or less when known (at
 validation the prompt's own weight files, at run time what is resident), and at least a fifth of
 the device.
 Measured with bench/activation_peaks.py on the development box (CPU, rise of the RSS high-water
@@ -129,24 +129,26 @@ def limit_bytes(device: str, budget_bytes: int, models_bytes: int | None = None)
 
 
 def prompt_models_bytes(env: Any, prompt: dict) -> int | None:
-    """In-memory bytes of every weights file the prompt's loader nodes name (None if any is unknown)."""
-    from nodes.registry import NODES
-    from nodes.residency import ModelManager
+    """In-memory bytes of every weights file the prompt's loader nodes name (None if any is unknown).
+
+    A node class tells what it loads with ``weights_used(env, inputs) -> [(path, dtype)]`` (None when it
+    cannot tell, e.g. a missing file); the engine hands the class in each node's ``"class"``.
+    """
+    from runtime.residency import ModelManager
 
     seen: dict[str, int] = {}  # an all-in-one file named by several loaders counts once (its whole size)
     for node in prompt.values():
-        kind = getattr(NODES.get(node.get("class_type") if isinstance(node, dict) else None), "KIND", "")
-        if not kind:
+        used = getattr(node.get("class") if isinstance(node, dict) else None, "weights_used", None)
+        if not callable(used):
             continue
-        inputs = node.get("inputs") or {}
         try:
-            path = env.weight_path(kind, inputs.get("file")) if isinstance(inputs.get("file"), str) else None
-            dtype = env.resolve_dtype(kind, inputs.get("dtype", "auto"))
-        except (OSError, ValueError, KeyError):
+            files = used(env, node.get("inputs") or {})
+        except (OSError, ValueError, KeyError, TypeError):
             return None
-        if path is None:
+        if files is None:
             return None
-        seen[str(path)] = max(seen.get(str(path), 0), ModelManager._estimate(path, dtype))
+        for path, dtype in files:
+            seen[str(path)] = max(seen.get(str(path), 0), ModelManager._estimate(path, dtype))
     return sum(seen.values())
 
 
@@ -222,7 +224,7 @@ def _upstream(prompt: dict, node_id: str | None, class_type: str, via: str) -> t
 def _preset_config(env: Any, kind: str, file: Any) -> Any:
     """The network config of a loader's file; the largest official one when it cannot be told."""
     from models.loading.networks import network_spec
-    from nodes.comfy_folders import detected
+    from runtime.comfy_folders import detected
 
     spec = network_spec(kind)
     try:

@@ -10,9 +10,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from nodes import comfy_folders, weights
-from nodes.residency import ModelManager
-from nodes.types import KIND_FOLDERS
+from runtime import comfy_folders, weights
+from runtime.weights import KIND_FOLDERS
+from runtime.residency import ModelManager
 
 log = logging.getLogger("cascade.weights")
 
@@ -95,7 +95,7 @@ class Env:
         """Files offered by the loader of this kind (a kind or 'loras').
 
         A kind's own subfolder first (as is, whatever the files hold), then `sub/name` files from ComfyUI's
-        model folders whose keys hold a network of this kind (nodes/comfy_folders.py).
+        model folders whose keys hold a network of this kind (runtime/comfy_folders.py).
         """
         own = weights.list_folder(self.weights_dir, KIND_FOLDERS.get(kind, kind))
         if kind not in KIND_FOLDERS:
@@ -127,12 +127,6 @@ class Env:
         """Start-up text: what was found and which official files are missing (names, sizes, places)."""
         return weights.guidance(self.weights_dir, demo=bool(getattr(self.config, "demo", False)))
 
-    def default_workflow(self) -> dict:
-        """The shipped default workflow with loader files fitted to this weights folder (and --demo)."""
-        from nodes.workflows import default_workflow
-
-        return default_workflow(self)
-
     # -- models --------------------------------------------------------------------------------
     def resolve_dtype(self, kind: str, choice: str) -> torch.dtype:
         """Loader dtype choice → torch dtype ('auto' follows the official per-stage dtypes).
@@ -155,9 +149,9 @@ class Env:
         """Validation hook: {node_id: {input_name: message}} for jobs whose memory cannot fit.
 
         `prompt` is the coerced API prompt ({node_id: {"class_type", "inputs"}}, links as [id, index]).
-        The estimate and its limit are explained in nodes/admission.py.
+        The estimate and its limit are explained in runtime/admission.py.
         """
-        from nodes.admission import admit
+        from runtime.admission import admit
 
         return admit(self, prompt)
 

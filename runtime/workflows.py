@@ -4,13 +4,10 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-from nodes.loaders import LoadEffNet, LoadPreviewer, LoadStageA, LoadStageB, LoadStageC, LoadTextEncoder
 
 DEFAULT_WORKFLOW = Path(__file__).resolve().parent.parent / "web" / "workflows" / "default.json"
-LOADER_KINDS = {cls.__name__: cls.KIND for cls in
-                (LoadStageC, LoadStageB, LoadStageA, LoadTextEncoder, LoadEffNet, LoadPreviewer)}
 DEMO_SIZE = 256  # demo weights are random: a small image shows the whole flow in seconds
 
 
@@ -19,15 +16,24 @@ def load_default() -> dict:
     return json.loads(DEFAULT_WORKFLOW.read_text(encoding="utf-8"))
 
 
-def fit_to_weights(document: dict, env: Any, *, demo: bool | None = None) -> dict:
+def _loader_kind(registry: Mapping[str, type], class_type: Any) -> str | None:
+    """The model kind a node class loads from its `file` input (our loaders carry KIND), else None."""
+    cls = registry.get(class_type) if isinstance(class_type, str) else None
+    kind = getattr(cls, "KIND", None)
+    names = {getattr(i, "name", None) for i in getattr(cls, "INPUTS", ())}
+    return kind if isinstance(kind, str) and kind and "file" in names else None
+
+
+def fit_to_weights(document: dict, env: Any, registry: Mapping[str, type], *, demo: bool | None = None) -> dict:
     """A copy whose loaders name files that exist: demo files in demo mode, else any file of that kind.
 
     A named file that exists is kept (outside demo mode). Demo mode also shrinks the image size.
+    `registry` maps class_type to node class; loader classes are found by their KIND and `file` input.
     """
     demo = bool(getattr(env.config, "demo", False)) if demo is None else demo
     doc = copy.deepcopy(document)
     for node in doc.get("nodes", {}).values():
-        kind = LOADER_KINDS.get(node.get("class_type"))
+        kind = _loader_kind(registry, node.get("class_type"))
         if kind is None:
             if demo and node.get("class_type") == "StageCSampler":
                 node["inputs"].update(width=DEMO_SIZE, height=DEMO_SIZE)
@@ -43,6 +49,6 @@ def fit_to_weights(document: dict, env: Any, *, demo: bool | None = None) -> dic
     return doc
 
 
-def default_workflow(env: Any) -> dict:
+def default_workflow(env: Any, registry: Mapping[str, type]) -> dict:
     """What the editor opens with: the shipped default fitted to this weights folder (and --demo)."""
-    return fit_to_weights(load_default(), env)
+    return fit_to_weights(load_default(), env, registry)

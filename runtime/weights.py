@@ -4,9 +4,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from nodes import comfy_folders as comfy
-from nodes.comfy_folders import WEIGHT_SUFFIXES, list_files  # noqa: F401  (re-exported)
-from nodes.types import KIND_FOLDERS, LORA_FOLDER
+from runtime import comfy_folders as comfy
+from runtime.comfy_folders import WEIGHT_SUFFIXES, list_files  # noqa: F401  (re-exported)
+
+# Weights subfolder per model kind (also the `kind` names understood by models.loading.load).
+KIND_FOLDERS = {
+    "stage_c": "stage_c",
+    "stage_b": "stage_b",
+    "stage_a": "stage_a",
+    "text_encoder": "text_encoder",
+    "effnet": "effnet",
+    "previewer": "previewer",
+}
+LORA_FOLDER = "loras"
 
 SUBFOLDERS = tuple(KIND_FOLDERS.values()) + (LORA_FOLDER,)
 
