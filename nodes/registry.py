@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from engine.schema import Node
+from nodes.comfy import COMFY_NODES
 from nodes.effnet import EffNetEncode
 from nodes.images import LoadImage, PreviewImage, SaveImage
 from nodes.loaders import LoadEffNet, LoadPreviewer, LoadStageA, LoadStageB, LoadStageC, LoadTextEncoder
@@ -30,3 +31,5 @@ NODES: dict[str, type[Node]] = {
     "SaveImage": SaveImage,
     "PreviewImage": PreviewImage,
 }
+# ComfyUI's classes (nodes/comfy/); LoadImage, SaveImage and PreviewImage above are shared with them.
+NODES.update({k: v for k, v in COMFY_NODES.items() if k not in NODES})

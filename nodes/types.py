@@ -61,3 +61,26 @@ class StageBLatent:
     height: int
     width: int
 
+
+
+def as_conditioning(value: object) -> Conditioning:
+    """Our samplers' view of a CONDITIONING value: a Conditioning as is, or ComfyUI's entry list when it is
+    one plain entry (hidden [B,N,1280] and `pooled_output` [B,1280], nothing else).
+
+    Raises ValueError naming what a ComfyUI list carries that our samplers cannot use (several entries,
+    a Stage C prior, image embeds, ControlNets): those go to KSampler.
+    """
+    if isinstance(value, Conditioning):
+        return value
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], (list, tuple)) and len(value[0]) == 2:
+        hidden, extras = value[0]
+        extra = sorted(k for k in extras if k != "pooled_output") if isinstance(extras, dict) else ["?"]
+        pooled = extras.get("pooled_output") if isinstance(extras, dict) else None
+        if not extra and torch.is_tensor(hidden) and torch.is_tensor(pooled):
+            return Conditioning(hidden, pooled.reshape(pooled.shape[0], 1, -1))
+        raise ValueError(f"this CONDITIONING carries {', '.join(extra) or 'no pooled_output'}, which only "
+                         "ComfyUI's KSampler uses; connect it to a KSampler")
+    if isinstance(value, list):
+        raise ValueError(f"this CONDITIONING holds {len(value)} entries (ConditioningCombine); our samplers take "
+                         "one prompt; use a KSampler")
+    raise TypeError(f"expected CONDITIONING, got {type(value).__name__}")
