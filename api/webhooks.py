@@ -1,6 +1,6 @@
 """Per-prompt webhooks (beyond ComfyUI): ``extra_data.webhook`` is POSTed the job's record.
 
-When a job ends (success, error, interrupt) the URL gets JSON ``{"prompt_id", "status"
+When a job ends (success, error, interrupt, or removal from the queue before it ran) the URL gets JSON ``{"prompt_id", "status"
 (ComfyUI's word: completed/failed/cancelled), "status_str", "outputs", "messages"}`` with
 ``X-Cascade-Timestamp: <unix s>`` and ``X-Cascade-Signature: sha256=<hex>``, the HMAC-SHA256
 of ``"<timestamp>.<body>"`` under the server secret (``<data>/webhook_secret``, made on first
@@ -139,7 +139,7 @@ class Webhooks:
 
     def job_ended(self, prompt_id: str, state: str, entry: dict | None) -> None:
         """The store's end hook: schedule delivery for a finished job that asked for one."""
-        if state != "done" or entry is None or not self.allow:
+        if state not in ("done", "cancelled") or entry is None or not self.allow:
             return
         extra = entry["prompt"][3] if len(entry.get("prompt", ())) > 3 else {}
         url = extra.get("webhook") if isinstance(extra, dict) else None

@@ -6,7 +6,8 @@ the store opens was cut off by a crash; it is finished as *interrupted* (history
 the process (e.g. out of memory) would otherwise crash it again on every start.
 
 Every way a job leaves the queue (finished, cancelled, cleared) calls ``on_end(prompt_id,
-state, entry)`` so that whoever waits for it (``POST /prompt?wait=true``) is answered.
+state, entry)`` so that whoever waits for it (``POST /prompt?wait=true``, a webhook) is answered;
+a cancelled pending job's entry is an interrupted record that is not stored as history.
 
 A pending job removed from the queue (cancel, ``/queue`` delete or clear) is kept as a
 ``cancelled`` row, so ``GET /jobs`` can say "cancelled" instead of "unknown". Such rows are
@@ -193,12 +194,15 @@ class Store:
     def _remove(self, where: str, args: tuple) -> int:
         """Mark pending jobs cancelled (kept as records, capped at ``history_max``)."""
         with self._lock:
-            gone = [r[0] for r in self._db.execute(
+            gone = [_item(r) for r in self._db.execute(
                 f"UPDATE jobs SET state='cancelled', finished=? WHERE state='pending' {where} "
-                "RETURNING prompt_id", (time.time(), *args))]
+                f"RETURNING {ITEM_COLUMNS}", (time.time(), *args))]
             self._cap("cancelled", "finished")
-        for pid in gone:
-            self._ended(pid, "cancelled", None)
+        for item in gone:  # the record says why, so a webhook or waiter hears how the job ended
+            msg = {"prompt_id": item[1], "node_id": None, "node_type": None, "executed": [],
+                   "timestamp": int(time.time() * 1000), "reason": "removed from the queue before it ran"}
+            self._ended(item[1], "cancelled", history_entry(item, {}, "interrupted",
+                                                            [["execution_interrupted", msg]]))
         return len(gone)
 
     def move_to_front(self, prompt_id: str) -> bool:

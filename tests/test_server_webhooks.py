@@ -6,6 +6,7 @@ import hmac
 import json
 import stat
 import threading
+import time
 
 from aiohttp import web
 
@@ -94,6 +95,29 @@ def test_signed_record_on_success_error_and_interrupt(tmp_path):
         forged = hmac.new(secret, stamp.encode() + b"." + calls[0]["body"] + b" ",
                           hashlib.sha256).hexdigest()
         assert calls[0]["headers"]["X-Cascade-Signature"] != "sha256=" + forged
+
+
+def test_a_queued_job_removed_before_it_runs_is_reported_cancelled_once(tmp_path):
+    with receiver() as (host, calls), \
+            stub_server(tmp_path, webhook_allow=(host,), webhook_backoff_s=0.05) as (base, env, _):
+        url = f"http://{host}/hook"
+        env.started.clear()
+        assert submit(base, chain_prompt(steps=1000, delay=0.01), url, "busy")[0] == 200
+        wait_for(env.started.is_set)
+        assert submit(base, chain_prompt(value=7), url, "queued")[0] == 200
+        status, body = http_json("POST", base + "/api/jobs/queued/cancel", {})
+        assert status == 200 and body["cancelled"] is True
+        wait_for(lambda: len(calls) == 1)
+        http_json("POST", base + "/interrupt", {})
+        wait_for(lambda: len(calls) == 2)
+        records = [json.loads(c["body"]) for c in calls]
+        assert [(r["prompt_id"], r["status"]) for r in records] == [("queued", "cancelled"), ("busy", "cancelled")]
+        assert records[0]["outputs"] == {} and records[0]["messages"][-1][0] == "execution_interrupted"
+        # Cancelling again is a no-op: no second call for the same job.
+        http_json("POST", base + "/api/jobs/queued/cancel", {})
+        http_json("POST", base + "/api/jobs/cancel", {"job_ids": ["queued"]})
+        time.sleep(0.3)  # a second delivery would have been scheduled by now
+        assert len(calls) == 2
 
 
 def test_retried_with_backoff_until_the_receiver_accepts(tmp_path):
