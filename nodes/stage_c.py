@@ -51,7 +51,8 @@ class StageCSampler(Node):
             denoise = 1.0
         h, w = stage_c_hw(width, height) if init_samples is None else tuple(init_samples.shape[-2:])
         # An init image decides the size and batch here, after validation sized the widgets.
-        check_run(ctx.env, "stage_c", stage_c.module, width, height, batch_size, cfg != 1)
+        text_tokens = max(positive.hidden.shape[1], negative.hidden.shape[1])  # chunked prompts: 77·k
+        check_run(ctx.env, "stage_c", stage_c.module, width, height, batch_size, cfg != 1, text_tokens)
         callback = preview_callback(ctx, previewer, env_preview_size(ctx.env))
         with using(ctx.env, stage_c) as net:
             device = module_device(net)

@@ -64,6 +64,7 @@ class Job:
     height: int
     batch: int
     guided: bool
+    text_tokens: int = 77  # Stage C's text sequence: 77 per chunk of a chunked prompt (77·k)
 
 
 def _unet_bytes(cfg: Any, positions: int, items: int, itemsize: int, cond_tokens: int,
@@ -92,7 +93,7 @@ def _activations(job: Job) -> int:
         h, w = stage_c_hw(job.width, job.height)
         state = 10 * items * 16 * h * w * 4
         levels = len(cfg.c_hidden)
-        return state + _unet_bytes(cfg, h * w, items, job.itemsize, 77 + 8,
+        return state + _unet_bytes(cfg, h * w, items, job.itemsize, job.text_tokens + 8,
                                    [bool(x) for x in (list(cfg.switch_level) + [False] * levels)[:levels]])
     h, w = stage_b_grid(job.width, job.height)
     if job.kind == "stage_b":
@@ -178,12 +179,14 @@ class MemoryRefused(ValueError):
     """A node's job cannot fit the memory limit (raised before anything is allocated)."""
 
 
-def check_run(env: Any, kind: str, module: Any, width: int, height: int, batch: int, guided: bool) -> None:
+def check_run(env: Any, kind: str, module: Any, width: int, height: int, batch: int, guided: bool,
+              text_tokens: int = 77) -> None:
     """Run-time admission for what validation could not size (an init image, an encoded image, linked
     widgets): the same estimate and limit as ``admit``; raises MemoryRefused with the same message.
 
     `module` is the node's network (resident or not: only its config and dtype are read); width and
-    height are the image's pixels. An env without a model manager (stub envs) is not checked.
+    height are the image's pixels; text_tokens is the longer prompt's sequence length (77·k for a prompt
+    chunked into k chunks). An env without a model manager (stub envs) is not checked.
     """
     models = getattr(env, "models", None)
     config = getattr(module, "config", None)
@@ -191,7 +194,7 @@ def check_run(env: Any, kind: str, module: Any, width: int, height: int, batch: 
         return
     param = next((p for p in module.parameters() if p.is_floating_point()), None)
     itemsize = param.element_size() if param is not None else 4
-    job = Job(kind, config, itemsize, int(width), int(height), int(batch), bool(guided))
+    job = Job(kind, config, itemsize, int(width), int(height), int(batch), bool(guided), int(text_tokens))
     limit = limit_bytes(getattr(env, "device", "cpu"), models.budget_bytes, models.resident_bytes())
     needed = job_bytes(job)
     if needed > limit:

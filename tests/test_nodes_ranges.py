@@ -83,7 +83,9 @@ def base(tmp_path_factory):
 
 def test_every_node_class_is_covered(base):
     _, _, prompt = base
-    assert {n["class_type"] for n in prompt.values()} >= set(NODES) - {"LoRAStageB"}
+    # Our own family; ComfyUI's classes (nodes/comfy/, ComfyUI's sockets) are run by tests/test_comfy_*.
+    own = {name for name, cls in NODES.items() if not cls.__module__.startswith("nodes.comfy.")}
+    assert {n["class_type"] for n in prompt.values()} >= own - {"LoRAStageB"}
 
 
 @pytest.mark.slow

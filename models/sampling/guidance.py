@@ -58,8 +58,14 @@ def guided_eps(model_call: ModelCall, cond: Mapping[str, Any], uncond: Mapping[s
         if uncond is None or cfg == 1:
             return model_call(x, r, **c).float()
         u = {k: _fit(v, batch, k) for k, v in uncond.items()}
-        both = {k: _cat(c[k], u[k]) for k in c}
-        pred_c, pred_u = model_call(torch.cat([x, x]), torch.cat([r, r]), **both).chunk(2)
+        if any(torch.is_tensor(c[k]) and c[k].shape[1:] != u[k].shape[1:] for k in c):
+            # Prompts of different lengths (chunked text: 77·k tokens) cannot share a batch; two passes
+            # give exactly what each would alone (ComfyUI instead repeats the shorter text, which
+            # changes its attention mass against the pooled/image tokens).
+            pred_c, pred_u = model_call(x, r, **c), model_call(x, r, **u)
+        else:
+            both = {k: _cat(c[k], u[k]) for k in c}
+            pred_c, pred_u = model_call(torch.cat([x, x]), torch.cat([r, r]), **both).chunk(2)
         return cfg_combine(pred_c, pred_u, cfg, cfg_rho)
 
     return eps_fn
