@@ -71,7 +71,7 @@ class StageC(CascadeUNet):
 
     def clip_tokens(self, clip_text: torch.Tensor, clip_text_pooled: torch.Tensor,
                     clip_img: torch.Tensor) -> torch.Tensor:
-        """Conditioning tokens [B, 77 + 4 + 4*n_img, c_cond]; pooled/img may be [B,C] or [B,n,C]."""
+        """Conditioning tokens [B, 77·k + 4 + 4*n_img, c_cond] (k = text chunks); pooled/img may be [B,C] or [B,n,C]."""
         b, seq = clip_text.shape[0], self.config.c_clip_seq
         if clip_text_pooled.dim() == 2:
             clip_text_pooled = clip_text_pooled[:, None]

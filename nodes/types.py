@@ -26,7 +26,7 @@ IMAGE = "IMAGE"  # float32 [B, H, W, 3] in [0, 1] (ComfyUI's layout, so image no
 
 @dataclass(frozen=True)
 class Conditioning:
-    """Text conditioning: last hidden states [B,77,1280] (before final LN) and pooled [B,1,1280]."""
+    """Text conditioning: last hidden states [B,77·k,1280] (before final LN; k chunks of a long prompt) and pooled [B,1,1280]."""
 
     hidden: torch.Tensor
     pooled: torch.Tensor
