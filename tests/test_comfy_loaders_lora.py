@@ -71,7 +71,7 @@ def assert_bf16_close(got: torch.Tensor, want: torch.Tensor) -> None:
     torch.testing.assert_close(got.double(), want, rtol=2 ** -7, atol=1e-3)
 
 
-@pytest.mark.parametrize("s_model, s_clip", [(1.0, 1.0), (0.5, -1.5), (-2.0, 3.0)])
+@pytest.mark.parametrize("s_model, s_clip", [(1.0, 1.0), (0.5, -1.5), (-2.0, 3.0), (100.0, -100.0)])  # + declared ends
 def test_lora_loader_strengths_match_the_formula(setup, s_model, s_clip):
     c, clip, keys, f = setup["c"], setup["clip"], setup["keys"], setup["f"]
     base_c = c.handle.module.state_dict()[keys["c"]].clone()
@@ -131,7 +131,7 @@ def test_model_sampling_stable_cascade_changes_only_the_shift(setup):
     c = setup["c"]
     (out,) = ModelSamplingStableCascade().run(setup["ctx"], c, 3.25)
     assert out == CT.Model(c.handle, "stage_c", 3.25) and c.shift == 2.0
-    (b,) = ModelSamplingStableCascade().run(setup["ctx"], setup["b"], 0.0)
+    (b,) = ModelSamplingStableCascade().run(setup["ctx"], setup["b"], 0.0)  # the declared minimum
     assert (b.stage, b.shift, b.handle) == ("stage_b", 0.0, setup["b"].handle)
     with pytest.raises(TypeError, match="MODEL"):
         ModelSamplingStableCascade().run(setup["ctx"], {"samples": 1}, 2.0)
