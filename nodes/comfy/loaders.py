@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.schema import COMBO, Input, Node, Output, RunContext
-from models.patching import ModelHandle
 from nodes.comfy import model_patches
 from nodes.comfy import types as CT
 from nodes.comfy.files import (CODER_PARTS, STAGES, FileLoader, MissingPart, auto_dtype, holds, load_part,
