@@ -88,12 +88,15 @@ class ModelManager:
         path = Path(path).resolve()
         return (str(path), path.stat().st_mtime_ns, str(dtype), kind)
 
-    def load(self, path: Path, kind: str, dtype: torch.dtype, *, defer: bool = True) -> nn.Module:
+    def load(self, path: Path, kind: str, dtype: torch.dtype, *, defer: bool = True,
+             lazy: bool = False) -> nn.Module:
         """Return the module for this file, loading it (and evicting others) if needed.
 
         With `defer`, a new model that would only fit by evicting others is returned weightless (meta)
         and read at its first `ensure`: loader nodes all run before the samplers, so loading Stage B
-        eagerly would push Stage C out just before Stage C is sampled.
+        eagerly would push Stage C out just before Stage C is sampled. With `lazy`, a new model is
+        always returned weightless and read at its first use: an all-in-one file's parts that nothing
+        uses (the Stage B checkpoint's text encoder in ComfyUI's examples) are then never read.
         """
         with self._lock:
             key = self.key(path, kind, dtype)
@@ -101,7 +104,8 @@ class ModelManager:
             if entry is None:
                 estimate = self._estimate(path, dtype)
                 skeleton = None
-                if defer and self._skeleton_fn is not None and self.resident_bytes() + estimate > self.budget_bytes:
+                over = self.resident_bytes() + estimate > self.budget_bytes
+                if (lazy or (defer and over)) and self._skeleton_fn is not None:
                     skeleton = self._skeleton_fn(Path(path), kind, dtype)
                 if skeleton is not None:
                     module, resident = skeleton.eval().requires_grad_(False), False

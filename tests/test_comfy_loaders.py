@@ -28,8 +28,11 @@ def ctx_for(env):
     return RunContext("1", "p", env, threading.Event(), on_warning=warnings.append), warnings
 
 
-def same_tensors(module, expected: dict[str, torch.Tensor]) -> None:
-    """Bitwise equality of a loaded module with a state dict (same keys, dtypes, bytes)."""
+def same_tensors(env, module, expected: dict[str, torch.Tensor]) -> None:
+    """Bitwise equality of a loaded module with a state dict (same keys, dtypes, bytes).
+
+    ComfyUI loaders' parts are read at first use (runtime/residency.py `lazy`): this is that use."""
+    env.models.ensure(module)
     got = module.state_dict()
     assert got.keys() == expected.keys()
     for k, v in expected.items():
@@ -65,21 +68,21 @@ def test_stage_c_all_in_one_gives_each_part_as_written(built):
     ctx, warnings = ctx_for(env)
     model, clip, vae = CheckpointLoaderSimple().run(ctx, "stable_cascade_stage_c.safetensors")
     assert (model.stage, model.shift) == ("stage_c", 2.0) and warnings == []
-    same_tensors(model.handle.module, written(models["stage_c"], "stage_c"))  # q/k/v re-joined, bf16
-    same_tensors(clip.handle.module, written(models["text_encoder"], "text_encoder"))  # CLIP-G layout
+    same_tensors(env, model.handle.module, written(models["stage_c"], "stage_c"))  # q/k/v re-joined, bf16
+    same_tensors(env, clip.handle.module, written(models["text_encoder"], "text_encoder"))  # CLIP-G layout
     assert vae.kind == "stage_c_coder" and vae.stage_a is None
-    same_tensors(vae.effnet.module, written(models["effnet"], "effnet"))
-    same_tensors(vae.previewer.module, written(models["previewer"], "previewer"))
+    same_tensors(env, vae.effnet.module, written(models["effnet"], "effnet"))
+    same_tensors(env, vae.previewer.module, written(models["previewer"], "previewer"))
 
 
 def test_stage_b_all_in_one_gives_stage_b_stage_a_and_clip(built):
     env, models, _ = built
     model, clip, vae = CheckpointLoaderSimple().run(ctx_for(env)[0], "stable_cascade_stage_b.safetensors")
     assert (model.stage, model.shift) == ("stage_b", 1.0)
-    same_tensors(model.handle.module, written(models["stage_b"], "stage_b"))
-    same_tensors(clip.handle.module, written(models["text_encoder"], "text_encoder"))
+    same_tensors(env, model.handle.module, written(models["stage_b"], "stage_b"))
+    same_tensors(env, clip.handle.module, written(models["text_encoder"], "text_encoder"))
     assert vae.kind == "stage_a" and vae.effnet is None and vae.previewer is None
-    same_tensors(vae.stage_a.module, written(models["stage_a"], "stage_a"))
+    same_tensors(env, vae.stage_a.module, written(models["stage_a"], "stage_a"))
 
 
 def test_bare_stage_c_in_checkpoints_loads_the_model_and_names_the_missing_parts(built):
@@ -88,7 +91,7 @@ def test_bare_stage_c_in_checkpoints_loads_the_model_and_names_the_missing_parts
     env, models, _ = built
     ctx, warnings = ctx_for(env)
     model, clip, vae = CheckpointLoaderSimple().run(ctx, "stage_c_bf16.safetensors")
-    same_tensors(model.handle.module, written(models["stage_c"], "stage_c"))
+    same_tensors(env, model.handle.module, written(models["stage_c"], "stage_c"))
     assert isinstance(clip, CT.Clip) and isinstance(clip.handle, MissingPart) and not clip.handle
     assert isinstance(vae.effnet, MissingPart) and not vae.previewer
     with pytest.raises(MissingPartError) as err:
@@ -135,8 +138,8 @@ def test_unet_loader_reads_bare_files_from_unet_and_diffusion_models(built):
     (c,) = UNETLoader().run(ctx, "cascade/stage_c.safetensors", "default")
     (b,) = UNETLoader().run(ctx, "stage_b.safetensors", "fp8_e4m3fn")
     assert (c.stage, c.shift, b.stage, b.shift) == ("stage_c", 2.0, "stage_b", 1.0)
-    same_tensors(c.handle.module, written(models["stage_c"], "stage_c"))
-    same_tensors(b.handle.module, written(models["stage_b"], "stage_b"))  # fp8: default dtype, warned
+    same_tensors(env, c.handle.module, written(models["stage_c"], "stage_c"))
+    same_tensors(env, b.handle.module, written(models["stage_b"], "stage_b"))  # fp8: default dtype, warned
     assert len(warnings) == 1 and "fp8_e4m3fn" in warnings[0] and "bfloat16" in warnings[0]
     problem = UNETLoader.check(env, {"unet_name": "te.safetensors"})["unet_name"]
     assert "CLIP-G text encoder" in problem and "Stage C or Stage B" in problem
@@ -150,7 +153,7 @@ def test_clip_loader_takes_clip_g_only_as_stable_cascade(built):
     assert {"clip_g.safetensors", "model.safetensors"} <= set(CLIPLoader.INPUTS[0].choice_list(env))
     for name in ("clip_g.safetensors", "model.safetensors"):  # text_encoders/ and legacy clip/
         (clip,) = CLIPLoader().run(ctx, name, "stable_cascade")
-        same_tensors(clip.handle.module, written(models["text_encoder"], "text_encoder"))
+        same_tensors(env, clip.handle.module, written(models["text_encoder"], "text_encoder"))
     assert CLIPLoader.check(env, {"clip_name": "clip_g.safetensors", "type": "stable_cascade"}) == {}
     assert "choose type stable_cascade" in CLIPLoader.check(env, {"clip_name": "clip_g.safetensors",
                                                                   "type": "sd3"})["type"]
@@ -165,13 +168,13 @@ def test_vae_loader_gives_stage_a_or_the_stage_c_coder_part_it_holds(built):
     ctx, _ = ctx_for(env)
     (a,) = VAELoader().run(ctx, "stage_a.safetensors")
     assert a.kind == "stage_a" and a.effnet is None
-    same_tensors(a.stage_a.module, written(models["stage_a"], "stage_a"))
+    same_tensors(env, a.stage_a.module, written(models["stage_a"], "stage_a"))
     (e,) = VAELoader().run(ctx, "effnet_encoder.safetensors")
     assert e.kind == "stage_c_coder" and e.previewer is None and e.stage_a is None
-    same_tensors(e.effnet.module, written(models["effnet"], "effnet"))
+    same_tensors(env, e.effnet.module, written(models["effnet"], "effnet"))
     (p,) = VAELoader().run(ctx, "previewer.safetensors")
     assert p.kind == "stage_c_coder" and p.effnet is None
-    same_tensors(p.previewer.module, written(models["previewer"], "previewer"))
+    same_tensors(env, p.previewer.module, written(models["previewer"], "previewer"))
     assert "Stage C" in VAELoader.check(env, {"vae_name": "stage_c.safetensors"})["vae_name"]
 
 
@@ -207,7 +210,7 @@ def test_demo_all_in_one_equals_our_split_demo_files_and_shares_residency(demo):
     for kind, node in ours.items():
         (split,) = node().run(ctx, demo_names[kind], "auto")
         assert split.module is not got[kind].module
-        same_tensors(got[kind].module, split.module.state_dict())
+        same_tensors(demo, got[kind].module, split.module.state_dict())
     loads = demo.models.loads
     (shared,) = ALL["LoadStageC"]().run(ctx, "checkpoints/stable_cascade_stage_c.safetensors", "auto")
     assert shared.module is model.handle.module and demo.models.loads == loads  # one resident module
@@ -236,3 +239,18 @@ def test_object_info_entries_are_comfyuis(demo):
     assert "stage_a.safetensors" in va["input"]["required"]["vae_name"][0]
     for entry in (ck, un, cl, va):  # ComfyUI's file combos carry no default
         assert all("default" not in spec[1] for spec in entry["input"]["required"].values())
+
+
+def test_a_part_nothing_uses_is_never_read(tmp_path):
+    """ComfyUI's Stage B example never uses the Stage B checkpoint's CLIP: here it is never read (ComfyUI
+    reads it, ~1.4 GB in bf16 with the real file). Each part is read at its first use."""
+    write_comfy_layout(tmp_path / "weights", tiny_models())
+    env = Env(tmp_config(tmp_path, demo=False))
+    model, clip, vae = CheckpointLoaderSimple().run(ctx_for(env)[0], "stable_cascade_stage_b.safetensors")
+    assert env.models.loads == 0 and env.models.resident_bytes() == 0
+    assert all(p.is_meta for p in clip.handle.module.parameters())
+    env.models.ensure(model.handle.module)
+    env.models.ensure(vae.stage_a.module)
+    assert env.models.loads == 2
+    assert all(p.is_meta for p in clip.handle.module.parameters())  # still unread
+    assert not any(p.is_meta for p in model.handle.module.parameters())

@@ -51,6 +51,8 @@ def setup(tmp_path_factory):
 
     c_model, clip, _ = CheckpointLoaderSimple().run(ctx, "stable_cascade_stage_c.safetensors")
     b_model, _, _ = CheckpointLoaderSimple().run(ctx, "stable_cascade_stage_b.safetensors")
+    for handle in (c_model.handle, clip.handle, b_model.handle):  # parts are read at first use: read them now
+        env.models.ensure(handle.module)
     return dict(env=env, ctx=ctx, c=c_model, clip=clip, b=b_model, keys={"c": c_key, "b": b_key, "te": TE_KEY},
                 f=f)
 

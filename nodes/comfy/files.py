@@ -105,7 +105,8 @@ def auto_dtype(env: Any, kind: str):
 
 
 def load_part(env: Any, path: Path, kind: str) -> ModelHandle:
-    return ModelHandle(env.models.load(path, kind, auto_dtype(env, kind)))
+    """A handle on one part of a file, read at its first use (a part nothing uses is never read)."""
+    return ModelHandle(env.models.load(path, kind, auto_dtype(env, kind), lazy=True))
 
 
 def stamp(env: Any, folder: str, name: Any) -> tuple[int, int] | None:
