@@ -39,12 +39,25 @@ LORA_RANK = 4
 COMFY_DEMO_FILES = (
     (("checkpoints",), "stable_cascade_stage_c.safetensors",
      (("model.diffusion_model.", "stage_c"), ("text_encoder.", "text_encoder"), ("vae.encoder.", "effnet"),
-      ("vae.previewer.", "previewer"))),
+      ("vae.previewer.", "previewer"), ("clip_l_vision.", "clip_vision"))),
     (("checkpoints",), "stable_cascade_stage_b.safetensors",
      (("model.diffusion_model.", "stage_b"), ("vae.", "stage_a"), ("text_encoder.", "text_encoder"))),
     (("vae",), "stage_a.safetensors", (("", "stage_a"),)),
     (("text_encoders", "clip"), "model.safetensors", (("", "text_encoder"),)),
+    (("clip_vision",), "demo_clip_vision_l14.safetensors", (("", "clip_vision"),)),
+    (("controlnet",), "demo_canny.safetensors", (("", "controlnet_canny"),)),
+    (("controlnet",), "demo_inpainting.safetensors", (("", "controlnet_inpainting"),)),
+    (("controlnet",), "demo_super_resolution.safetensors", (("", "controlnet_super_resolution"),)),
 )
+# Image variation and ControlNet demo networks: (state name, kind, preset). Drawn from a seed of their own,
+# so adding them left every earlier demo file byte-identical.
+EXTRA_DEMO_STATES = (
+    ("clip_vision", "clip_vision", "tiny"),
+    ("controlnet_canny", "controlnet", "tiny_canny"),
+    ("controlnet_inpainting", "controlnet", "tiny_inpainting"),
+    ("controlnet_super_resolution", "controlnet", "tiny_super_resolution"),
+)
+EXTRA_SEED = SEED + 1
 
 
 def randomise(model: nn.Module, gen: torch.Generator) -> None:
@@ -70,10 +83,10 @@ def randomise(model: nn.Module, gen: torch.Generator) -> None:
                 t.copy_(value)
 
 
-def _demo_state(kind: str, gen: torch.Generator, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+def _demo_state(kind: str, gen: torch.Generator, dtype: torch.dtype, preset: str = "tiny") -> dict[str, torch.Tensor]:
     """A tiny model's state dict in the file's key names (transformers names for the text encoder)."""
     spec = network_spec(kind)
-    model = spec.build(spec.presets["tiny"])
+    model = spec.build(spec.presets[preset])
     randomise(model, gen)
     n = len(spec.key_prefix)
     return {k[n:]: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
@@ -109,6 +122,13 @@ def _drawn() -> tuple[dict[str, dict[str, torch.Tensor]], torch.Tensor]:
     """Drawn once a process (seconds on CPU): our demo files and the ComfyUI-named ones share it."""
     gen = torch.Generator().manual_seed(SEED)
     return {kind: _demo_state(kind, gen, dtype) for kind, _, _, dtype in DEMO_FILES}, gen.get_state()
+
+
+@functools.lru_cache(maxsize=1)
+def _extra_states() -> dict[str, dict[str, torch.Tensor]]:
+    """The CLIP vision and ControlNet demo states (float32), drawn in EXTRA_DEMO_STATES order."""
+    gen = torch.Generator().manual_seed(EXTRA_SEED)
+    return {name: _demo_state(kind, gen, torch.float32, preset) for name, kind, preset in EXTRA_DEMO_STATES}
 
 
 def write_demo_weights(weights_dir: str | Path) -> list[Path]:
@@ -163,7 +183,7 @@ def write_comfy_demo_weights(weights_dir: str | Path) -> list[Path]:
     todo = [f for f in COMFY_DEMO_FILES if not _comfy_taken(root, f[0], f[1])]
     if not todo:
         return []
-    states, _ = _demo_states()
+    states = {**_demo_states()[0], **_extra_states()}
     written = []
     for subs, name, parts in todo:
         state = {prefix + k: v for prefix, kind in parts for k, v in comfy_layout(kind, states[kind]).items()}

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from torch import nn
 
 from .common import Conv1x1, LayerNorm2d, UpDownBlock2d, model_dtype, r_embedding, to_channels_last
-from .unet_core import CascadeUNet
+from .unet_core import CascadeUNet, ControlFeed
 
 
 @dataclass(frozen=True)
@@ -84,10 +85,14 @@ class StageC(CascadeUNet):
 
     def forward(self, x: torch.Tensor, r: torch.Tensor, clip_text: torch.Tensor,
                 clip_text_pooled: torch.Tensor, clip_img: torch.Tensor | None = None,
-                sca: torch.Tensor | None = None, crp: torch.Tensor | None = None) -> torch.Tensor:
+                sca: torch.Tensor | None = None, crp: torch.Tensor | None = None,
+                cnet: Sequence[torch.Tensor | None] | None = None) -> torch.Tensor:
         """x [B,16,h,w], r [B] (or a scalar) -> eps [B,16,h,w] in x's dtype (computed in the weights' dtype).
 
         clip_img None means no image conditioning: zeros [B,1,c_clip_img], as the official text-to-image path.
+        cnet: ControlNet residuals indexed by ResBlock ordinal (down then up pass), each [B or 1, c, h', w'];
+        entry n is resized (bilinear, align_corners) to x and added before the n-th ResBlock; None entries
+        are skipped. None (the default) runs exactly as without a ControlNet.
         """
         dtype = model_dtype(self)
         if dtype == torch.float16:
@@ -106,5 +111,6 @@ class StageC(CascadeUNet):
         r_embed = r_embed.to(dtype)
         clip = self.clip_tokens(clip_text.to(dtype), clip_text_pooled.to(dtype), clip_img.to(dtype))
         h = self.embedding(to_channels_last(x.to(dtype)))
-        h = self._up_decode(self._down_encode(h, r_embed, clip), r_embed, clip)
+        feed = ControlFeed(cnet) if cnet is not None else None
+        h = self._up_decode(self._down_encode(h, r_embed, clip, feed), r_embed, clip, feed)
         return self.clf(h).contiguous().to(in_dtype)

@@ -1,12 +1,28 @@
 """The level structure and down/up passes shared by Stage C and Stage B (spec §1.2 steps 4-5)."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
 from .common import AttnBlock, Conv1x1, ResBlock, TimestepBlock, make_block, resize_like
+
+
+class ControlFeed:
+    """Hands out ControlNet residuals in ResBlock order (down pass, then up pass; repeats count).
+
+    Entry n goes to the n-th ResBlock run; None entries and ResBlocks past the list's end get nothing.
+    """
+
+    def __init__(self, residuals: Sequence[torch.Tensor | None]):
+        self._residuals = list(residuals)
+        self._n = 0
+
+    def next(self) -> torch.Tensor | None:
+        """The residual for the next ResBlock (None when there is none)."""
+        n, self._n = self._n, self._n + 1
+        return self._residuals[n] if n < len(self._residuals) else None
 
 
 class CascadeUNet(nn.Module):
@@ -57,13 +73,24 @@ class CascadeUNet(nn.Module):
             return blk(x, clip)
         return blk(x)
 
-    def _down_encode(self, x: torch.Tensor, r_embed: torch.Tensor, clip: torch.Tensor) -> list[torch.Tensor]:
+    @staticmethod
+    def _control(x: torch.Tensor, cnet: "ControlFeed | None") -> torch.Tensor:
+        """x plus the next ControlNet residual (resized to x as officially), if any; x itself otherwise."""
+        res = cnet.next() if cnet is not None else None
+        if res is None:
+            return x
+        return x + resize_like(res.to(device=x.device, dtype=x.dtype), tuple(x.shape[-2:]))
+
+    def _down_encode(self, x: torch.Tensor, r_embed: torch.Tensor, clip: torch.Tensor,
+                     cnet: "ControlFeed | None" = None) -> list[torch.Tensor]:
         """Down pass; returns the level outputs, deepest first."""
         level_outputs: list[torch.Tensor] = []
         for blocks, downscaler, repmap in zip(self.down_blocks, self.down_downscalers, self.down_repeat_mappers):
             x = downscaler(x)
             for rep in range(len(repmap) + 1):
                 for blk in blocks:
+                    if isinstance(blk, ResBlock):
+                        x = self._control(x, cnet)
                     x = self._run_block(blk, x, r_embed, clip)
                 if rep < len(repmap):
                     x = repmap[rep](x)
@@ -71,7 +98,7 @@ class CascadeUNet(nn.Module):
         return level_outputs
 
     def _up_decode(self, level_outputs: list[torch.Tensor], r_embed: torch.Tensor,
-                   clip: torch.Tensor) -> torch.Tensor:
+                   clip: torch.Tensor, cnet: "ControlFeed | None" = None) -> torch.Tensor:
         """Up pass; the first ResBlock of every non-deepest level takes that level's skip on every repeat."""
         x = level_outputs[0]
         for i, (blocks, upscaler, repmap) in enumerate(
@@ -82,6 +109,8 @@ class CascadeUNet(nn.Module):
                     if isinstance(blk, ResBlock) and k == 0 and i > 0:
                         skip = level_outputs[i]
                         x = resize_like(x, tuple(skip.shape[-2:]))
+                    if isinstance(blk, ResBlock):
+                        x = self._control(x, cnet)  # after the skip resize, as the official code
                     x = self._run_block(blk, x, r_embed, clip, skip)
                 if rep < len(repmap):
                     x = repmap[rep](x)

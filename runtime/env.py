@@ -21,8 +21,11 @@ DTYPE_CHOICES = ("auto", "bf16", "fp32", "fp16")
 # Stage C overflows in fp16 (its forward refuses it), so its loader never offers it.
 _NO_FP16 = frozenset({"stage_c"})
 # Spec §4.4: the generators run in bf16; Stage A, effnet and the previewer are small and run in fp32.
+# The CLIP vision tower runs like the text tower; ControlNets run in fp32, as ComfyUI runs them (in the
+# sampler's float32 latent dtype), and are small next to Stage C.
 _AUTO_DTYPE = {"stage_c": "bf16", "stage_b": "bf16", "text_encoder": "bf16",
-               "stage_a": "fp32", "effnet": "fp32", "previewer": "fp32"}
+               "stage_a": "fp32", "effnet": "fp32", "previewer": "fp32",
+               "clip_vision": "bf16", "controlnet": "fp32"}
 
 
 def dtype_choices(kind: str) -> tuple[str, ...]:

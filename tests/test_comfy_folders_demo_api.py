@@ -71,7 +71,9 @@ def test_demo_never_shadows_a_users_file(tmp_path):
     users_b.write_bytes(b"the user's Stage B")
     written = demo.write_comfy_demo_weights(weights)
     assert [p.relative_to(weights).as_posix() for p in written] == [
-        "checkpoints/stable_cascade_stage_c.safetensors", "vae/stage_a.safetensors"]
+        "checkpoints/stable_cascade_stage_c.safetensors", "vae/stage_a.safetensors",
+        "clip_vision/demo_clip_vision_l14.safetensors", "controlnet/demo_canny.safetensors",
+        "controlnet/demo_inpainting.safetensors", "controlnet/demo_super_resolution.safetensors"]
     assert not (weights / "text_encoders" / "model.safetensors").exists()  # would hide clip/model.safetensors
     assert users_clip.read_bytes() == b"the user's text encoder" and users_b.read_bytes() == b"the user's Stage B"
     assert not demo.comfy_demo_missing(weights) and demo.write_comfy_demo_weights(weights) == []

@@ -114,6 +114,13 @@ def text_plan(keys, prefix: str) -> Plan:
     return plan
 
 
+def vision_plan(keys, prefix: str) -> Plan:
+    """CLIP vision tower in transformers names (`vision_model.*`, `visual_projection.weight`) under a prefix
+    (none, or ComfyUI's `clip_l_vision.`); older files' `position_ids` buffer is not a weight and is left out."""
+    return {short: Recipe((full,)) for short, full in strip(keys, prefix).items()
+            if short != "vision_model.embeddings.position_ids"}
+
+
 def text_outer_extras(keys, prefix: str) -> set[str]:
     """Keys beside a ComfyUI CLIP-G tower that belong to it (so they are not reported as strays)."""
     outer = prefix[: -len("transformer.")] if prefix.endswith("transformer.") else None

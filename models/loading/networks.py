@@ -16,7 +16,8 @@ from .errors import LoadError, name_keys
 from .safetensors_io import TensorInfo
 
 KIND_TITLES = {"stage_c": "Stage C", "stage_b": "Stage B", "stage_a": "Stage A", "effnet": "EfficientNet encoder",
-               "previewer": "Previewer", "text_encoder": "CLIP text encoder"}
+               "previewer": "Previewer", "text_encoder": "CLIP text encoder", "clip_vision": "CLIP vision encoder",
+               "controlnet": "ControlNet"}
 KIND_ALIASES = {"effnet_encoder": "effnet", "prior": "stage_c", "decoder": "stage_b", "vqgan": "stage_a",
                 "clip": "text_encoder", "text": "text_encoder"}
 
@@ -57,6 +58,12 @@ def network_spec(kind: str) -> NetworkSpec:
     if kind == "previewer":
         from models.previewer import PREVIEWER_PRESETS, Previewer
         return NetworkSpec(kind, Previewer, PREVIEWER_PRESETS)
+    if kind == "clip_vision":
+        from models.clip_vision import CLIP_VISION_PRESETS, ClipVision
+        return NetworkSpec(kind, ClipVision, CLIP_VISION_PRESETS, key_prefix="clip.")
+    if kind == "controlnet":
+        from models.controlnet import CONTROLNET_PRESETS, ControlNet
+        return NetworkSpec(kind, ControlNet, CONTROLNET_PRESETS)
     from models.text_encoder import TEXT_ENCODER_PRESETS, TextEncoder
     return NetworkSpec(kind, TextEncoder, TEXT_ENCODER_PRESETS, key_prefix="clip.")
 
@@ -109,6 +116,13 @@ def _quick_fit(kind: str, cfg: Any, infos: dict[str, TensorInfo]) -> bool:
         return (shape("blocks.0.weight") or (0,))[0] == cfg.c_hidden
     if kind == "text_encoder":
         return shape("text_model.embeddings.token_embedding.weight") == (cfg.vocab_size, cfg.hidden_size)
+    if kind == "clip_vision":
+        return shape("visual_projection.weight") == (cfg.projection_dim, cfg.hidden_size)
+    if kind == "controlnet":
+        stem = shape("backbone.0.0.weight") if cfg.bottleneck == "effnet" else shape("backbone.0.weight")
+        return ((stem or (0, 0))[1] == cfg.c_in and (shape("projections.0.2.weight") or (0,))[0] == cfg.c_proj
+                and f"projections.{len(cfg.proj_blocks) - 1}.0.weight" in infos
+                and f"projections.{len(cfg.proj_blocks)}.0.weight" not in infos)
     return True
 
 
@@ -153,6 +167,11 @@ def config_from_json(kind: str, d: Mapping) -> Any:
             src = d.get("text_config", d)
             fields = {f.name for f in dataclasses.fields(TextEncoderConfig)}
             return TextEncoderConfig(**{k: v for k, v in src.items() if k in fields})
+        if kind == "clip_vision":
+            from models.clip_vision import ClipVisionConfig
+            src = d.get("vision_config", d)
+            fields = {f.name for f in dataclasses.fields(ClipVisionConfig)}
+            return ClipVisionConfig(**{k: v for k, v in src.items() if k in fields})
     except (KeyError, TypeError, ValueError) as e:
         raise LoadError(f"config.json could not be read as a {KIND_TITLES[kind]} config ({e!r})") from None
     return None

@@ -14,7 +14,7 @@ import torch
 from . import convert
 from .safetensors_io import TensorInfo
 
-KINDS = ("stage_c", "stage_b", "stage_a", "effnet", "previewer", "text_encoder")
+KINDS = ("stage_c", "stage_b", "stage_a", "effnet", "previewer", "text_encoder", "clip_vision", "controlnet")
 # kind -> (marker key, keys of which at least one must sit beside it under the same prefix)
 MARKERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("stage_c", "clip_txt_mapper.weight", ("clf.1.weight", "clip_img_mapper.weight", "embedding.1.weight")),
@@ -25,14 +25,18 @@ MARKERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("previewer", "blocks.0.weight", ("blocks.11.running_mean", "blocks.24.weight", "blocks.2.running_var")),
     ("text_encoder", "text_model.embeddings.token_embedding.weight",
      ("text_model.final_layer_norm.weight", "text_model.embeddings.position_embedding.weight")),
+    ("clip_vision", "vision_model.embeddings.patch_embedding.weight",
+     ("visual_projection.weight", "vision_model.post_layernorm.weight")),
+    # Stable Cascade ControlNets: EfficientNet backbone (canny, inpainting) or 'large' (super-resolution).
+    ("controlnet", "projections.0.0.weight", ("backbone.0.0.weight", "backbone.0.weight")),
 )
 # Recognised but not loadable here: give a precise message instead of "not a Stable Cascade file".
 OTHER_MARKERS = (
     ("lora_down.weight", "a LoRA (use a LoRA loader node)"),
     ("lora_A.weight", "a LoRA (use a LoRA loader node)"),
     ("lora_up.weight", "a LoRA (use a LoRA loader node)"),
-    ("projections.0.0.weight", "a Stable Cascade ControlNet (not supported by this loader)"),
-    ("vision_model.embeddings.patch_embedding.weight", "a CLIP vision encoder (not a Stable Cascade network)"),
+    ("visual.transformer.resblocks.0.attn.in_proj_weight",
+     "an OpenCLIP-format CLIP vision encoder (convert it to transformers names: vision_model.*)"),
     ("model.diffusion_model.input_blocks.0.0.weight", "a Stable Diffusion / SDXL checkpoint, not Stable Cascade"),
     ("model.diffusion_model.double_blocks.0.img_attn.qkv.weight", "a Flux checkpoint, not Stable Cascade"),
     ("first_stage_model.encoder.conv_in.weight", "a Stable Diffusion VAE, not Stable Cascade"),
@@ -80,6 +84,8 @@ def _layout(kind: str, prefix: str, keys: set[str]) -> str:
         return "diffusers" if prefix + "vquantizer.embedding.weight" in keys else "original"
     if kind == "text_encoder":
         return "clip-g" if prefix.endswith("transformer.") else "transformers"
+    if kind == "clip_vision":
+        return "transformers"
     return "original"
 
 
@@ -91,6 +97,8 @@ def plan_for(found: Found, keys) -> convert.Plan:
         return convert.vqgan_plan(keys, found.prefix)
     if found.kind == "text_encoder":
         return convert.text_plan(keys, found.prefix)
+    if found.kind == "clip_vision":
+        return convert.vision_plan(keys, found.prefix)
     return convert.plain_plan(keys, found.prefix)
 
 
@@ -132,6 +140,9 @@ def guess_preset(kind: str, infos: dict[str, TensorInfo]) -> str | None:
         return "bigg" if dim("text_model.final_layer_norm.weight", 0) == 1280 and len(layers) == 32 else None
     if kind == "stage_a":
         return "full" if dim("vquantizer.codebook.weight", 0) == 8192 else None
+    if kind == "clip_vision":
+        layers = {k.split(".")[3] for k in infos if k.startswith("vision_model.encoder.layers.")}
+        return "vit_l14" if dim("vision_model.post_layernorm.weight", 0) == 1024 and len(layers) == 24 else None
     return "full" if kind in ("effnet", "previewer") else None
 
 

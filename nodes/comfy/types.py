@@ -90,6 +90,36 @@ class ClipVisionOutput:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, eq=False)
+class ControlNetApplied:
+    """extras["control"]: a ControlNet (ModelHandle) applied with a hint image, strength and percent range,
+    chained to the control applied before it (`previous`). Shared, never mutated except its residual cache.
+
+    hint: [B, C, H, W] float32 (ComfyUI's movedim'ed IMAGE). `env` makes the ControlNet resident when it runs.
+    """
+
+    control: ModelHandle
+    env: Any
+    hint: torch.Tensor
+    strength: float = 1.0
+    start_percent: float = 0.0
+    end_percent: float = 1.0
+    previous: "ControlNetApplied | None" = None
+    cache: dict = field(default_factory=dict, repr=False)  # (B, h, w) -> scaled residuals
+
+    def stage_c_inputs(self, x_shape, sigma, percent_to_sigma) -> list[torch.Tensor | None] | None:
+        """Stage C's `cnet=` list for a latent of shape x_shape [B,16,h,w] at noise level sigma, or None.
+
+        percent_to_sigma: the sampler's ComfyUI-style callable (0 -> above sigma_max, 1 -> 0). This control
+        is active while percent_to_sigma(start) >= sigma >= percent_to_sigma(end); its residuals (hint
+        prepared and the ControlNet run once per latent shape) are scaled by strength and summed with the
+        earlier controls'. Raises ValueError when the hint does not fit the ControlNet.
+        """
+        from nodes.comfy.controlnet import residuals_for  # the computation lives with the nodes
+
+        return residuals_for(self, tuple(x_shape), sigma, percent_to_sigma)
+
+
 def entries(value: Any) -> list[list]:
     """A CONDITIONING value as ComfyUI's entry list (our TextEncode's Conditioning becomes one entry).
 
