@@ -34,9 +34,14 @@ GROUPS = {
 SKIPPED = {"steps"}
 
 
+# ComfyUI's family (nodes/comfy/) keeps ComfyUI's ranges (16384-px sides, batches of 4096) whose maxima
+# together are not runnable by design; its classes test their own semantics in tests/test_comfy_*.py.
+OURS = {name: cls for name, cls in NODES.items() if not cls.__module__.startswith("nodes.comfy")}
+
+
 def numeric_inputs() -> list[tuple[str, object]]:
     found = []
-    for class_type, cls in NODES.items():
+    for class_type, cls in OURS.items():
         for inp in cls.INPUTS:
             if inp.type in (INT, FLOAT):
                 assert inp.min is not None and inp.max is not None, f"{class_type}.{inp.name} has no declared range"
@@ -83,7 +88,7 @@ def base(tmp_path_factory):
 
 def test_every_node_class_is_covered(base):
     _, _, prompt = base
-    assert {n["class_type"] for n in prompt.values()} >= set(NODES) - {"LoRAStageB"}
+    assert {n["class_type"] for n in prompt.values()} >= set(OURS) - {"LoRAStageB"}
 
 
 @pytest.mark.slow
