@@ -4,6 +4,9 @@ Previews go only to clients that opted in, because some API clients treat any bi
 as a finished image: a ``feature_flags`` handshake with ``supports_preview_metadata`` gets
 type-4 frames (JSON metadata + image); connecting with ``?previews=1`` gets ComfyUI's legacy
 type-1 frames (8-byte header: event type 1, format 1 = JPEG, then the JPEG bytes).
+An image a node sends as its output (SaveImageWebsocket: ComfyUI's ``("PNG", image, None)`` form)
+goes to the prompt's client whether it opted in or not, full size, never coalesced: type-1 frames
+with format 2 = PNG, as ComfyUI's websockets_api_example_ws_images client reads them.
 
 Each client has a bounded outbox (api/ws_outbox.py) and is pinged every ``heartbeat`` s; a
 client that falls too far behind is disconnected rather than buffered for ever.
@@ -28,7 +31,7 @@ from api.ws_outbox import Outbox, OutboxOverflow, wire
 
 log = logging.getLogger("cascade.ws")
 PREVIEW_IMAGE, PREVIEW_IMAGE_WITH_METADATA = 1, 4
-FORMAT_JPEG = 1
+FORMATS = {"JPEG": 1, "PNG": 2}  # ComfyUI's format numbers in type-1 frames
 
 
 @dataclass
@@ -69,29 +72,41 @@ class Hub:
         """The worker's ``publish``: previews are encoded here, off the event loop."""
         if event == "preview":
             client = self.clients.get(client_id or "")
-            if client is None or not client.wants_previews:
+            sent = isinstance(data["image"], tuple)  # a node's output image, not a sampler preview
+            if client is None or not (sent or client.wants_previews):
                 return
             try:
-                data = {"node_id": data["node_id"], "prompt_id": data["prompt_id"],
-                        "jpeg": self._encode(data["image"])}
+                fmt, payload = self._encode(data["image"])
+                data = {"node_id": data["node_id"], "prompt_id": data["prompt_id"], "format": fmt,
+                        "bytes": payload, "sent": sent}
             except Exception:  # a preview is a nicety: never fail the node over it
                 log.debug("could not encode preview", exc_info=True)
                 return
         call_on_loop(self.loop, self.dispatch, event, data, client_id)
 
-    def _encode(self, image: Any) -> bytes:
-        image = image.convert("RGB")
-        image.thumbnail((self.preview_size, self.preview_size))
+    def _encode(self, image: Any) -> tuple[str, bytes]:
+        """(format, bytes): a bare PIL image is a preview (JPEG, at most preview_size); a
+        ``(format, image, max_size)`` tuple is encoded in that format, resized only if max_size."""
+        fmt, max_size = "JPEG", self.preview_size
+        if isinstance(image, tuple):
+            fmt, image, max_size = image
+            fmt = "PNG" if fmt == "PNG" else "JPEG"
+        if fmt == "JPEG" and image.mode != "RGB":
+            image = image.convert("RGB")
+        if max_size:
+            image = image.copy()
+            image.thumbnail((max_size, max_size))
         buf = io.BytesIO()
-        image.save(buf, format="JPEG", quality=95)
-        return buf.getvalue()
+        image.save(buf, format=fmt, quality=95, compress_level=1)
+        return fmt, buf.getvalue()
 
     # -- on the loop -------------------------------------------------------------------------
     def dispatch(self, event: str, data: dict, client_id: str | None) -> None:
         if event == "preview":
             client = self.clients.get(client_id or "")
-            if client is not None:
-                self.send(client, self._frame(client, data), key=("preview", data["node_id"]))
+            if client is not None:  # previews coalesce per node; sent images must all arrive
+                key = None if data["sent"] else ("preview", data["node_id"])
+                self.send(client, self._frame(client, data), key=key)
             return
         if client_id is None:
             if event not in ("status", "execution_interrupted"):
@@ -130,9 +145,10 @@ class Hub:
         if client.metadata_previews:
             meta = json.dumps({"node_id": data["node_id"], "prompt_id": data["prompt_id"],
                                "display_node_id": data["node_id"], "parent_node_id": None,
-                               "real_node_id": data["node_id"], "image_type": "image/jpeg"}).encode()
-            return struct.pack(">II", PREVIEW_IMAGE_WITH_METADATA, len(meta)) + meta + data["jpeg"]
-        return struct.pack(">II", PREVIEW_IMAGE, FORMAT_JPEG) + data["jpeg"]
+                               "real_node_id": data["node_id"],
+                               "image_type": f"image/{data['format'].lower()}"}).encode()
+            return struct.pack(">II", PREVIEW_IMAGE_WITH_METADATA, len(meta)) + meta + data["bytes"]
+        return struct.pack(">II", PREVIEW_IMAGE, FORMATS[data["format"]]) + data["bytes"]
 
     # -- waiters of POST /prompt?wait=true ------------------------------------------------------
     def wait_for(self, prompt_id: str) -> asyncio.Future:

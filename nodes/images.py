@@ -1,4 +1,7 @@
-"""Image I/O nodes: LoadImage (from the input folder), SaveImage (PNG with workflow), PreviewImage."""
+"""Image I/O nodes: LoadImage (from the input folder), SaveImage (PNG with workflow), PreviewImage.
+
+Their class names, inputs, outputs and categories are ComfyUI's too, so one class serves both families.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -11,11 +14,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, ImageSequence
 from PIL.PngImagePlugin import PngInfo
 
 from engine.schema import Input, Node, Output, Result, RunContext
-from image_limits import ImageRefused, open_checked
+from image_limits import ImageRefused, max_pixels, open_checked
 from nodes import types as T
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -47,19 +50,67 @@ def pil_to_image(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).unsqueeze(0)
 
 
+def _alpha(frame: Image.Image) -> np.ndarray | None:
+    """The frame's alpha in [0,1] as float32 [H,W], or None when it has none (a palette
+    image's transparent index counts as alpha, as in ComfyUI)."""
+    if "A" in frame.getbands():
+        return np.asarray(frame.getchannel("A"), dtype=np.float32) / 255.0
+    if frame.mode == "P" and "transparency" in frame.info:
+        return np.asarray(frame.convert("RGBA").getchannel("A"), dtype=np.float32) / 255.0
+    return None
+
+
+def load_frames(img: Image.Image, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every frame of `img` → (IMAGE [F,H,W,3], MASK [F,h,w]) float32, as ComfyUI's LoadImage.
+
+    MASK = 1 − alpha; a file without alpha gives a 64×64 zero mask (ComfyUI's placeholder), or
+    zeros of the frame's size for the alpha-less frames of an animation whose other frames have
+    alpha. Frames of another size than the first are skipped; an MPO (camera multi-picture JPEG)
+    gives its first picture only. 16-bit greyscale ("I") is scaled to 8 bit first. Raises
+    ValueError when the frames together exceed the pixel limit (image_limits.max_pixels).
+    """
+    images: list[np.ndarray] = []
+    alphas: list[np.ndarray | None] = []
+    budget, used = max_pixels(), 0
+    for frame in ImageSequence.Iterator(img):
+        frame = ImageOps.exif_transpose(frame)
+        if frame.mode == "I":
+            frame = frame.point(lambda v: v * (1 / 255))
+        rgb = frame.convert("RGB")
+        if images and rgb.size != (images[0].shape[1], images[0].shape[0]):
+            continue
+        used += rgb.width * rgb.height
+        if used > budget:
+            raise ValueError(f"image '{name}': its frames together exceed the limit of {budget:,} pixels")
+        images.append(np.asarray(rgb, dtype=np.float32) / 255.0)
+        alphas.append(_alpha(frame))
+        if img.format == "MPO":
+            break
+    height, width = images[0].shape[:2]
+    any_alpha = any(a is not None for a in alphas)
+    masks = [1.0 - a if a is not None else np.zeros((height, width) if any_alpha else (64, 64), np.float32)
+             for a in alphas]
+    return torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(masks))
+
+
 def image_to_pils(images: torch.Tensor) -> list[Image.Image]:
-    """IMAGE [B,H,W,3] → list of PIL RGB images."""
+    """IMAGE [B,H,W,3] or [B,H,W,4] → list of PIL RGB or RGBA images (rounded to 8 bit)."""
     arr = (images.detach().float().clamp(0, 1).cpu().numpy() * 255.0).round().astype(np.uint8)
     return [Image.fromarray(a) for a in arr]
 
 
 class LoadImage(Node):
-    """Load an image from the input folder (uploads land there)."""
+    """Load an image from the input folder (uploads land there), with its alpha as a MASK.
+
+    Prompts written by ComfyUI's editor carry an extra `upload` input ("image"); it is not declared,
+    so validation and the run ignore it, as ComfyUI does.
+    """
 
     TITLE = "Load Image"
-    CATEGORY = "stable_cascade/image"
+    CATEGORY = "image"
     INPUTS = (Input("image", T.COMBO, choices=input_files, tooltip="a file in the input folder"),)
-    OUTPUTS = (Output("image", T.IMAGE, "the image, [1,H,W,3] in 0..1"),)
+    OUTPUTS = (Output("IMAGE", T.IMAGE, "the image, [F,H,W,3] in 0..1 (F = frames of an animation)"),
+               Output("MASK", "MASK", "1 − alpha [F,H,W]; a 64×64 zero mask when the file has no alpha"))
 
     @classmethod
     def check(cls, env: Any, inputs: dict) -> dict[str, str]:
@@ -95,7 +146,7 @@ class LoadImage(Node):
         except ImageRefused as exc:
             raise ValueError(f"image '{image}': {exc}") from None
         with img:
-            return (pil_to_image(img),)
+            return load_frames(img, image)
 
 
 def expand_prefix(prefix: str, image: Image.Image) -> str:
@@ -151,15 +202,15 @@ class SaveImage(Node):
     """Save images as PNG in the output folder, with the workflow embedded (drop it back to reload)."""
 
     TITLE = "Save Image"
-    CATEGORY = "stable_cascade/image"
+    CATEGORY = "image"
     OUTPUT_NODE = True
     INPUTS = (
         Input("images", T.IMAGE, tooltip="the images to save"),
-        Input("filename_prefix", T.STRING, default="CascadeStudio",
+        Input("filename_prefix", T.STRING, default="ComfyUI",
               tooltip="file name prefix; may contain subfolders and %width%, %height%, %year%… (kept inside output/)"),
     )
 
-    def run(self, ctx: RunContext, images: torch.Tensor, filename_prefix: str = "CascadeStudio") -> Result:
+    def run(self, ctx: RunContext, images: torch.Tensor, filename_prefix: str = "ComfyUI") -> Result:
         return save_images(ctx, images, Path(ctx.env.config.output_dir), filename_prefix, "output", 4)
 
 
@@ -167,7 +218,7 @@ class PreviewImage(Node):
     """Show images without keeping them (written to the temp folder, wiped at start-up)."""
 
     TITLE = "Preview Image"
-    CATEGORY = "stable_cascade/image"
+    CATEGORY = "image"
     OUTPUT_NODE = True
     INPUTS = (Input("images", T.IMAGE, tooltip="the images to preview"),)
 

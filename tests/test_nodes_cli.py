@@ -151,7 +151,7 @@ def test_image_to_image_nodes(weights, tmp_path):
     from engine.schema import RunContext
     import threading
     ctx = RunContext(node_id="7", prompt_id="p", env=env, cancel=threading.Event())
-    (img,) = NODES["LoadImage"]().run(ctx, "in.png")
+    img, _mask = NODES["LoadImage"]().run(ctx, "in.png")
     (effnet,) = NODES["LoadEffNet"]().run(ctx, f["effnet"], "auto")
     (latent,) = NODES["EffNetEncode"]().run(ctx, effnet, img)
     (te,) = NODES["LoadTextEncoder"]().run(ctx, f["text_encoder"], "auto")

@@ -69,8 +69,9 @@ def test_load_image_check_fingerprint_and_pixels(env):
     fp1 = LoadImage.fingerprint(env, {"image": "nested/red.png"})
     Image.new("RGB", (5, 3), (0, 0, 255)).save(root / "nested" / "red.png")
     assert LoadImage.fingerprint(env, {"image": "nested/red.png"}) != fp1  # content, not name
-    (img,) = LoadImage().run(ctx(env), "nested/red.png")
+    img, mask = LoadImage().run(ctx(env), "nested/red.png")
     assert img.shape == (1, 3, 5, 3) and img[0, 0, 0].tolist() == [0.0, 0.0, 1.0]
+    assert torch.equal(mask, torch.zeros(1, 64, 64))  # no alpha: ComfyUI's 64×64 placeholder
 
 
 def test_missing_weights_guidance_names_files_and_sizes(env):
