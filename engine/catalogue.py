@@ -28,6 +28,8 @@ def input_options(inp: Input) -> dict[str, Any]:
         opts["multiline"] = True
     if inp.seed:
         opts["control_after_generate"] = True
+    if inp.upload:
+        opts["image_upload"] = True
     if inp.tooltip:
         opts["tooltip"] = inp.tooltip
     if not inp.is_widget:

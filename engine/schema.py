@@ -33,6 +33,7 @@ class Input:
     optional: bool = False
     tooltip: str = ""
     seed: bool = False  # editor offers randomise/increment after queueing (control_after_generate)
+    upload: bool = False  # a file combo the editor can add to by uploading an image (ComfyUI's image_upload)
 
     @property
     def is_widget(self) -> bool:

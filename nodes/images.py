@@ -108,7 +108,7 @@ class LoadImage(Node):
 
     TITLE = "Load Image"
     CATEGORY = "image"
-    INPUTS = (Input("image", T.COMBO, choices=input_files, tooltip="a file in the input folder"),)
+    INPUTS = (Input("image", T.COMBO, choices=input_files, upload=True, tooltip="a file in the input folder"),)
     OUTPUTS = (Output("IMAGE", T.IMAGE, "the image, [F,H,W,3] in 0..1 (F = frames of an animation)"),
                Output("MASK", "MASK", "1 − alpha [F,H,W]; a 64×64 zero mask when the file has no alpha"))
 

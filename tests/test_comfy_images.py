@@ -174,3 +174,15 @@ def test_object_info_entries_are_comfyuis():
     join = node_info("JoinImageWithAlpha", NODES["JoinImageWithAlpha"], None)
     assert join["input"]["required"] == {"image": ["IMAGE"], "alpha": ["MASK"]}
     assert join["category"] == "mask/compositing"
+
+
+def test_image_file_combos_say_image_upload_as_comfyuis_do(tmp_path):
+    """ComfyUI's frontend draws an upload button for a combo whose options carry image_upload: true."""
+    from nodes.registry import NODES as ALL
+
+    class Env:
+        input_dir = tmp_path
+
+    for name in ("LoadImage", "LoadImageMask"):
+        entry = node_info(name, ALL[name], Env())["input"]["required"]["image"]
+        assert entry[1].get("image_upload") is True, name

@@ -110,7 +110,7 @@ class LoadImageMask(Node):
     TITLE = "Load Image (as Mask)"
     CATEGORY = "mask"
     CHANNELS = ("alpha", "red", "green", "blue")
-    INPUTS = (Input("image", COMBO, choices=input_files), Input("channel", COMBO, choices=CHANNELS))
+    INPUTS = (Input("image", COMBO, choices=input_files, upload=True), Input("channel", COMBO, choices=CHANNELS))
     OUTPUTS = (Output("MASK", MASK),)
 
     check = LoadImage.check  # same file rules (inside the input folder, exists, not a bomb)
