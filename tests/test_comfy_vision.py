@@ -74,23 +74,17 @@ def test_clip_vision_encode_equals_transformers(env):
         vision.CLIPVisionEncode().run(ctx(env), clip_vision=None, image=image)
 
 
-def test_checkpoint_clip_vision_is_the_all_in_one_part(env, monkeypatch):
-    part = vision.checkpoint_clip_vision(env, "stable_cascade_stage_c.safetensors")
-    alone = cn_nodes.load_comfy_model(env, "clip_vision", "demo_clip_vision_l14.safetensors", "clip_vision")
-    assert isinstance(part.module, ClipVision)
-    a, b = part.module.state_dict(), alone.module.state_dict()
+def test_unclip_checkpoint_loader_gives_the_all_in_one_vision_part(env):
+    model, clip, vae, part = vision.unCLIPCheckpointLoader().run(ctx(env), ckpt_name="stable_cascade_stage_c.safetensors")
+    (alone,) = vision.CLIPVisionLoader().run(ctx(env), clip_name="demo_clip_vision_l14.safetensors")
+    assert model.stage == "stage_c" and vae.kind == "stage_c_coder" and clip.handle
+    assert isinstance(part.module, ClipVision) and part.module is not alone.module
+    a, b = (env.models.ensure(h.module).state_dict() for h in (part, alone))
     assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
-    assert vision.checkpoint_clip_vision(env, "stable_cascade_stage_b.safetensors") is None
-
-    class Simple:  # stands in for the family's CheckpointLoaderSimple (its own tests cover it)
-        def run(self, ctx, ckpt_name):
-            return ("model:" + ckpt_name, "clip", "vae")
-    import nodes.comfy.loaders as loaders
-    monkeypatch.setitem(loaders.NODES, "CheckpointLoaderSimple", Simple)
-    out = vision.unCLIPCheckpointLoader().run(ctx(env), ckpt_name="stable_cascade_stage_c.safetensors")
-    assert out[:3] == ("model:stable_cascade_stage_c.safetensors", "clip", "vae")
-    assert isinstance(out[3].module, ClipVision)
-    assert vision.unCLIPCheckpointLoader.check(env, {"ckpt_name": "nope.safetensors"})
+    # The Stage B checkpoint has no vision tower: the output is empty, as in ComfyUI.
+    assert vision.unCLIPCheckpointLoader().run(ctx(env), ckpt_name="stable_cascade_stage_b.safetensors")[3] is None
+    assert "nope.safetensors" in vision.unCLIPCheckpointLoader.check(env, {"ckpt_name": "nope.safetensors"})["ckpt_name"]
+    assert "clip_vision" in vision.CLIPVisionLoader.check(env, {"clip_name": "nope.safetensors"})["clip_name"]
 
 
 def entries():

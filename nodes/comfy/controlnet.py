@@ -15,6 +15,7 @@ from engine.schema import COMBO, FLOAT, Input, Node, Output, RunContext
 from models.controlnet import ControlNet
 from models.patching import ModelHandle
 from nodes.comfy import types as C
+from nodes.comfy.files import FileLoader, load_part
 from runtime.model_use import using
 
 FOLDER = "controlnet"
@@ -22,48 +23,23 @@ HINT_MULTIPLE = 8  # ComfyUI rounds the hint size up to a multiple of the adapte
 
 
 # -- loading --------------------------------------------------------------------------------------
-def load_comfy_model(env: Any, folder: str, name: str, kind: str) -> ModelHandle:
-    """A ComfyUI-folder file loaded as `kind` (auto dtype) through the model manager.
-
-    Raises FileNotFoundError naming the folder when the file is not listed there.
-    """
-    path = env.comfy_path(folder, name)
-    if path is None:
-        raise FileNotFoundError(f"{name!r} is not in the {folder} folder (choose one of: "
-                                f"{', '.join(env.comfy_files(folder)) or 'none found'})")
-    return ModelHandle(env.models.load(path, kind, env.resolve_dtype(kind, "auto")))
-
-
-def missing_file(env: Any, folder: str, input_name: str, name: Any) -> dict[str, str]:
-    """{input_name: message} when a literal file name is not in a ComfyUI folder, else {}."""
-    if isinstance(name, str) and env.comfy_path(folder, name) is None:
-        return {input_name: f"{name!r} is not in the {folder} folder"}
-    return {}
-
-
-def _stamp(env: Any, folder: str, name: Any) -> Any:
-    path = env.comfy_path(folder, name) if isinstance(name, str) else None
-    return None if path is None else (path.stat().st_mtime_ns, path.stat().st_size)
-
-
-class ControlNetLoader(Node):
+class ControlNetLoader(FileLoader):
     """Load a Stable Cascade ControlNet (canny, inpainting, super-resolution) from the controlnet folder."""
 
     TITLE = "Load ControlNet Model"
     CATEGORY = "loaders"
+    FOLDER, FILE_INPUT = FOLDER, "control_net_name"
+    EXPECTED = "a Stable Cascade ControlNet (canny, inpainting or super-resolution)"
     INPUTS = (Input("control_net_name", COMBO, choices=lambda env: env.comfy_files(FOLDER)),)
     OUTPUTS = (Output("CONTROL_NET", C.CONTROL_NET),)
 
     @classmethod
-    def check(cls, env: Any, inputs: dict) -> dict[str, str]:
-        return missing_file(env, FOLDER, "control_net_name", inputs.get("control_net_name"))
-
-    @classmethod
-    def fingerprint(cls, env: Any, inputs: dict) -> Any:
-        return _stamp(env, FOLDER, inputs.get("control_net_name"))
+    def _needed(cls, kinds):
+        return ["controlnet"] if "controlnet" in kinds else []
 
     def run(self, ctx: RunContext, control_net_name: str) -> tuple:
-        return (load_comfy_model(ctx.env, FOLDER, control_net_name, "controlnet"),)
+        path, _ = self._file(ctx, control_net_name)
+        return (load_part(ctx.env, path, "controlnet"),)
 
 
 # -- applying -------------------------------------------------------------------------------------

@@ -10,67 +10,48 @@ from engine.schema import COMBO, FLOAT, Input, Node, Output, RunContext
 from models.clip_vision import CROPS, ClipVision
 from models.patching import ModelHandle
 from nodes.comfy import types as C
-from nodes.comfy.controlnet import _stamp, load_comfy_model, missing_file
+from nodes.comfy.files import FileLoader, load_part
+from nodes.comfy.loaders import CheckpointLoaderSimple
 from runtime.model_use import using
 
 
-class CLIPVisionLoader(Node):
+class CLIPVisionLoader(FileLoader):
     """Load a CLIP vision encoder (ViT-L/14 for Stable Cascade's image variation) from the clip_vision folder."""
 
     TITLE = "Load CLIP Vision"
     CATEGORY = "loaders"
+    FOLDER, FILE_INPUT = "clip_vision", "clip_name"
+    EXPECTED = "a CLIP ViT-L/14 vision tower"
     INPUTS = (Input("clip_name", COMBO, choices=lambda env: env.comfy_files("clip_vision")),)
     OUTPUTS = (Output("CLIP_VISION", C.CLIP_VISION),)
 
     @classmethod
-    def check(cls, env: Any, inputs: dict) -> dict[str, str]:
-        return missing_file(env, "clip_vision", "clip_name", inputs.get("clip_name"))
-
-    @classmethod
-    def fingerprint(cls, env: Any, inputs: dict) -> Any:
-        return _stamp(env, "clip_vision", inputs.get("clip_name"))
+    def _needed(cls, kinds):
+        return ["clip_vision"] if "clip_vision" in kinds else []
 
     def run(self, ctx: RunContext, clip_name: str) -> tuple:
-        return (load_comfy_model(ctx.env, "clip_vision", clip_name, "clip_vision"),)
+        path, _ = self._file(ctx, clip_name)
+        return (load_part(ctx.env, path, "clip_vision"),)
 
 
-def checkpoint_clip_vision(env: Any, ckpt_name: str) -> ModelHandle | None:
-    """The CLIP vision tower inside a checkpoints/ file (ComfyUI's `clip_l_vision.` part), or None if it has none."""
-    from models.loading import detect
-
-    path = env.comfy_path("checkpoints", ckpt_name)
-    if path is None:
-        raise FileNotFoundError(f"{ckpt_name!r} is not in the checkpoints folder")
-    if not any(c.kind == "clip_vision" for c in detect(path).components):
-        return None
-    return load_comfy_model(env, "checkpoints", ckpt_name, "clip_vision")
-
-
-class unCLIPCheckpointLoader(Node):  # noqa: N801  (ComfyUI's class name)
-    """CheckpointLoaderSimple plus the checkpoint's CLIP vision tower (the Stage C all-in-one file has one)."""
+class unCLIPCheckpointLoader(CheckpointLoaderSimple):  # noqa: N801  (ComfyUI's class name)
+    """CheckpointLoaderSimple plus the checkpoint's CLIP vision tower (ComfyUI's `clip_l_vision.` part); the
+    CLIP_VISION output is None when the file has none (CLIPVisionEncode then names the problem)."""
 
     TITLE = "unCLIPCheckpointLoader"
     CATEGORY = "loaders"
-    INPUTS = (Input("ckpt_name", COMBO, choices=lambda env: env.comfy_files("checkpoints")),)
-    OUTPUTS = (Output("MODEL", C.MODEL), Output("CLIP", C.CLIP), Output("VAE", C.VAE),
-               Output("CLIP_VISION", C.CLIP_VISION))
+    OUTPUTS = CheckpointLoaderSimple.OUTPUTS + (Output("CLIP_VISION", C.CLIP_VISION),)
 
     @classmethod
-    def check(cls, env: Any, inputs: dict) -> dict[str, str]:
-        return missing_file(env, "checkpoints", "ckpt_name", inputs.get("ckpt_name"))
-
-    @classmethod
-    def fingerprint(cls, env: Any, inputs: dict) -> Any:
-        return _stamp(env, "checkpoints", inputs.get("ckpt_name"))
+    def _needed(cls, kinds):
+        base = CheckpointLoaderSimple._needed(kinds)
+        return base + ["clip_vision"] if base and "clip_vision" in kinds else base
 
     def run(self, ctx: RunContext, ckpt_name: str) -> tuple:
-        from nodes.comfy.loaders import NODES as LOADERS  # imported late: a sibling module of the family
-
-        simple = LOADERS.get("CheckpointLoaderSimple")
-        if simple is None:
-            raise RuntimeError("unCLIPCheckpointLoader needs CheckpointLoaderSimple, which is not available")
-        model, clip, vae = tuple(simple().run(ctx, ckpt_name=ckpt_name))[:3]
-        return (model, clip, vae, checkpoint_clip_vision(ctx.env, ckpt_name))
+        model, clip, vae = super().run(ctx, ckpt_name)
+        path, kinds = self._file(ctx, ckpt_name)
+        vision = load_part(ctx.env, path, "clip_vision") if "clip_vision" in kinds else None
+        return (model, clip, vae, vision)
 
 
 class CLIPVisionEncode(Node):
