@@ -94,3 +94,21 @@ def _run_k(net: EpsFn, shape, sampler: str, scheduler: str, steps: int, shift: f
     sigmas = denoise_sigmas(scheduler, steps, shift, denoise)
     x = _k_start(sigmas, shift, init, noise())
     return K_SAMPLERS[sampler](EpsDenoiser(net), x, sigmas, generator=noise, callback=callback)
+
+
+def k_sample(denoiser: Callable[[torch.Tensor, float], torch.Tensor], sigmas: torch.Tensor, *, sampler: str,
+             noise: torch.Tensor, latent: torch.Tensor, step_noise: Callable[[], torch.Tensor],
+             sigma_top: float, callback: StepCallback | None = None) -> torch.Tensor:
+    """ComfyUI's KSAMPLER.sample over a given sigma list (for callers that own the sigmas and the noise).
+
+    x starts as latent + noise * sqrt(1 + s0^2) when s0 is the schedule's top (``sigma_top``, within
+    1e-5 relative, or above it), else latent + noise * s0 (EPS noise_scaling); then the k-sampler
+    runs with ``denoiser(x, sigma) -> x0`` and ``step_noise()`` for its per-step draws. noise and latent
+    are float32 [B, ...] on the target device; returns the sampler's final x (float32).
+    """
+    if sampler not in K_SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(K_SAMPLERS)}")
+    s0 = float(sigmas[0])
+    full = math.isclose(s0, sigma_top, rel_tol=1e-5) or s0 > sigma_top
+    x = latent + noise * (math.sqrt(1 + s0 * s0) if full else s0)
+    return K_SAMPLERS[sampler](denoiser, x, sigmas, generator=step_noise, callback=callback)

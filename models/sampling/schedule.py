@@ -72,10 +72,34 @@ def comfy_sigma(t: torch.Tensor | float | list[float], shift: float = 1.0) -> to
     return torch.sqrt((1 - alpha_bar) / alpha_bar)
 
 
-def comfy_sigma_table(shift: float = 1.0) -> torch.Tensor:
-    """The 10000-entry ascending sigma table ComfyUI samples from: sigma((k+1)/10000)."""
+def comfy_sigma_table(shift: float = 1.0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """The 10000-entry ascending sigma table ComfyUI samples from: sigma((k+1)/10000).
+
+    dtype float32 reproduces ComfyUI's own table, which it computes in float32 (its cosine_s and
+    alpha_bar(0) are float32 tensors, so every operation runs in float32), returned as float64.
+    """
     k = torch.arange(COMFY_TABLE_SIZE, dtype=torch.float64)
-    return comfy_sigma((k + 1) / COMFY_TABLE_SIZE, shift)
+    t = (k + 1) / COMFY_TABLE_SIZE
+    return comfy_sigma_at(t, shift, dtype)
+
+
+def comfy_sigma_at(t: torch.Tensor, shift: float, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """comfy_sigma at times t, computed in float64 or (dtype float32) as ComfyUI does; float64 result."""
+    if dtype == torch.float64:
+        return comfy_sigma(t, shift)
+    return _comfy_sigma_f32(torch.as_tensor(t, dtype=torch.float64).float(), shift).double()
+
+
+def _comfy_sigma_f32(t: torch.Tensor, shift: float) -> torch.Tensor:
+    """comfy_sigma with every step rounded to float32 in ComfyUI's order of operations."""
+    s = torch.tensor(COSINE_S, dtype=torch.float32)
+    min_var = torch.cos(s / (1 + s) * math.pi * 0.5) ** 2
+    alpha_bar = torch.cos((t + s) / (1 + s) * math.pi * 0.5) ** 2 / min_var
+    if shift != 1:
+        logsnr = (alpha_bar / (1 - alpha_bar)).log() + 2 * torch.log(1.0 / torch.tensor(float(shift)))
+        alpha_bar = logsnr.sigmoid()
+    alpha_bar = alpha_bar.clamp(*VAR_CLAMP)
+    return ((1 - alpha_bar) / alpha_bar) ** 0.5
 
 
 def official_logsnrs(steps: int, shift: float, t_start: float = 1.0, t_end: float = 0.0) -> torch.Tensor:
