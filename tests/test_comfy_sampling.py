@@ -15,8 +15,7 @@ from nodes.comfy.sample_conds import ComfyDenoiser, clip_img_of, preds_of
 from nodes.comfy.sampling import SAMPLER_NAMES, SCHEDULER_NAMES, KSampler, comfy_sigmas, slice_sigmas
 from tests.comfy_sampling_helpers import S, sigma64, simple64, table64, timestep64
 
-SCHEDULES = Path("/work/shared/reference/schedules.json")
-ROOT_SCHEDULES = Path(__file__).resolve().parent / "data" / "schedules.json"
+SCHEDULES = Path(__file__).resolve().parent / "data" / "schedules.json"  # the shared reference, copied
 
 
 # -- noise ----------------------------------------------------------------------------------------------
@@ -72,10 +71,8 @@ def test_simple_sigmas_match_float64_and_the_shared_reference():
     ours = comfy_sigmas(2.0, "simple", 20, 1.0)
     ref = torch.tensor(simple64(2.0, 20), dtype=torch.float64)
     assert torch.allclose(ours, ref, rtol=1e-5, atol=0)
-    for path in (SCHEDULES, ROOT_SCHEDULES):
-        if path.exists():
-            shared = json.loads(path.read_text())["comfy_simple_sigmas_stage_c_20steps_shift2"]
-            assert torch.allclose(ours, torch.tensor(shared, dtype=torch.float64), rtol=1e-5, atol=0)
+    shared = json.loads(SCHEDULES.read_text())["comfy_simple_sigmas_stage_c_20steps_shift2"]
+    assert torch.allclose(ours, torch.tensor(shared, dtype=torch.float64), rtol=1e-5, atol=0)
 
 
 def test_denoise_keeps_the_tail_of_a_longer_schedule_and_the_0_9999_rule():

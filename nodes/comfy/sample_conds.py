@@ -122,11 +122,56 @@ def preds_of(entries: list[list], stage: str, latent_hw: tuple[int, int], shift:
     return preds
 
 
+def share_controls(positive: list[list], negative: list[list]) -> list[list]:
+    """ComfyUI's apply_empty_x_to_equal_area for ControlNets: when no negative entry has a control, the
+    positive controls marked ``control_apply_to_uncond`` (ControlNetApply) go to the negative entries, the
+    i-th to entry i mod n (copies). Returns the negative entries to sample with."""
+    if any(extras.get("control") is not None for _, extras in negative):
+        return negative
+    shared = [e["control"] for _, e in positive if e.get("control") is not None and e.get("control_apply_to_uncond")]
+    if not shared or not negative:
+        return negative
+    out = [[h, dict(e)] for h, e in negative]
+    for i, control in enumerate(shared):
+        out[i % len(out)][1]["control"] = control
+    return out
+
+
+MAX_TEXT_REPEAT = 4  # ComfyUI batches prompts of different lengths when lcm/shorter <= 4 (CONDCrossAttn)
+
+
+def _batch_key(inputs: dict[str, torch.Tensor], control: Any) -> tuple:
+    """Predictions with equal keys run in one network call (ComfyUI's can_concat: same shapes except the
+    text length, same control object)."""
+    return (tuple((k, tuple(v.shape[2:]) if k == "clip_text" else tuple(v.shape[1:])) for k, v in sorted(inputs.items())),
+            id(control) if control is not None else None)
+
+
+def _text_fits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    n, m = a.shape[1], b.shape[1]
+    return n == m or math.lcm(n, m) // min(n, m) <= MAX_TEXT_REPEAT
+
+
+def _concat(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """One batch of several predictions' inputs; texts of different lengths repeated to their lcm
+    (ComfyUI's CONDCrossAttn.concat), other tensors concatenated along the batch."""
+    out = {}
+    for key in parts[0]:
+        values = [p[key] for p in parts]
+        if key == "clip_text":
+            length = math.lcm(*(v.shape[1] for v in values))
+            values = [v.repeat(1, length // v.shape[1], 1) for v in values]
+        out[key] = torch.cat(values)
+    return out
+
+
 class ComfyDenoiser:
     """D(x, sigma) = CFG over the entry-averaged EPS denoiser x - sigma * eps(x / sqrt(sigma^2+1), t(sigma)).
 
     ``net(x, r, **inputs)`` is the Stage C or Stage B network; x [B, C, h, w] float32. Conditioning tensors
     go to the network's device in float32 (the network casts to its own dtype, as ComfyUI's apply_model).
+    As ComfyUI's calc_cond_batch, the active predictions of cond and uncond that can share a call (same
+    shapes and control; texts within 4x of each other's length) run as one batch.
     """
 
     def __init__(self, net: Callable[..., torch.Tensor], positive: list[Pred], negative: list[Pred], cfg: float,
@@ -135,29 +180,50 @@ class ComfyDenoiser:
         self.device = device
         self.percent_to_sigma = percent_to_sigma_fn(shift)
 
-    def _mean(self, preds: list[Pred], x: torch.Tensor, sigma: float) -> torch.Tensor:
-        """ComfyUI calc_cond_batch for full-area entries: Σ strength·D_i / (1e-37 + Σ strength)."""
+    def _eps_batches(self, preds: list[Pred], x: torch.Tensor, sigma: float) -> list[torch.Tensor]:
+        """eps of each prediction (in order), computed in as few network calls as ComfyUI would."""
         batch = x.shape[0]
         x_in = x / math.sqrt(sigma * sigma + 1)
         r = torch.full((batch,), float(r_from_sigma(sigma)), dtype=torch.float32, device=x.device)
-        total = torch.zeros_like(x)
-        count = 1e-37
-        for pred in preds:
-            if not pred.active(sigma):
-                continue
-            inputs = {k: repeat_to_batch(v, batch).to(self.device) for k, v in pred.inputs.items()}
-            if pred.control is not None:
-                cnet = control_cnet(pred.control, tuple(x.shape), sigma, self.percent_to_sigma)
+        inputs = [{k: repeat_to_batch(v, batch).to(self.device) for k, v in p.inputs.items()} for p in preds]
+        groups: list[list[int]] = []
+        for i, pred in enumerate(preds):
+            key = _batch_key(inputs[i], pred.control)
+            for group in groups:
+                first = group[0]
+                if (_batch_key(inputs[first], preds[first].control) == key
+                        and all(_text_fits(inputs[j]["clip_text"], inputs[i]["clip_text"])
+                                for j in group if "clip_text" in inputs[i])):
+                    group.append(i)
+                    break
+            else:
+                groups.append([i])
+        eps: list[torch.Tensor | None] = [None] * len(preds)
+        for group in groups:
+            n = len(group)
+            call = _concat([inputs[i] for i in group])
+            control = preds[group[0]].control
+            if control is not None:
+                cnet = control_cnet(control, (batch * n, *x.shape[1:]), sigma, self.percent_to_sigma)
                 if cnet is not None:
-                    inputs["cnet"] = cnet
-            eps = self.net(x_in, r, **inputs).float()
-            total = total + (x - sigma * eps) * pred.strength
-            count += pred.strength
-        return total / count
+                    call["cnet"] = cnet
+            out = self.net(x_in.repeat(n, 1, 1, 1), r.repeat(n), **call).float()
+            for i, chunk in zip(group, out.chunk(n)):
+                eps[i] = chunk
+        return eps
 
     def __call__(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
-        cond = self._mean(self.positive, x, sigma)
+        """ComfyUI calc_cond_batch for full-area entries: Σ strength·D_i / (1e-37 + Σ strength), then CFG."""
+        cond = [p for p in self.positive if p.active(sigma)]
+        uncond = [] if math.isclose(self.cfg, 1.0) else [p for p in self.negative if p.active(sigma)]
+        eps = self._eps_batches(cond + uncond, x, sigma)
+        means = []
+        for preds, part in ((cond, eps[:len(cond)]), (uncond, eps[len(cond):])):
+            total, count = torch.zeros_like(x), 1e-37
+            for pred, e in zip(preds, part):
+                total = total + (x - sigma * e) * pred.strength
+                count += pred.strength
+            means.append(total / count)
         if math.isclose(self.cfg, 1.0):
-            return cond
-        uncond = self._mean(self.negative, x, sigma)
-        return uncond + (cond - uncond) * self.cfg
+            return means[0]
+        return means[1] + (means[0] - means[1]) * self.cfg

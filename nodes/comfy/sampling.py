@@ -17,7 +17,7 @@ from models.sampling.k_samplers import K_SAMPLERS
 from models.sampling.latents import STAGE_C_COMPRESSION
 from models.sampling.schedulers import ALL_SCHEDULERS, denoise_sigmas, sigma_max
 from nodes.comfy import types as C
-from nodes.comfy.sample_conds import ComfyDenoiser, preds_of
+from nodes.comfy.sample_conds import ComfyDenoiser, preds_of, share_controls
 from nodes.sampling_inputs import SEED_MAX, preview_callback
 from runtime.admission import check_run
 from runtime.model_use import module_device, using
@@ -81,6 +81,7 @@ def common_ksampler(ctx: RunContext, model: C.Model, seed: int, steps: int, cfg:
         raise TypeError(f"model: expected a MODEL (Stage C or Stage B), got {type(model).__name__}")
     latent = C.latent(latent_image, "latent_image")
     pos, neg = C.entries(positive), C.entries(negative)
+    neg = share_controls(pos, neg)  # ControlNetApply steers the negative too, as in ComfyUI
     samples = _latent_samples(latent, model)
     shape = tuple(samples.shape)
     sigmas = slice_sigmas(comfy_sigmas(model.shift, scheduler, steps, denoise), start_step, last_step,
