@@ -15,7 +15,7 @@ from models.clip_vision import CLIP_VISION_PRESETS, preprocess
 from models.loading import LoadError, detect, load
 from models.loading.networks import expected_shapes, network_spec
 
-REF = Path("/work/shared/reference/keys_extensions/clip_vision_l14.json")
+REF = Path(__file__).resolve().parent / "data" / "keys_extensions" / "clip_vision_l14.json"  # the shared reference
 MEAN = np.array([0.48145466, 0.4578275, 0.40821073])
 STD = np.array([0.26862954, 0.26130258, 0.27577711])
 

@@ -17,7 +17,7 @@ from models.loading import LoadError, detect, load
 from models.loading.networks import expected_shapes, network_spec
 from models.stage_c import STAGE_C_PRESETS, StageC
 
-REF = Path("/work/shared/reference/keys_extensions")
+REF = Path(__file__).resolve().parent / "data" / "keys_extensions"  # the shared reference, copied
 
 
 @pytest.mark.parametrize("preset,ref", [("canny", "controlnet_canny"), ("inpainting", "controlnet_inpainting"),
