@@ -152,3 +152,22 @@ def test_editor_drop_queue_and_the_image_appears(comfy_server):
             assert page.errors == []
         finally:
             browser.close()
+
+
+def test_examples_run_on_the_demo_weights(tmp_path):
+    """`--demo` writes tiny all-in-one files under ComfyUI's names, so its examples run out of the box."""
+    from tests.nodes_helpers import tmp_config
+
+    config = tmp_config(tmp_path, demo=True, web_dir=ROOT / "web")
+    env = Env(config)  # demo mode writes ours and ComfyUI's demo files
+    Image.radial_gradient("L").resize((256, 256)).convert("RGB").save(Path(config.input_dir) / "example.png")
+    with running_server(config, NODES, env) as base:
+        for name in EXAMPLES:
+            prompt = example(name, "api")
+            for node in prompt.values():  # a small size keeps it quick; the classes and links are as published
+                if node["class_type"] == "StableCascade_EmptyLatentImage":
+                    node["inputs"].update(width=256, height=256)
+                if node["class_type"] == "KSampler":
+                    node["inputs"]["steps"] = 2
+            (image,) = saved_images(base, run_prompt(base, prompt))
+            assert image.size == (256, 256), name
