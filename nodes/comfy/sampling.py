@@ -23,7 +23,7 @@ from runtime.admission import check_run
 from runtime.model_use import module_device, using
 
 # ComfyUI's names, in ComfyUI's list order, for what models/sampling runs exactly as ComfyUI does
-# (dpmpp_2m_sde: see docs/comfy_mapping_parts/sampling.md). Its "ddpm" is a different sampler from our
+# (dpmpp_2m_sde: see docs/comfy_mapping.md, KSampler). Its "ddpm" is a different sampler from our
 # official GDF "ddpm", so it is not offered here.
 SAMPLER_NAMES = tuple(n for n in ("euler", "euler_ancestral", "heun", "dpmpp_2m", "dpmpp_2m_sde", "lcm")
                       if n in K_SAMPLERS)
