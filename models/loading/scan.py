@@ -12,6 +12,7 @@ from . import rules
 from .containers import Group, Tree, open_group, open_tree, read_config
 from .convert import PlannedSource
 from .errors import LoadError
+from .infer import INFERRED, first_misfit, infer_config
 from .networks import (KIND_TITLES, closest_preset, config_from_json, expected_shapes, match_preset, network_spec,
                        shape_problems)
 
@@ -102,6 +103,8 @@ def _candidate(f: rules.Found, group: Group, source: PlannedSource, config_json:
     preset = preset or match_preset(spec, infos, guess)
     if config is None and preset is not None:
         config = spec.presets[preset]
+    if config is None and not problems:
+        config, preset = _inferred(spec, infos, problems)
     if config is None:
         problems.append(f"the shapes match no known {KIND_TITLES[f.kind]} size ({', '.join(spec.presets)})")
         closest = closest_preset(spec, infos, guess)
@@ -109,6 +112,25 @@ def _candidate(f: rules.Found, group: Group, source: PlannedSource, config_json:
             diff = shape_problems(expected_shapes(spec, spec.presets[closest]), infos)
             problems.append(f"compared with the {closest} size: " + "; ".join(diff))
     return Candidate(f.kind, f.layout, where, group, f.prefix, source, preset, config, problems)
+
+
+def _inferred(spec, infos, problems: list[str]):
+    """(config, 'custom') read from the shapes (infer.py) when every key fits it; else (None, None) + why."""
+    try:
+        config = infer_config(spec.kind, infos)
+    except LoadError as e:
+        problems.append(f"no {KIND_TITLES[spec.kind]} config explains the weights: {e}")
+        return None, None
+    if config is None:
+        return None, None
+    try:
+        misfit = first_misfit(expected_shapes(spec, config), infos)
+    except (ValueError, RuntimeError, AssertionError) as e:  # the network refuses the inferred hyper-parameters
+        misfit = f"the sizes read from the weights build no network ({e})"
+    if misfit:
+        problems.append(f"no {KIND_TITLES[spec.kind]} config explains the weights: {misfit}")
+        return None, None
+    return config, INFERRED
 
 
 def _config_from_json(spec, config_json: dict, infos, problems: list[str]):

@@ -9,7 +9,7 @@ import torch
 from .k_samplers import K_SAMPLERS, EpsDenoiser
 from .noise import SeededNoise
 from .official import official_img2img_init, sample_ddpm
-from .schedule import logsnr_from_sigma, official_logsnrs
+from .schedule import logsnr_from_sigma, official_logsnrs_f32
 from .schedulers import SCHEDULERS, denoise_sigmas, sigma_max
 
 SAMPLERS: tuple[str, ...] = ("ddpm", *K_SAMPLERS)
@@ -71,7 +71,7 @@ def _run_official(net: EpsFn, shape, scheduler: str, steps: int, shift: float, d
                   init: torch.Tensor | None, noise: SeededNoise, callback: StepCallback | None) -> torch.Tensor:
     """'simple' = GDF's linspace-in-t grid; karras/exponential = the k-sigma list run with DDPM updates."""
     if scheduler == "simple":
-        logsnrs = official_logsnrs(official_steps(steps, denoise), shift, t_start=denoise)
+        logsnrs = official_logsnrs_f32(official_steps(steps, denoise), shift, t_start=denoise)
         x = noise() if init is None else official_img2img_init(init, noise(), denoise)
         return sample_ddpm(net, x, logsnrs, generator=noise, callback=callback)
     sigmas = denoise_sigmas(scheduler, steps, shift, denoise)

@@ -1,7 +1,9 @@
 """The GDF cosine schedule of Stable Cascade and ComfyUI's sigma view of it (spec §3.1, §3.4).
 
-All schedule numbers are computed in float64: they are a handful of scalars per step, and the
-reference table (tests/data/schedules.json) is float64. Samplers turn them into Python floats.
+The float64 functions are the reference (tests/data/schedules.json is float64) and serve the
+k-diffusion/ComfyUI paths. The official "ddpm" loop uses the ``*_f32`` functions below instead: GDF
+computes its grid, logSNR, scalers and noise condition r in float32 in a fixed op order, and r feeds a
+sinusoidal embedding (r·10000·freq) that turns a 1-ulp difference in r into ~1e-4 in the output.
 """
 from __future__ import annotations
 
@@ -105,3 +107,56 @@ def _comfy_sigma_f32(t: torch.Tensor, shift: float) -> torch.Tensor:
 def official_logsnrs(steps: int, shift: float, t_start: float = 1.0, t_end: float = 0.0) -> torch.Tensor:
     """GDF.sample's grid: logSNR at linspace(t_start, t_end, steps+1) (float64, steps+1 values)."""
     return gdf_logsnr(torch.linspace(t_start, t_end, steps + 1, dtype=torch.float64), shift)
+
+
+# ---- GDF's float32 path (gdf/schedulers.py, scalers.py, noise_conditions.py), op for op ----------------
+
+def _gdf_consts_f32() -> tuple[torch.Tensor, torch.Tensor]:
+    """s and min_var as GDF holds them: float32 tensors, min_var = cos(s/(1+s)·π·0.5)**2 in float32."""
+    s = torch.tensor([COSINE_S], dtype=torch.float32)
+    return s, torch.cos(s / (1 + s) * math.pi * 0.5) ** 2
+
+
+def _gdf_schedule_f32(t: torch.Tensor, shift: float, limits: tuple[float, float] | None) -> torch.Tensor:
+    """BaseSchedule.__call__ over CosineSchedule.schedule: clamp t, var, logSNR, += shift term, clamp."""
+    s, min_var = _gdf_consts_f32()
+    t = t.clamp(0, 1)
+    var = torch.cos((s + t) / (1 + s) * math.pi * 0.5).clamp(0, 1) ** 2 / min_var
+    var = var.clamp(*VAR_CLAMP)
+    logsnr = (var / (1 - var)).log()
+    if shift != 1:
+        # GDF adds a numpy float64 scalar to the float32 tensor: torch rounds it to float32 first.
+        logsnr = logsnr + 2 * math.log(1 / shift)
+    if limits is not None:
+        logsnr = logsnr.clamp(*limits)
+    return logsnr
+
+
+def gdf_limits_f32() -> tuple[float, float]:
+    """BaseSchedule.reset_limits: the float32 logSNR at t = 1 and t = 0 (shift 1), as Python floats."""
+    lo, hi = _gdf_schedule_f32(torch.tensor([1.0, 0.0]), 1.0, None).tolist()
+    return lo, hi
+
+
+def gdf_logsnr_f32(t: torch.Tensor | float | list[float], shift: float = 1.0) -> torch.Tensor:
+    """gdf_logsnr computed as GDF does: float32 throughout, limits from gdf_limits_f32; float32 result."""
+    return _gdf_schedule_f32(torch.as_tensor(t, dtype=torch.float32), shift, gdf_limits_f32())
+
+
+def official_logsnrs_f32(steps: int, shift: float, t_start: float = 1.0, t_end: float = 0.0) -> torch.Tensor:
+    """GDF.sample's grid in float32: logSNR at torch.linspace(t_start, t_end, steps+1) (float32 linspace)."""
+    return gdf_logsnr_f32(torch.linspace(t_start, t_end, steps + 1), shift)
+
+
+def vp_scalers_f32(logsnr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """VPScaler.scalers in float32: a = sqrt(sigmoid(l)), b = sqrt(1 - sigmoid(l)) (not sigmoid(-l))."""
+    a_squared = logsnr.float().sigmoid()
+    return a_squared.sqrt(), (1 - a_squared).sqrt()
+
+
+def noise_cond_f32(logsnr: torch.Tensor) -> torch.Tensor:
+    """CosineTNoiseCond.cond in float32: r = acos((v·min_var)**0.5) / (π·0.5) · (1+s) − s, clamped to [0, 1]."""
+    s, min_var = _gdf_consts_f32()
+    var = logsnr.float().sigmoid().clamp(0, 1)
+    r = (((var * min_var) ** 0.5).acos() / (math.pi * 0.5)) * (1 + s) - s
+    return r.clamp(0, 1)  # BaseNoiseCond.__call__ clamps to the cond's clamp_range, [0, 1] here
