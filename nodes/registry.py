@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from engine.schema import Node
 from nodes.comfy import COMFY_NODES
+from nodes.control_filters import CannyHint, InpaintingHint, SuperResolutionHint
+from nodes.controlnet import ApplyControlNet, LoadControlNet
 from nodes.effnet import EffNetEncode
 from nodes.images import LoadImage, PreviewImage, SaveImage
 from nodes.loaders import LoadEffNet, LoadPreviewer, LoadStageA, LoadStageB, LoadStageC, LoadTextEncoder
@@ -30,6 +32,11 @@ NODES: dict[str, type[Node]] = {
     "LoadImage": LoadImage,
     "SaveImage": SaveImage,
     "PreviewImage": PreviewImage,
+    "LoadControlNet": LoadControlNet,
+    "ApplyControlNet": ApplyControlNet,
+    "CannyHint": CannyHint,
+    "InpaintingHint": InpaintingHint,
+    "SuperResolutionHint": SuperResolutionHint,
 }
 # ComfyUI's classes (nodes/comfy/); LoadImage, SaveImage and PreviewImage above are shared with them.
 NODES.update({k: v for k, v in COMFY_NODES.items() if k not in NODES})

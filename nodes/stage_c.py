@@ -7,6 +7,7 @@ from engine.schema import Input, Node, Output, RunContext
 from models.patching import ModelHandle
 from models.sampling import guided_eps, sample, stage_c_hw
 from nodes import types as T
+from nodes.controlnet import CONTROL, PreparedControl
 from runtime.admission import check_run
 from runtime.model_use import item_seeds, module_device, module_dtype, using
 from nodes.sampling_inputs import env_preview_size, preview_callback, sampler_inputs, seed_input
@@ -33,13 +34,14 @@ class StageCSampler(Node):
         Input("init", T.STAGE_C_LATENT, optional=True,
               tooltip="optional start latent (EffNet Encode of an image); its size overrides width/height"),
         Input("previewer", T.PREVIEWER, optional=True, tooltip="optional Previewer for live previews"),
+        Input("control", CONTROL, optional=True, tooltip="optional ControlNets (Apply ControlNet)"),
     )
     OUTPUTS = (Output("stage_c_latent", T.STAGE_C_LATENT, "the Stage C latent (x0 of the last step)"),)
 
     def run(self, ctx: RunContext, stage_c: ModelHandle, positive: T.Conditioning, negative: T.Conditioning,
             width: int, height: int, batch_size: int, seed: int, steps: int, cfg: float, sampler: str,
             scheduler: str, shift: float, cfg_rho: float, denoise: float = 1.0,
-            init: T.StageCLatent | None = None, previewer: ModelHandle | None = None) -> tuple:
+            init: T.StageCLatent | None = None, previewer: ModelHandle | None = None, control: tuple = ()) -> tuple:
         init_samples = None
         if init is not None:
             init_samples, height, width = init.samples, init.height, init.width
@@ -54,6 +56,7 @@ class StageCSampler(Node):
         text_tokens = max(positive.hidden.shape[1], negative.hidden.shape[1])  # chunked prompts: 77·k
         check_run(ctx.env, "stage_c", stage_c.module, width, height, batch_size, cfg != 1, text_tokens)
         callback = preview_callback(ctx, previewer, env_preview_size(ctx.env))
+        prepared = PreparedControl(ctx.env, control, shift, batch_size) if control else None
         with using(ctx.env, stage_c) as net:
             device = module_device(net)
             pos, neg = positive.repeat_to(batch_size), negative.repeat_to(batch_size)
@@ -63,7 +66,8 @@ class StageCSampler(Node):
                     "clip_img": clip_img}
             uncond = {"clip_text": neg.hidden.to(device), "clip_text_pooled": neg.pooled.to(device),
                       "clip_img": clip_img}
-            x0 = sample(guided_eps(net, cond, uncond, cfg, cfg_rho), (batch_size, 16, h, w),
+            model = prepared.wrap(net) if prepared else net
+            x0 = sample(guided_eps(model, cond, uncond, cfg, cfg_rho), (batch_size, 16, h, w),
                         sampler=sampler, scheduler=scheduler, steps=steps, shift=shift, denoise=denoise,
                         init=None if init_samples is None else init_samples.to(device),
                         seeds=item_seeds(seed, batch_size), device=device, dtype=module_dtype(net),

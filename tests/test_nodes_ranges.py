@@ -74,6 +74,22 @@ def base(tmp_path_factory):
         "prev": {"class_type": "PreviewImage", "inputs": {"images": ["adec", 0]}},
     })
     prompt[c_sampler]["inputs"]["stage_c"] = ["lora", 0]
+    prompt.update({  # the three ControlNet hints, chained into the image-to-image sampler
+        **{f"cn_{k}": {"class_type": "LoadControlNet", "inputs": {"file": f"demo_{k}.safetensors", "dtype": "auto"}}
+           for k in ("canny", "inpainting", "super_resolution")},
+        "h_canny": {"class_type": "CannyHint", "inputs": {"image": ["img", 0], "low_threshold": 100,
+                                                          "high_threshold": 200, "resolution": 224}},
+        "h_inpainting": {"class_type": "InpaintingHint", "inputs": {"image": ["img", 0], "mask": ["img", 1]}},
+        "h_super_resolution": {"class_type": "SuperResolutionHint", "inputs": {"effnet": ["eff", 0],
+                                                                               "image": ["img", 0]}},
+    })
+    previous = None
+    for k in ("canny", "inpainting", "super_resolution"):
+        prompt[f"ap_{k}"] = {"class_type": "ApplyControlNet", "inputs": {
+            "control_net": [f"cn_{k}", 0], "image": [f"h_{k}", 0], "strength": 1.0, "start": 0.0, "end": 1.0,
+            **({"control": previous} if previous else {})}}
+        previous = [f"ap_{k}", 0]
+    prompt["i2i"]["inputs"]["control"] = previous
     b_sampler = node_id(doc, "StageBSampler")
     prompt.update({  # the image-to-image branch has its own Stage B → Stage A → preview
         "b2": {"class_type": "StageBSampler",

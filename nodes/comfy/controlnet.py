@@ -16,7 +16,7 @@ from models.controlnet import ControlNet
 from models.patching import ModelHandle
 from nodes.comfy import types as C
 from nodes.comfy.files import FileLoader, load_part
-from runtime.model_use import using
+from runtime.control import merge, residuals
 
 FOLDER = "controlnet"
 HINT_MULTIPLE = 8  # ComfyUI rounds the hint size up to a multiple of the adapter's unshuffle amount (8)
@@ -153,24 +153,10 @@ def _own_residuals(c: C.ControlNetApplied, x_shape: tuple[int, ...]) -> list[tor
     if key not in c.cache:
         cfg = c.control.module.config
         hint = prepare_hint(c.hint, x_shape, cfg.c_in, cfg.compression, cfg.upscale_method)
-        with using(c.env, c.control) as net:
-            out = net(hint)
+        out = residuals(c.env, c.control, hint, c.strength)  # the core path our ApplyControlNet shares
         c.cache.clear()  # one shape at a time, as ComfyUI keeps one prepared hint
-        c.cache[key] = [None if t is None else t * c.strength for t in out]
+        c.cache[key] = out
     return c.cache[key]
-
-
-def merge(own: list[torch.Tensor | None], prev: list[torch.Tensor | None] | None) -> list[torch.Tensor | None]:
-    """Elementwise sum of two residual lists (None counts as nothing; the longer list's tail is kept)."""
-    if prev is None:
-        return list(own)
-    n = max(len(own), len(prev))
-    out: list[torch.Tensor | None] = []
-    for i in range(n):
-        a = own[i] if i < len(own) else None
-        p = prev[i] if i < len(prev) else None
-        out.append(p if a is None else a if p is None else a + p.to(a.device, a.dtype))
-    return out
 
 
 def residuals_for(c: C.ControlNetApplied, x_shape: tuple[int, ...], sigma: Any,
