@@ -7,7 +7,7 @@ from aiohttp import web
 
 from api.common import json_error, json_response, services
 from api.files import safe_join
-from runtime.workflows import default_workflow
+from runtime.workflows import shipped_workflow
 
 # .mjs/.js must be served as JavaScript for <script type="module">.
 mimetypes.add_type("text/javascript", ".js")
@@ -29,13 +29,14 @@ async def static_file(request: web.Request) -> web.StreamResponse:
         rel = rel + "index.html"
     if rel.startswith("/") or "\\" in rel or any(p in ("..", ".") for p in rel.split("/")):
         return json_error(400, "invalid path")
-    if rel == "workflows/default.json":
-        # The shipped default names the official files; the environment fits it to what is on disk
+    if rel.startswith("workflows/") and rel.endswith(".json") and rel.count("/") == 1:
+        # Shipped workflows name the official files; the environment fits them to what is on disk
         # (demo weights in --demo mode), so the editor never opens a workflow that cannot run.
         svc = services(request)
         if hasattr(svc.env, "weight_files"):  # a weights-folder environment (stub test nodes have none)
-            return json_response(default_workflow(svc.env, svc.registry),
-                                 headers={"Cache-Control": "no-cache", **EDITOR_HEADERS})
+            doc = shipped_workflow(rel[len("workflows/"):-len(".json")], svc.env, svc.registry)
+            if doc is not None:
+                return json_response(doc, headers={"Cache-Control": "no-cache", **EDITOR_HEADERS})
     path = safe_join(web_dir, "", rel)
     if not path.is_file():
         if rel == "index.html":

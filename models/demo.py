@@ -192,6 +192,35 @@ def write_comfy_demo_weights(weights_dir: str | Path) -> list[Path]:
     return written
 
 
+DEMO_INPUT = "example.png"  # what the shipped example workflows and ComfyUI's image_to_image example load
+
+
+def write_demo_input(input_dir: str | Path, size: int = 512) -> Path:
+    """A synthetic input image (`example.png`) unless one is there: a sky gradient, a sun, a bottle shape.
+
+    Edges for Canny, flat regions for inpainting, detail for super-resolution; drawn, so nothing is downloaded.
+    """
+    from PIL import Image, ImageDraw
+
+    path = Path(input_dir) / DEMO_INPUT
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sky = torch.linspace(0, 1, size).view(size, 1, 1) * torch.tensor([-90.0, -40.0, 20.0]) + torch.tensor([120.0, 170.0, 235.0])
+    image = Image.fromarray(sky.expand(size, size, 3).round().to(torch.uint8).numpy(), "RGB")
+    draw = ImageDraw.Draw(image)
+    s = size / 512
+    draw.ellipse([360 * s, 60 * s, 450 * s, 150 * s], fill=(250, 200, 80))
+    draw.rectangle([0, 400 * s, size, size], fill=(60, 120, 60))
+    draw.rounded_rectangle([200 * s, 180 * s, 300 * s, 440 * s], radius=int(30 * s), fill=(120, 200, 220),
+                           outline=(30, 60, 90), width=max(1, int(6 * s)))
+    draw.rectangle([230 * s, 130 * s, 270 * s, 185 * s], fill=(30, 60, 90))
+    tmp = path.with_suffix(".tmp")
+    image.save(tmp, format="PNG")
+    tmp.replace(path)
+    return path
+
+
 def _write(path: Path, state: dict[str, torch.Tensor], metadata: dict[str, str]) -> Path:
     """Save atomically unless the file already exists (a half-written file never shadows a good one)."""
     if path.exists():

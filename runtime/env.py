@@ -76,6 +76,10 @@ class Env:
                                    skeleton_fn=None if load_fn else _skeleton)
         if getattr(config, "demo", False):
             self.ensure_demo_weights()
+            if getattr(config, "input_dir", None):  # the image the example workflows load
+                from models.demo import write_demo_input
+
+                write_demo_input(config.input_dir)
         # The server configures logging at start-up, so this is how `python server.py` tells a newcomer
         # what it found and which official files go where; tests and library use stay quiet.
         missing = weights.missing_official(self.weights_dir)

@@ -43,7 +43,10 @@ def fit_to_weights(document: dict, env: Any, registry: Mapping[str, type], *, de
         demo_files = [f for f in files if Path(f).name.startswith("demo_")]
         real_files = [f for f in files if f not in demo_files]
         if demo and demo_files:
-            node["inputs"]["file"] = demo_files[0]
+            # `canny.safetensors` → `demo_canny.safetensors` when there is one (a kind may have several demo files)
+            stem = Path(current).stem if isinstance(current, str) else ""
+            named = [f for f in demo_files if stem and Path(f).stem == f"demo_{stem}"]
+            node["inputs"]["file"] = (named or demo_files)[0]
         elif current not in files and (real_files or demo_files):
             node["inputs"]["file"] = (real_files or demo_files)[0]
     return doc
@@ -52,3 +55,13 @@ def fit_to_weights(document: dict, env: Any, registry: Mapping[str, type], *, de
 def default_workflow(env: Any, registry: Mapping[str, type]) -> dict:
     """What the editor opens with: the shipped default fitted to this weights folder (and --demo)."""
     return fit_to_weights(load_default(), env, registry)
+
+
+def shipped_workflow(name: str, env: Any, registry: Mapping[str, type]) -> dict | None:
+    """A shipped example (`web/workflows/<name>.json`) fitted like the default; None if there is none.
+
+    `name` is a bare file stem (no folders): the caller has checked it."""
+    path = DEFAULT_WORKFLOW.parent / f"{name}.json"
+    if "/" in name or "\\" in name or name.startswith(".") or not path.is_file():
+        return None
+    return fit_to_weights(json.loads(path.read_text(encoding="utf-8")), env, registry)
