@@ -23,6 +23,11 @@ def run(weights: Path, out: Path, *extra: str) -> int:
                      "--temp", str(out / "tmp"), "--demo", *extra])
 
 
+def saved(out: Path) -> list[Path]:
+    """PNGs the run saved (the input folder holds --demo's example image)."""
+    return [p for p in out.rglob("*.png") if (out / "in") not in p.parents]
+
+
 def test_cli_runs_default_workflow_and_writes_png(weights, tmp_path, capsys):
     code = run(weights, tmp_path, "--set", "StageCSampler.steps=2", "--set", "StageBSampler.steps=1",
                "--set", "Positive prompt.text=a red cube", "--set", "11.filename_prefix=cli/run")
@@ -168,7 +173,7 @@ def test_cli_set_refuses_unknown_inputs_and_malformed_items(weights, tmp_path, c
     err = capsys.readouterr().err
     assert code == 2
     assert "sed" in err and "seed" in err and "steps" in err and "cfg_rho" in err  # the inputs are listed
-    assert not [p for p in tmp_path.rglob("*.png") if (tmp_path / "in") not in p.parents]  # only --demo's input
+    assert not saved(tmp_path)
     for bad in ("StageCSampler.steps", "steps=1", ".steps=1", "StageCSampler.=1", "99.seed=1", "Nope.seed=1"):
         assert run(weights, tmp_path, "--set", bad) == 2, bad
         assert "--set" in capsys.readouterr().err
