@@ -177,7 +177,7 @@ def test_cli_set_refuses_unknown_inputs_and_malformed_items(weights, tmp_path, c
     for bad in ("StageCSampler.steps", "steps=1", ".steps=1", "StageCSampler.=1", "99.seed=1", "Nope.seed=1"):
         assert run(weights, tmp_path, "--set", bad) == 2, bad
         assert "--set" in capsys.readouterr().err
-    assert not list(tmp_path.rglob("*.png"))
+    assert not saved(tmp_path)
 
 
 def test_cli_set_on_an_api_prompt_is_strict_too(weights, tmp_path, capsys):
