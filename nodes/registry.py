@@ -11,6 +11,7 @@ from nodes.stage_a import StageADecode, StageAEncode
 from nodes.stage_b import StageBSampler
 from nodes.stage_c import StageCSampler
 from nodes.text import TextEncode
+from nodes.vision import ImagePrompt, LoadCLIPVision
 
 NODES: dict[str, type[Node]] = {
     "LoadTextEncoder": LoadTextEncoder,
@@ -19,6 +20,8 @@ NODES: dict[str, type[Node]] = {
     "LoadStageA": LoadStageA,
     "LoadEffNet": LoadEffNet,
     "LoadPreviewer": LoadPreviewer,
+    "LoadCLIPVision": LoadCLIPVision,
+    "ImagePrompt": ImagePrompt,
     "LoRA": LoRA,
     "LoRAStageB": LoRAStageB,
     "TextEncode": TextEncode,
