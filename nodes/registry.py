@@ -13,6 +13,7 @@ from nodes.stage_a import StageADecode, StageAEncode
 from nodes.stage_b import StageBSampler
 from nodes.stage_c import StageCSampler
 from nodes.text import TextEncode
+from nodes.vision import ImagePrompt, LoadCLIPVision
 
 NODES: dict[str, type[Node]] = {
     "LoadTextEncoder": LoadTextEncoder,
@@ -21,6 +22,8 @@ NODES: dict[str, type[Node]] = {
     "LoadStageA": LoadStageA,
     "LoadEffNet": LoadEffNet,
     "LoadPreviewer": LoadPreviewer,
+    "LoadCLIPVision": LoadCLIPVision,
+    "ImagePrompt": ImagePrompt,
     "LoRA": LoRA,
     "LoRAStageB": LoRAStageB,
     "TextEncode": TextEncode,

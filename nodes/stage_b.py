@@ -32,6 +32,7 @@ class StageBSampler(Node):
     def run(self, ctx: RunContext, stage_b: ModelHandle, stage_c_latent: T.StageCLatent,
             positive: T.Conditioning, negative: T.Conditioning, seed: int, steps: int, cfg: float,
             sampler: str, scheduler: str, shift: float, cfg_rho: float) -> tuple:
+        positive, negative = T.as_conditioning(positive), T.as_conditioning(negative)  # ComfyUI's entries too
         effnet = stage_c_latent.samples
         batch = effnet.shape[0]
         callback = preview_callback(ctx, None)

@@ -11,6 +11,7 @@ from nodes.controlnet import CONTROL, PreparedControl
 from runtime.admission import check_run
 from runtime.model_use import item_seeds, module_device, module_dtype, using
 from nodes.sampling_inputs import env_preview_size, preview_callback, sampler_inputs, seed_input
+from nodes.vision import IMAGE_PROMPT, clip_img_pair
 
 CLIP_IMG_DIM = 768  # CLIP ViT-L/14 image embedding width; zeros unless doing image variation
 
@@ -35,13 +36,18 @@ class StageCSampler(Node):
               tooltip="optional start latent (EffNet Encode of an image); its size overrides width/height"),
         Input("previewer", T.PREVIEWER, optional=True, tooltip="optional Previewer for live previews"),
         Input("control", CONTROL, optional=True, tooltip="optional ControlNets (Apply ControlNet)"),
+        Input("image_prompt", IMAGE_PROMPT, optional=True,
+              tooltip="optional image embeddings (Image Prompt) for image variation; the negative gets none"),
     )
     OUTPUTS = (Output("stage_c_latent", T.STAGE_C_LATENT, "the Stage C latent (x0 of the last step)"),)
 
     def run(self, ctx: RunContext, stage_c: ModelHandle, positive: T.Conditioning, negative: T.Conditioning,
             width: int, height: int, batch_size: int, seed: int, steps: int, cfg: float, sampler: str,
             scheduler: str, shift: float, cfg_rho: float, denoise: float = 1.0,
-            init: T.StageCLatent | None = None, previewer: ModelHandle | None = None, control: tuple = ()) -> tuple:
+            init: T.StageCLatent | None = None, previewer: ModelHandle | None = None, control: tuple = (),
+            image_prompt: tuple | None = None) -> tuple:
+        # ComfyUI's CLIPTextEncode feeds this socket too: one plain entry reads as our Conditioning.
+        positive, negative = T.as_conditioning(positive), T.as_conditioning(negative)
         init_samples = None
         if init is not None:
             init_samples, height, width = init.samples, init.height, init.width
@@ -62,10 +68,13 @@ class StageCSampler(Node):
             pos, neg = positive.repeat_to(batch_size), negative.repeat_to(batch_size)
             clip_img = torch.zeros(1, 1, getattr(getattr(net, "config", None), "c_clip_img", CLIP_IMG_DIM),
                                    device=device)
+            clip_img_neg = clip_img
+            if image_prompt:  # None or () (every strength 0): text only, exactly as without the input
+                clip_img, clip_img_neg = clip_img_pair(image_prompt, batch_size, clip_img.shape[-1], device)
             cond = {"clip_text": pos.hidden.to(device), "clip_text_pooled": pos.pooled.to(device),
                     "clip_img": clip_img}
             uncond = {"clip_text": neg.hidden.to(device), "clip_text_pooled": neg.pooled.to(device),
-                      "clip_img": clip_img}
+                      "clip_img": clip_img_neg}
             model = prepared.wrap(net) if prepared else net
             x0 = sample(guided_eps(model, cond, uncond, cfg, cfg_rho), (batch_size, 16, h, w),
                         sampler=sampler, scheduler=scheduler, steps=steps, shift=shift, denoise=denoise,

@@ -15,6 +15,7 @@ KIND_FOLDERS = {
     "text_encoder": "text_encoder",
     "effnet": "effnet",
     "previewer": "previewer",
+    "clip_vision": "clip_vision",  # also ComfyUI's folder of that name (image variation's vision tower)
 }
 LORA_FOLDER = "loras"
 
@@ -60,6 +61,8 @@ DEFAULT_FILES = {
     "text_encoder": "model.bf16.safetensors",
     "effnet": "effnet_encoder.safetensors",
     "previewer": "previewer.safetensors",
+    # The official ComfyUI all-in-one Stage C holds the tower (`clip_l_vision.*`); our loader offers its part.
+    "clip_vision": "checkpoints/stable_cascade_stage_c.safetensors",
 }
 
 

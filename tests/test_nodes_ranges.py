@@ -64,9 +64,11 @@ def base(tmp_path_factory):
         "img": {"class_type": "LoadImage", "inputs": {"image": "in.png"}},
         "eff": {"class_type": "LoadEffNet", "inputs": {"file": env.weight_files("effnet")[0], "dtype": "auto"}},
         "enc": {"class_type": "EffNetEncode", "inputs": {"effnet": ["eff", 0], "image": ["img", 0]}},
+        "cv": {"class_type": "LoadCLIPVision", "inputs": {"file": env.weight_files("clip_vision")[0], "dtype": "auto"}},
+        "ip": {"class_type": "ImagePrompt", "inputs": {"clip_vision": ["cv", 0], "image": ["img", 0], "strength": 1.0}},
         "i2i": {"class_type": "StageCSampler", "inputs": {
             **copy.deepcopy(prompt[c_sampler]["inputs"]), "stage_c": ["lora", 0], "init": ["enc", 0],
-            "denoise": 0.5}},
+            "denoise": 0.5, "image_prompt": ["ip", 0]}},
         "aenc": {"class_type": "StageAEncode", "inputs": {"stage_a": [node_id(doc, "LoadStageA"), 0],
                                                            "image": ["img", 0]}},
         "adec": {"class_type": "StageADecode", "inputs": {"stage_a": [node_id(doc, "LoadStageA"), 0],

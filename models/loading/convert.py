@@ -26,7 +26,8 @@ class Recipe:
     """How to build one target tensor from source tensors."""
 
     sources: tuple[str, ...]
-    op: str = "copy"  # "copy" | "cat" (rows, q;k;v) | "t" (2-D transpose)
+    op: str = "copy"  # "copy" | "cat" (rows, q;k;v) | "t" (2-D transpose) | "chunk" (rows part[0] of part[1])
+    part: tuple[int, int] = (0, 1)
 
 
 Plan = dict[str, Recipe]
@@ -40,6 +41,8 @@ def planned_info(infos: dict[str, TensorInfo], r: Recipe) -> TensorInfo:
         return TensorInfo(first.dtype, (rows,) + first.shape[1:])
     if r.op == "t":
         return TensorInfo(first.dtype, tuple(reversed(first.shape)))
+    if r.op == "chunk":
+        return TensorInfo(first.dtype, (first.shape[0] // r.part[1],) + tuple(first.shape[1:]))
     return first
 
 
@@ -49,6 +52,9 @@ def materialise(source: TensorSource, r: Recipe) -> torch.Tensor:
         return torch.cat([source.get(s) for s in r.sources], dim=0)
     if r.op == "t":
         return source.get(r.sources[0]).t().contiguous()
+    if r.op == "chunk":
+        i, n = r.part
+        return source.get(r.sources[0]).chunk(n, dim=0)[i].contiguous()
     return source.get(r.sources[0])
 
 
@@ -116,9 +122,41 @@ def text_plan(keys, prefix: str) -> Plan:
 
 def vision_plan(keys, prefix: str) -> Plan:
     """CLIP vision tower in transformers names (`vision_model.*`, `visual_projection.weight`) under a prefix
-    (none, or ComfyUI's `clip_l_vision.`); older files' `position_ids` buffer is not a weight and is left out."""
+    (none, or ComfyUI's `clip_l_vision.`); older files' `position_ids` buffer is not a weight and is left out.
+    A tower with `class_embedding` beside it is in the OpenAI/open_clip layout: `openai_vision_plan`."""
+    if prefix + "class_embedding" in set(keys):
+        return openai_vision_plan(keys, prefix)
     return {short: Recipe((full,)) for short, full in strip(keys, prefix).items()
             if short != "vision_model.embeddings.position_ids"}
+
+
+_OPENAI_TOP = {"class_embedding": "embeddings.class_embedding", "conv1.weight": "embeddings.patch_embedding.weight",
+               "positional_embedding": "embeddings.position_embedding.weight", "ln_pre.weight": "pre_layrnorm.weight",
+               "ln_pre.bias": "pre_layrnorm.bias", "ln_post.weight": "post_layernorm.weight",
+               "ln_post.bias": "post_layernorm.bias"}
+_OPENAI_BLOCK = {"attn.out_proj": "self_attn.out_proj", "ln_1": "layer_norm1", "ln_2": "layer_norm2",
+                 "mlp.c_fc": "mlp.fc1", "mlp.c_proj": "mlp.fc2"}
+_OPENAI_RES = re.compile(r"^transformer\.resblocks\.(?P<n>\d+)\.(?P<rest>.+?)[._](?P<w>weight|bias)$")
+
+
+def openai_vision_plan(keys, prefix: str) -> Plan:
+    """OpenAI CLIP / open_clip `visual.*` -> transformers names (what transformers' own converter does):
+    fused `attn.in_proj_{weight,bias}` split into q/k/v rows, `proj` [width, dim] transposed into
+    `visual_projection.weight` [dim, width]. Unknown keys keep their names, so strict loading names them."""
+    plan: Plan = {}
+    for short, full in strip(keys, prefix).items():
+        if short in _OPENAI_TOP:
+            plan[f"vision_model.{_OPENAI_TOP[short]}"] = Recipe((full,))
+        elif short == "proj":
+            plan["visual_projection.weight"] = Recipe((full,), "t")
+        elif (m := _OPENAI_RES.match(short)) and m["rest"] == "attn.in_proj":
+            for i, p in enumerate("qkv"):
+                plan[f"vision_model.encoder.layers.{m['n']}.self_attn.{p}_proj.{m['w']}"] = Recipe((full,), "chunk", (i, 3))
+        elif m and m["rest"] in _OPENAI_BLOCK:
+            plan[f"vision_model.encoder.layers.{m['n']}.{_OPENAI_BLOCK[m['rest']]}.{m['w']}"] = Recipe((full,))
+        else:
+            plan[short] = Recipe((full,))
+    return plan
 
 
 def text_outer_extras(keys, prefix: str) -> set[str]:

@@ -147,6 +147,14 @@ def closest_preset(spec: NetworkSpec, infos: dict[str, TensorInfo], first: str |
     return max(scored)[1] if scored else None
 
 
+def describe_size(kind: str, infos: dict[str, TensorInfo]) -> str | None:
+    """What a network of no loadable size is, when its shapes say so (a CLIP ViT-H/14 tower, …), else None."""
+    if kind == "clip_vision":
+        from models.clip_vision import describe_tower
+        return describe_tower(infos)
+    return None
+
+
 def config_from_json(kind: str, d: Mapping) -> Any:
     """A diffusers/transformers config.json (either diffusers spelling) -> our config dataclass."""
     try:

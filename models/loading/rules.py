@@ -27,6 +27,8 @@ MARKERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
      ("text_model.final_layer_norm.weight", "text_model.embeddings.position_embedding.weight")),
     ("clip_vision", "vision_model.embeddings.patch_embedding.weight",
      ("visual_projection.weight", "vision_model.post_layernorm.weight")),
+    # OpenAI CLIP / open_clip: the vision tower's own names, usually under `visual.` (convert.openai_vision_plan).
+    ("clip_vision", "conv1.weight", ("class_embedding", "positional_embedding")),
     # Stable Cascade ControlNets: EfficientNet backbone (canny, inpainting) or 'large' (super-resolution).
     ("controlnet", "projections.0.0.weight", ("backbone.0.0.weight", "backbone.0.weight")),
 )
@@ -35,8 +37,6 @@ OTHER_MARKERS = (
     ("lora_down.weight", "a LoRA (use a LoRA loader node)"),
     ("lora_A.weight", "a LoRA (use a LoRA loader node)"),
     ("lora_up.weight", "a LoRA (use a LoRA loader node)"),
-    ("visual.transformer.resblocks.0.attn.in_proj_weight",
-     "an OpenCLIP-format CLIP vision encoder (convert it to transformers names: vision_model.*)"),
     ("model.diffusion_model.input_blocks.0.0.weight", "a Stable Diffusion / SDXL checkpoint, not Stable Cascade"),
     ("model.diffusion_model.double_blocks.0.img_attn.qkv.weight", "a Flux checkpoint, not Stable Cascade"),
     ("first_stage_model.encoder.conv_in.weight", "a Stable Diffusion VAE, not Stable Cascade"),
@@ -51,7 +51,7 @@ class Found:
 
     kind: str
     prefix: str
-    layout: str  # "original" | "comfy-split-qkv" | "diffusers" | "transformers" | "clip-g"
+    layout: str  # "original" | "comfy-split-qkv" | "diffusers" | "transformers" | "clip-g" | "openai"
 
 
 def find_components(keys) -> list[Found]:
@@ -85,7 +85,7 @@ def _layout(kind: str, prefix: str, keys: set[str]) -> str:
     if kind == "text_encoder":
         return "clip-g" if prefix.endswith("transformer.") else "transformers"
     if kind == "clip_vision":
-        return "transformers"
+        return "openai" if prefix + "class_embedding" in keys else "transformers"
     return "original"
 
 

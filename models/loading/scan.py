@@ -13,8 +13,8 @@ from .containers import Group, Tree, open_group, open_tree, read_config
 from .convert import PlannedSource
 from .errors import LoadError
 from .infer import INFERRED, first_misfit, infer_config
-from .networks import (KIND_TITLES, closest_preset, config_from_json, expected_shapes, match_preset, network_spec,
-                       shape_problems)
+from .networks import (KIND_TITLES, closest_preset, config_from_json, describe_size, expected_shapes, match_preset,
+                       network_spec, shape_problems)
 
 
 @dataclass
@@ -96,6 +96,9 @@ def _candidate(f: rules.Found, group: Group, source: PlannedSource, config_json:
     if not resolve:
         return Candidate(f.kind, f.layout, where, group, f.prefix, source, guess, None, problems)
     spec = network_spec(f.kind)
+    named = describe_size(f.kind, infos)
+    if named:  # a known network of another size (even with a config.json that builds it): say which
+        return Candidate(f.kind, f.layout, where, group, f.prefix, source, None, None, [f"this is {named}"])
     config = None
     if config_json is not None and not f.prefix:
         config = _config_from_json(spec, config_json, infos, problems)

@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import torch
 
+from models.clip_vision import image_tokens
 from models.sampling.schedule import comfy_sigma_at, r_from_sigma
 
 CLIP_IMG_DIM = 768  # ComfyUI's zero clip_img width (CLIP ViT-L/14 image embeds)
@@ -48,8 +49,8 @@ def clip_img_of(extras: dict) -> torch.Tensor:
     unclip = extras.get("unclip_conditioning")
     if not unclip:
         return torch.zeros(1, 1, CLIP_IMG_DIM)
-    embeds = [u["clip_vision_output"].image_embeds.float().unsqueeze(0) * float(u["strength"]) for u in unclip]
-    return torch.cat(embeds, dim=1)
+    # ComfyUI makes a batch of B images B tokens of one item ([1, B, 768]); ours is per item (nodes/vision.py).
+    return image_tokens([(u["clip_vision_output"].image_embeds.unsqueeze(0), u["strength"]) for u in unclip])
 
 
 def stage_c_inputs(hidden: torch.Tensor, extras: dict) -> dict[str, torch.Tensor]:
