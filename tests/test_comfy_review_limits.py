@@ -123,3 +123,17 @@ def test_canny_is_refused_past_the_memory_limit_and_runs_per_image(monkeypatch):
     with pytest.raises(MemoryRefused, match="64x64"):
         Canny().run(_Ctx(), image, 0.3, 0.7)
     assert np.isfinite(edges.numpy()).all()
+
+
+def test_object_info_ksampler_cfg_keeps_comfyui_precision(server):
+    # ComfyUI's KSampler/KSamplerAdvanced cfg: step 0.1 but round 0.01 (a cfg of 4.25 is kept); before, the
+    # catalogue gave round = step = 0.1 for every FLOAT, so a ComfyUI frontend would round 4.25 to 4.3.
+    status, info = http_json("GET", server["base"] + "/object_info")
+    assert status == 200
+    for name in ("KSampler", "KSamplerAdvanced"):
+        kind, opts = info[name]["input"]["required"]["cfg"]
+        assert kind == "FLOAT"
+        assert {k: opts[k] for k in ("default", "min", "max", "step", "round")} == {
+            "default": 8.0, "min": 0.0, "max": 100.0, "step": 0.1, "round": 0.01}
+    # Inputs ComfyUI gives no round of their own keep round = step (its frontend's default precision).
+    assert info["ControlNetApplyAdvanced"]["input"]["required"]["start_percent"][1]["round"] == 0.001

@@ -134,7 +134,7 @@ def _cfg_one(cfg: float) -> bool:
 def _common_inputs() -> tuple[Input, ...]:
     return (
         Input("steps", INT, default=20, min=1, max=10000, tooltip="the number of steps of the schedule"),
-        Input("cfg", FLOAT, default=8.0, min=0.0, max=100.0, step=0.1,
+        Input("cfg", FLOAT, default=8.0, min=0.0, max=100.0, step=0.1, round=0.01,  # ComfyUI's: 4.25 stays
               tooltip="classifier-free guidance scale (1.0 skips the negative pass)"),
         Input("sampler_name", COMBO, default=SAMPLER_NAMES[0], choices=SAMPLER_NAMES,
               tooltip="the k-diffusion sampler (ComfyUI's names; the ones this app runs as ComfyUI does)"),
