@@ -23,7 +23,7 @@ def input_options(inp: Input) -> dict[str, Any]:
         if inp.step is not None:
             opts["step"] = inp.step
         if inp.type == FLOAT and inp.step is not None:
-            opts["round"] = inp.step
+            opts["round"] = inp.round if inp.round is not None else inp.step
     if inp.type == STRING and inp.multiline:
         opts["multiline"] = True
     if inp.seed:

@@ -34,6 +34,7 @@ class Input:
     tooltip: str = ""
     seed: bool = False  # editor offers randomise/increment after queueing (control_after_generate)
     upload: bool = False  # a file combo the editor can add to by uploading an image (ComfyUI's image_upload)
+    round: float | None = None  # FLOAT precision the editor keeps, when finer than step (ComfyUI's cfg: 0.01)
 
     @property
     def is_widget(self) -> bool:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from engine.schema import BOOLEAN, COMBO, FLOAT, INT, Input, Node, Output, Result, RunContext
-from nodes.comfy.masks import MAX_RESOLUTION, as_mask
+from nodes.comfy.masks import MAX_RESOLUTION, as_mask, pixels_problem, refuse_pixels
 from nodes.comfy.types import IMAGE, MASK
 from nodes.images import image_to_pils
 
@@ -82,6 +82,12 @@ class ImageScale(Node):
     )
     OUTPUTS = (Output("IMAGE", IMAGE),)
 
+    @classmethod
+    def check(cls, env: Any, inputs: dict) -> dict[str, str]:
+        # Both sides given: one image of that size must fit already (the batch is known only at run time).
+        problem = pixels_problem(1, inputs.get("width"), inputs.get("height"))
+        return {"width": problem} if problem else {}
+
     def run(self, ctx: RunContext, image: torch.Tensor, upscale_method: str, width: int, height: int,
             crop: str) -> tuple:
         image = as_image(image)
@@ -92,6 +98,7 @@ class ImageScale(Node):
             width = max(1, round(w * height / h))
         elif height == 0:
             height = max(1, round(h * width / w))
+        refuse_pixels(image.shape[0], width, height)
         return (resize(image.movedim(-1, 1), width, height, upscale_method, crop).movedim(1, -1),)
 
 
@@ -112,6 +119,7 @@ class ImageScaleBy(Node):
         width, height = round(image.shape[2] * scale_by), round(image.shape[1] * scale_by)
         if width < 1 or height < 1:
             raise ValueError(f"scale_by {scale_by} makes the {image.shape[2]}×{image.shape[1]} image empty")
+        refuse_pixels(image.shape[0], width, height)
         return (resize(image.movedim(-1, 1), width, height, upscale_method, "disabled").movedim(1, -1),)
 
 
@@ -128,8 +136,14 @@ class EmptyImage(Node):
     )
     OUTPUTS = (Output("IMAGE", IMAGE),)
 
+    @classmethod
+    def check(cls, env: Any, inputs: dict) -> dict[str, str]:
+        problem = pixels_problem(inputs.get("batch_size", 1), inputs.get("width"), inputs.get("height"))
+        return {"batch_size": problem} if problem else {}
+
     def run(self, ctx: RunContext, width: int = 512, height: int = 512, batch_size: int = 1,
             color: int = 0) -> tuple:
+        refuse_pixels(batch_size, width, height)
         rgb = torch.tensor([(color >> 16) & 0xFF, (color >> 8) & 0xFF, color & 0xFF], dtype=torch.float32) / 0xFF
         return (rgb.expand(int(batch_size), int(height), int(width), 3).contiguous(),)
 
@@ -229,8 +243,34 @@ class Canny(Node):
         if low_threshold > high_threshold:
             raise ValueError(f"low_threshold ({low_threshold}) must not exceed high_threshold ({high_threshold})")
         rgb = as_image(image)[..., :3]  # kornia greys 3 channels; an alpha channel carries no edges here
-        _, edges = canny(rgb.movedim(-1, 1), low_threshold, high_threshold)
-        return (edges.repeat(1, 3, 1, 1).movedim(1, -1),)
+        _admit_canny(ctx.env, rgb.shape[1], rgb.shape[2])
+        # One image at a time: kornia's intermediates (~250 bytes a pixel) then scale with one image, not
+        # the batch; each item's edges do not depend on the others.
+        out = []
+        for item in rgb.movedim(-1, 1).split(1):
+            ctx.check_interrupted()
+            out.append(canny(item, low_threshold, high_threshold)[1])
+        return (torch.cat(out).repeat(1, 3, 1, 1).movedim(1, -1),)
+
+
+CANNY_BYTES_PER_PIXEL = 320  # kornia.filters.canny's peak, measured 210-270 B/px on CPU, with a margin
+
+
+def _admit_canny(env: Any, height: int, width: int) -> None:
+    """Refuse (MemoryRefused, before any work) an image whose Canny intermediates exceed the memory the
+    admission leaves for activations (runtime.admission.limit_bytes, the limit every other node uses)."""
+    from runtime.admission import GIB, MemoryRefused, limit_bytes
+
+    models = getattr(env, "models", None)
+    if models is None:
+        return
+    needed = CANNY_BYTES_PER_PIXEL * int(height) * int(width)
+    limit = limit_bytes("cpu", models.budget_bytes, models.resident_bytes())
+    if needed > limit:
+        side = int(math.sqrt(limit / CANNY_BYTES_PER_PIXEL))
+        raise MemoryRefused(f"Canny of a {width}x{height} image needs ~{math.ceil(needed / GIB)} GiB, limit "
+                            f"{limit / GIB:.1f} GiB (memory less what the models hold); the largest square "
+                            f"image that fits is about {side}x{side}")
 
 
 class SaveImageWebsocket(Node):

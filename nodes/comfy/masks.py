@@ -12,11 +12,35 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from engine.schema import BOOLEAN, COMBO, FLOAT, INT, Input, Node, Output, RunContext
-from image_limits import ImageRefused, open_checked
+from image_limits import ImageRefused, max_pixels, open_checked
 from nodes.comfy.types import MASK
 from nodes.images import LoadImage, input_files, inside
 
 MAX_RESOLUTION = 16384  # ComfyUI's bound on every width/height/offset input
+
+
+def pixels_problem(batch: Any, width: Any, height: Any) -> str | None:
+    """Why an IMAGE/MASK of batch x height x width may not be made, or None. One limit for every image
+    the family makes, the one LoadImage's frames share (image_limits.max_pixels: 8192² unless
+    $CASCADE_MAX_IMAGE_PIXELS says otherwise), checked before anything is allocated: ComfyUI's inputs go
+    up to 16384² x 4096, which is terabytes. Non-integers give None (the input checks name those)."""
+    try:
+        batch, width, height = int(batch), int(width), int(height)
+    except (TypeError, ValueError):
+        return None
+    limit = max_pixels()
+    if batch * width * height <= limit:
+        return None
+    return (f"{batch} x {width}x{height} is {batch * width * height:,} pixels, over the limit of {limit:,} "
+            f"pixels for the images and masks of one node (about {limit * 16 / (1 << 30):.0f} GiB as RGBA "
+            "float32); lower the size or batch_size, or raise CASCADE_MAX_IMAGE_PIXELS")
+
+
+def refuse_pixels(batch: Any, width: Any, height: Any) -> None:
+    """Raise ValueError (the node's error) when `pixels_problem` names one."""
+    problem = pixels_problem(batch, width, height)
+    if problem:
+        raise ValueError(problem)
 
 
 def as_mask(value: Any, what: str = "mask") -> torch.Tensor:
@@ -100,7 +124,13 @@ class SolidMask(Node):
     )
     OUTPUTS = (Output("MASK", MASK),)
 
+    @classmethod
+    def check(cls, env: Any, inputs: dict) -> dict[str, str]:
+        problem = pixels_problem(1, inputs.get("width"), inputs.get("height"))
+        return {"width": problem} if problem else {}
+
     def run(self, ctx: RunContext, value: float = 1.0, width: int = 512, height: int = 512) -> tuple:
+        refuse_pixels(1, width, height)
         return (torch.full((1, int(height), int(width)), float(value), dtype=torch.float32),)
 
 

@@ -66,10 +66,32 @@ def _latent_samples(latent: dict, model: C.Model) -> torch.Tensor:
     want = CHANNELS[model.stage]
     if samples.shape[1] != want:
         if torch.count_nonzero(samples) == 0:  # an empty latent of the other stage: ComfyUI resizes it
-            return torch.zeros(samples.shape[0], want, *samples.shape[2:])
+            samples = torch.zeros(samples.shape[0], want, *samples.shape[2:])
+            _check_grid(samples, model)
+            return samples
         raise ValueError(f"latent_image has {samples.shape[1]} channels but the {model.stage} MODEL samples "
                          f"{want}-channel latents (is the latent from the other stage?)")
+    _check_grid(samples, model)
     return samples
+
+
+def _check_grid(samples: torch.Tensor, model: C.Model) -> None:
+    """Refuse a latent grid the network cannot run, naming it, before any work: Stage B's PixelUnshuffle
+    needs sides that are multiples of its patch size, and its stride-2 levels need at least
+    patch x 2^(levels-1) cells (ComfyUI fails inside the network with a torch message instead).
+    Stage C (patch 1, resampling between levels) runs at any size."""
+    cfg = getattr(model.handle.module, "config", None)
+    if model.stage != "stage_b" or cfg is None:
+        return
+    patch = int(getattr(cfg, "patch_size", 1))
+    least = patch * 2 ** (len(getattr(cfg, "c_hidden", (0,))) - 1)
+    h, w = samples.shape[-2:]
+    if h < least or w < least or h % patch or w % patch:
+        raise ValueError(
+            f"latent_image is {h}x{w} cells; the stage_b MODEL needs sides that are multiples of {patch} and at "
+            f"least {least} (images of at least {least * 4} px whose width and height are multiples of 8). "
+            "Stage B samples the stage_b output of StableCascade_EmptyLatentImage; a Stage C latent or a "
+            "Stage B MODEL in the Stage C chain gives this")
 
 
 def common_ksampler(ctx: RunContext, model: C.Model, seed: int, steps: int, cfg: float, sampler_name: str,
@@ -112,7 +134,7 @@ def _cfg_one(cfg: float) -> bool:
 def _common_inputs() -> tuple[Input, ...]:
     return (
         Input("steps", INT, default=20, min=1, max=10000, tooltip="the number of steps of the schedule"),
-        Input("cfg", FLOAT, default=8.0, min=0.0, max=100.0, step=0.1,
+        Input("cfg", FLOAT, default=8.0, min=0.0, max=100.0, step=0.1, round=0.01,  # ComfyUI's: 4.25 stays
               tooltip="classifier-free guidance scale (1.0 skips the negative pass)"),
         Input("sampler_name", COMBO, default=SAMPLER_NAMES[0], choices=SAMPLER_NAMES,
               tooltip="the k-diffusion sampler (ComfyUI's names; the ones this app runs as ComfyUI does)"),
