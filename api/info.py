@@ -13,7 +13,8 @@ from aiohttp import web
 from api.common import json_error, json_response, read_object, services, truthy
 from api.ws import server_features
 from engine.catalogue import catalogue, node_info
-from runtime import comfy_folders
+from runtime import catalogue as files_catalogue, comfy_folders
+from runtime.hashes import store_for
 
 VERSION = "0.1.0"
 # Weights subfolders the loaders know, then ComfyUI's folder keys (read beside ours: runtime/comfy_folders.py);
@@ -61,11 +62,35 @@ async def models(request: web.Request) -> web.Response:
     return json_response(model_folders(services(request).config.weights_dir))
 
 
+def list_details(weights_dir: Path, folder: str, data_dir: Path | None) -> list[dict]:
+    """`GET /models/{folder}?details=1`: every file of the folder (unreadable ones included, with their
+    problems) described from its keys (runtime/catalogue.py). A sha256 not yet known is null and queued for
+    the background hasher (runtime/hashes.py); a later request returns it."""
+    key = comfy_folders.folder_key(folder)
+    subs = comfy_folders.COMFY_FOLDERS[key] if key is not None else (folder,)
+    seen: dict[str, files_catalogue.Entry] = {}
+    for sub in subs:  # ComfyUI's search order: the first subfolder holding a name wins, as in the plain list
+        for entry in files_catalogue.entries(weights_dir, sub):
+            seen.setdefault(entry.name, entry)
+    store = store_for(data_dir)
+    listed = sorted(seen.values(), key=lambda e: e.name)
+    hashes = [store.get(e.path) for e in listed]
+    store.request(e.path for e, h in zip(listed, hashes) if h is None and e.info.format != "partial download")
+    return [files_catalogue.details(e, h) for e, h in zip(listed, hashes)]
+
+
 async def models_in(request: web.Request) -> web.Response:
-    weights = services(request).config.weights_dir
+    """ComfyUI's route: a list of file names (what its clients expect). With `?details=1` (or true/yes), a list
+    of objects instead: name, size (bytes), format, kinds, parts (kind, preset, dtype, loadable, problems),
+    lora (targets, formats, rank, alpha, tensors, layers) or null, demo, problems, sha256 (null until hashed)."""
+    svc = services(request)
+    weights = svc.config.weights_dir
     folder = request.match_info["folder"]
     if folder not in model_folders(weights) and comfy_folders.folder_key(folder) is None:
         return json_error(404, f"unknown model folder {folder!r}", "not_found")
+    if truthy(request.query.get("details", "")):
+        data_dir = getattr(svc.config, "data_dir", None)
+        return json_response(await asyncio.to_thread(list_details, weights, folder, data_dir))
     return json_response(await asyncio.to_thread(list_models, weights, folder))
 
 

@@ -1,7 +1,8 @@
 """`python -m models.inspect FILE_OR_DIR …`: what a checkpoint is, read from its headers only.
 
-Prints, per network found: kind, size preset, dtype, key layout, parameter count and any problems.
-Exit status 0 when every path holds at least one loadable Stable Cascade network, 1 otherwise.
+Prints, per network found: kind, size preset, dtype, key layout, parameter count and any problems; for a
+LoRA file: its format, the model it targets, rank, alpha and tensor count (models/lora/classify.py).
+Exit status 0 when every path holds at least one loadable Stable Cascade network or is a LoRA, 1 otherwise.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from models.loading import FileReport, LoadError, detect
 from models.loading.networks import KIND_TITLES
+from models.lora.classify import TARGET_TITLES, LoraInfo, describe_file
 
 
 def _size(n: int) -> str:
@@ -39,6 +41,29 @@ def format_report(report: FileReport) -> str:
     return "\n".join(lines)
 
 
+def format_lora(path: str, size: int, lora: LoraInfo) -> str:
+    """The text `inspect` prints for a LoRA file."""
+    return "\n".join([
+        path, f"  format: LoRA, {'/'.join(lora.formats)} names (single file, {_size(size)})",
+        "  - LoRA  [kind lora]",
+        f"      targets: {', '.join(TARGET_TITLES[t] for t in lora.targets)}"
+        + (f" (names of {lora.foreign}: not a Stable Cascade LoRA)" if lora.foreign else ""),
+        f"      rank: {'/'.join(map(str, lora.ranks)) or 'unknown'}",
+        f"      alpha: {lora.alpha}",
+        f"      layers: {lora.layers}",
+        f"      tensors: {lora.tensors}",
+    ])
+
+
+def _lora(path: Path) -> LoraInfo | None:
+    if not path.is_file():
+        return None
+    try:
+        return describe_file(path)
+    except LoadError:
+        return None  # detect already named why the file is unreadable
+
+
 def main(argv: list[str] | None = None) -> int:
     """Inspect each path given on the command line."""
     argv = sys.argv[1:] if argv is None else argv
@@ -52,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         except LoadError as e:
             print(f"{arg}\n  error: {e}")
             ok = False
+            continue
+        lora = None if report.components else _lora(Path(arg))
+        if lora is not None:
+            print(format_lora(arg, report.size_bytes, lora))
             continue
         print(format_report(report))
         ok &= any(c.loadable for c in report.components)

@@ -12,14 +12,18 @@ from engine.schema import Input, Node, Output, Result, RunContext
 from models.lora import LoraReport, apply_lora
 from models.patching import ModelHandle
 from nodes import types as T
+from models.lora.classify import TARGET_TITLES
+from runtime.catalogue import describe
 from runtime.weights import LORA_FOLDER, file_stamp
 
 _STRENGTH = dict(default=1.0, min=-10.0, max=10.0, step=0.05)
 
 
-def _lora_input() -> Input:
-    return Input("lora_name", T.COMBO, choices=lambda env: env.weight_files(LORA_FOLDER),
-                 tooltip=f"LoRA file (.safetensors) from the weights folder's {LORA_FOLDER}/ subfolder")
+def _lora_input(stage: str) -> Input:
+    """The file combo: only LoRAs whose keys target this node's model (a Stage C LoRA is not offered to Stage B)."""
+    what = "Stage C (prior) or text-encoder" if stage == "stage_c" else "Stage B (decoder)"
+    return Input("lora_name", T.COMBO, choices=lambda env: env.lora_files(stage),
+                 tooltip=f"{what} LoRA file (.safetensors) from the weights folder's {LORA_FOLDER}/ subfolder")
 
 
 def _handle(value: Any) -> ModelHandle | None:
@@ -38,11 +42,25 @@ def _publish(ctx: RunContext, report: LoraReport) -> str:
 class _LoRABase(Node):
     CATEGORY = "stable_cascade/loaders"
 
+    STAGE = "stage_c"  # the model this node patches: its combo lists only LoRAs for it
+
     @classmethod
     def check(cls, env: Any, inputs: dict) -> dict[str, str]:
         name = inputs.get("lora_name")
-        if isinstance(name, str) and env.weight_path(LORA_FOLDER, name) is None:
+        if not isinstance(name, str):
+            return {}
+        path = env.weight_path(LORA_FOLDER, name)
+        if path is None:
             return {"lora_name": f"LoRA file {name!r} not found in {env.weights_dir / LORA_FOLDER}"}
+        info = describe(path)
+        if info.lora is None:
+            return {"lora_name": f"{name!r} is no LoRA: " + "; ".join(info.problems or (info.summary(),))}
+        if not info.lora.fits(cls.STAGE):  # why the combo does not offer it
+            if info.lora.foreign:
+                why = f"this LoRA is for a different model: its keys look like {info.lora.foreign}"
+            else:
+                why = f"it is a {info.lora.describe()}"
+            return {"lora_name": f"{name!r} cannot be applied to {TARGET_TITLES[cls.STAGE]}: {why}"}
         return {}
 
     @classmethod
@@ -66,7 +84,7 @@ class LoRA(_LoRABase):
         Input("stage_c", T.STAGE_C),
         Input("text_encoder", T.TEXT_ENCODER, optional=True,
               tooltip="connect to also apply the LoRA's text-encoder part"),
-        _lora_input(),
+        _lora_input("stage_c"),
         Input("strength_model", T.FLOAT, tooltip="multiplier of the Stage C part (0 = off)", **_STRENGTH),
         Input("strength_text", T.FLOAT, tooltip="multiplier of the text-encoder part (0 = off)", **_STRENGTH),
     )
@@ -89,10 +107,11 @@ class LoRAStageB(_LoRABase):
     """Apply a Stage B (decoder) LoRA (`lora_decoder_unet_…` or `decoder.` keys). Rare in the wild."""
 
     TITLE = "LoRA (Stage B)"
+    STAGE = "stage_b"
     DESCRIPTION = __doc__
     INPUTS = (
         Input("stage_b", T.STAGE_B),
-        _lora_input(),
+        _lora_input("stage_b"),
         Input("strength", T.FLOAT, tooltip="multiplier of the LoRA (0 = off)", **_STRENGTH),
     )
     OUTPUTS = (

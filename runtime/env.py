@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from runtime import comfy_folders, weights
+from runtime import catalogue, comfy_folders, weights
 from runtime.weights import KIND_FOLDERS
 from runtime.residency import ModelManager
 
@@ -99,15 +99,19 @@ class Env:
         return written
 
     def weight_files(self, kind: str) -> list[str]:
-        """Files offered by the loader of this kind (a kind or 'loras').
+        """Files offered by the loader of this kind (a kind or 'loras'): only files it can load, by their keys.
 
-        A kind's own subfolder first (as is, whatever the files hold), then `sub/name` files from ComfyUI's
-        model folders whose keys hold a network of this kind (runtime/comfy_folders.py).
+        A kind's own subfolder first (files whose keys hold that kind: junk and misplaced files are left out),
+        then `sub/name` files from ComfyUI's model folders whose keys hold it (runtime/catalogue.py). Read on
+        every call (headers cached per mtime/size), so new files appear without a restart.
         """
-        own = weights.list_folder(self.weights_dir, KIND_FOLDERS.get(kind, kind))
-        if kind not in KIND_FOLDERS:
-            return own
-        return own + [n for n in comfy_folders.offered(self.weights_dir, kind) if n not in own]
+        if kind == weights.LORA_FOLDER:
+            return catalogue.loras(self.weights_dir)
+        return catalogue.loadable(self.weights_dir, kind)
+
+    def lora_files(self, stage: str) -> list[str]:
+        """LoRA files of loras/ that a LoRA node patching `stage` ('stage_c' or 'stage_b') can apply."""
+        return catalogue.loras(self.weights_dir, stage)
 
     def weight_path(self, kind: str, name: str) -> Path | None:
         """Absolute path of a listed weights file, or None if missing, outside its folder (`..`, a symlink out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from runtime import catalogue
 from runtime import comfy_folders as comfy
 from runtime.comfy_folders import WEIGHT_SUFFIXES, list_files  # noqa: F401  (re-exported)
 
@@ -73,23 +74,23 @@ def list_folder(weights_dir: Path, folder: str) -> list[str]:
 
 
 def listing(weights_dir: Path) -> dict[str, list[str]]:
-    """{subfolder: [files]} for every weights subfolder."""
+    """{subfolder: [files]} for every weights subfolder (every weight file, loadable or not)."""
     return {folder: list_folder(weights_dir, folder) for folder in SUBFOLDERS}
 
 
 def missing_official(weights_dir: Path) -> list[OfficialFile]:
-    """Official files absent from their subfolder (only kinds with no real, non-demo file at all).
+    """Official files of every kind that no real (non-demo) file *holds*, read from the keys (runtime/catalogue.py):
+    a junk or misplaced file in stage_c/ does not count as a Stage C.
 
-    A kind held by a real (non-demo) file in ComfyUI's folders counts as present: an all-in-one
+    A kind held by a real file in ComfyUI's folders counts as present: an all-in-one
     `checkpoints/stable_cascade_stage_c.safetensors` covers Stage C, the text encoder, EffNet and previewer.
     """
-    found = listing(weights_dir)
-    have_real = {f: any(not Path(n).name.startswith("demo_") for n in names) for f, names in found.items()}
+    have_real = {}
     for kind, folder in KIND_FOLDERS.items():
-        if not have_real.get(folder):
-            have_real[folder] = any(not comfy.detected(_offered_file(weights_dir, n)).demo
-                                    for n in comfy.offered(weights_dir, kind))
-    return [o for o in OFFICIAL_FILES if not have_real.get(o.folder) and o.name not in found.get(o.folder, [])]
+        have_real[folder] = (any(kind in e.info.kinds and not e.info.demo for e in catalogue.entries(weights_dir, folder))
+                             or any(not comfy.detected(_offered_file(weights_dir, n)).demo
+                                    for n in comfy.offered(weights_dir, kind)))
+    return [o for o in OFFICIAL_FILES if not have_real.get(o.folder)]
 
 
 def _offered_file(weights_dir: Path, name: str) -> Path:
@@ -97,19 +98,39 @@ def _offered_file(weights_dir: Path, name: str) -> Path:
     return Path(weights_dir) / sub / rest
 
 
+def _entry_text(entry: catalogue.Entry) -> str:
+    """'name [what it holds]', with '[PROBLEM: …]' when something is wrong, for the start-up report."""
+    info = entry.info
+    tags = ([info.summary()] if info.kinds else []) + (["demo"] if info.demo else [])
+    if entry.problems:
+        unused = "" if catalogue.usable(entry) else "; offered by no loader"
+        tags.append(f"PROBLEM: {'; '.join(entry.problems)}{unused}")
+    return f"{entry.name} [{'; '.join(tags)}]"
+
+
 def guidance(weights_dir: Path, *, demo: bool = False) -> str:
-    """Human-readable report: what was found, and which official files to put where."""
+    """Human-readable report: what each file holds (from its keys) and its problems, then the official files
+    missing and where they go. A weights folder that does not exist is said so in one line."""
     weights_dir = Path(weights_dir)
-    lines = [f"Weights folder: {weights_dir.resolve()}"]
-    for folder, names in listing(weights_dir).items():
-        lines.append(f"  {folder}/: {', '.join(names) if names else '(empty)'}")
-    lines.extend(comfy.report_lines(weights_dir))
+    if not weights_dir.is_dir():
+        lines = [f"Weights folder {weights_dir.resolve()} does not exist"
+                 + (" (it is a file)" if weights_dir.exists() else "")
+                 + ": create it (with the subfolders below) or pass --weights DIR"]
+    else:
+        lines = [f"Weights folder: {weights_dir.resolve()}"]
+        for folder in SUBFOLDERS:
+            found = catalogue.entries(weights_dir, folder)
+            empty = "(empty)" if (weights_dir / folder).is_dir() else "(no such folder)"
+            lines.append(f"  {folder}/: {', '.join(map(_entry_text, found)) if found else empty}")
+        lines.extend(comfy.report_lines(weights_dir))
     missing = missing_official(weights_dir)
     if missing:
         lines.append("Missing official files (download from the Stable Cascade repo and place them as shown; "
                      "for stage_c/ and stage_b/ one file each is enough, full or lite):")
         for o in missing:
             note = f"  — {o.note}" if o.note else ""
+            if (weights_dir / o.folder / o.name).exists():  # a junk or misplaced file holds the official name
+                note += "  — a file of this name is there but is not usable (see above): replace it"
             lines.append(f"  {weights_dir / o.folder / o.name}  ({o.size}, from {o.source}){note}")
         lines.append("Or ComfyUI's all-in-one files (each read by our loaders too):")
         for o in COMFY_OFFICIAL:

@@ -99,9 +99,10 @@ def test_lora_in_default_workflow_changes_image_and_zero_or_removal_restores(app
 def test_foreign_lora_fails_the_job_with_a_clear_message(app):
     base, env = app
     doc = with_lora(small_default(env, steps_c=1, steps_b=1), "sd15_style.safetensors")
-    entry, image = run(base, doc)
-    assert image is None and entry["status"]["status_str"] == "error"
-    assert "different model" in str(entry["status"]["messages"]) and "SD1.5" in str(entry["status"]["messages"])
+    # Refused before it runs: the LoRA node lists only LoRAs for its model, and its check says why (catalogue).
+    status, body = http_json("POST", base + "/prompt", {"prompt": doc})
+    assert status == 400 and "different model" in str(body) and "SD1.5" in str(body)
+    assert "sd15_style.safetensors" not in env.lora_files("stage_c")
 
 
 def test_unmatched_keys_reach_the_jobs_warnings(app):

@@ -49,8 +49,9 @@ def ctx_for(env):
 
 
 def test_choices_check_and_fingerprint(env):
-    choices = LoRA.INPUTS[2].choice_list(env)
-    assert choices == ["mixed.safetensors", "stage_b.safetensors", "sub/sd15.safetensors"]
+    # Each node lists only LoRAs for its model, read from the keys (the SD1.5 one fits neither).
+    assert LoRA.INPUTS[2].choice_list(env) == ["mixed.safetensors"]
+    assert LoRAStageB.INPUTS[1].choice_list(env) == ["stage_b.safetensors"]
     assert LoRA.check(env, {"lora_name": "mixed.safetensors"}) == {}
     assert "not found" in LoRA.check(env, {"lora_name": "../loras/x.safetensors"})["lora_name"]
     fp = LoRA.fingerprint(env, {"lora_name": "mixed.safetensors"})

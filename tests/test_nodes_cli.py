@@ -101,8 +101,9 @@ def test_default_workflow_is_fitted_to_the_weights_folder(weights, tmp_path):
     real = tmp_path / "real"
     for sub in ("stage_c", "stage_b"):
         (real / sub).mkdir(parents=True)
-    (real / "stage_c" / "stage_c_bf16.safetensors").write_bytes(b"0")
-    (real / "stage_b" / "stage_b_lite_bf16.safetensors").write_bytes(b"0")
+    from tests.loading_helpers import file_state, save, tiny_model  # real files: a loader lists what it can load
+    save(real / "stage_c" / "stage_c_bf16.safetensors", file_state("stage_c", tiny_model("stage_c")))
+    save(real / "stage_b" / "stage_b_lite_bf16.safetensors", file_state("stage_b", tiny_model("stage_b")))
     fitted = default_workflow(Env(tmp_config(tmp_path / "r", weights_dir=real, demo=False)), NODES)
     got = {n["class_type"]: n["inputs"]["file"] for n in fitted["nodes"].values() if "file" in n["inputs"]}
     assert got["LoadStageC"] == "stage_c_bf16.safetensors"

@@ -83,7 +83,9 @@ def test_missing_weights_guidance_names_files_and_sizes(env):
         assert name in report
     folder = Path(env.config.weights_dir) / "stage_c"
     folder.mkdir(parents=True)
-    (folder / "stage_c_lite_bf16.safetensors").write_bytes(b"0")
+    # A real (tiny) Stage C: a file counts by its keys, never its name (tests/test_startup_report.py: junk does not).
+    from tests.loading_helpers import file_state, save, tiny_model
+    save(folder / "stage_c_lite_bf16.safetensors", file_state("stage_c", tiny_model("stage_c")))
     assert LoadStageC.check(env, {"file": "stage_c_lite_bf16.safetensors"}) == {}
     assert env.weight_files("stage_c") == ["stage_c_lite_bf16.safetensors"]
     assert "stage_c_bf16.safetensors" not in env.weights_report()  # that kind is satisfied now
