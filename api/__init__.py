@@ -5,12 +5,12 @@ import functools
 
 from aiohttp import web
 
-from api import files, info, jobs, prompt, strict_json, uploads_mask, workflows
+from api import downloads, files, info, jobs, prompt, strict_json, uploads_mask, workflows
 from api.common import BadRequest
 from api.static import register_static
 from api.ws import ws_handler
 
-ROUTE_MODULES = (prompt, jobs, files, uploads_mask, info, workflows)
+ROUTE_MODULES = (prompt, jobs, files, uploads_mask, info, workflows, downloads)
 # Longest path parameter (prompt id, node class, model folder) a route looks up; ids are <= 200.
 MAX_PATH_PARAM = 256
 
@@ -49,3 +49,4 @@ def register_routes(app: web.Application) -> None:
         for method, path, handler in routes:
             app.router.add_route(method, prefix + path, guarded(handler))
     register_static(app, guarded)
+    downloads.install(app)

@@ -11,6 +11,7 @@ import { installClipboard } from "./editor/clipboard.js";
 import { QueuePanel } from "./panels/queue.js";
 import { Gallery } from "./panels/gallery.js";
 import { HistoryPanel } from "./panels/history.js";
+import { ModelsDialog, namesMissingWeights } from "./panels/models.js";
 import { Runner } from "./run.js";
 import { autosave, documentFromFile, downloadJson, installDrop, loadAutosave } from "./files.js";
 import { addChoice, imageLoader, uploadImage } from "./upload.js";
@@ -111,7 +112,15 @@ async function main() {
   historyPanel.refresh();
   queuePanel.refresh();
 
-  const queue = async (front = false) => { await runner.queue(front); queuePanel.refresh(); };
+  const models = new ModelsDialog(api, toast);
+  $("models-btn").addEventListener("click", () => models.open());
+  const queue = async (front = false) => {
+    const id = await runner.queue(front);
+    queuePanel.refresh();
+    // A loader naming a weights file that is not there: offer the download right away.
+    const errors = Object.values(editor.view.status.errors || {});
+    if (!id && errors.some((e) => namesMissingWeights(JSON.stringify(e)))) models.open();
+  };
   const interrupt = async () => { await api.interrupt(); queuePanel.refresh(); };
   const save = () => downloadJson(editor.document());
   const saveApi = () => downloadJson(editor.graph.toApiPrompt(), "workflow_api.json");
@@ -158,7 +167,7 @@ async function main() {
     else if (ctrl && e.key.toLowerCase() === "o" && !isEditingField()) { e.preventDefault(); open(); }
   });
   // Exposed for tests and the browser console.
-  Object.assign(window, { cascade: { editor, api, runner } });
+  Object.assign(window, { cascade: { editor, api, runner, models } });
   document.body.dataset.ready = "1";
 }
 
