@@ -57,6 +57,8 @@ class Config:
     # Hosts ("HOST" or "HOST:PORT") a prompt's extra_data.webhook may name (api/webhooks.py).
     webhook_allow: tuple[str, ...] = ()
     webhook_backoff_s: float = 1.0  # first retry delay; doubles per attempt (tests shorten it)
+    # Hosts ("HOST" or "HOST:PORT") a download link pasted through the API may name, besides the hub's own.
+    download_allow: tuple[str, ...] = ()
     extra: Mapping[str, object] = field(default_factory=dict)  # reserved flags (--run/--set) for cli.py
 
     @property
@@ -110,6 +112,8 @@ class Config:
             max_body_bytes=int(values.get("max_body_mb") or 100) * 1024 * 1024,
             webhook_allow=tuple(h.strip().lower() for h in values.get("webhook_allow") or ()
                                 if h.strip()),
+            download_allow=tuple(h.strip().lower() for h in values.get("download_allow") or ()
+                                 if h.strip()),
             extra=extra,
             **paths,
         )
@@ -134,6 +138,9 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--webhook-allow", action="append", default=None, metavar="HOST[:PORT]",
                    help="let prompts name a webhook (extra_data.webhook) on this host "
                         "(repeatable); without it no prompt may ask for one")
+    p.add_argument("--download-allow", action="append", default=None, metavar="HOST[:PORT]",
+                   help="let the API download pasted links from this host too (repeatable); by default "
+                        "only the Hugging Face hub's, so a request cannot make the server fetch other addresses")
     # The headless runner (cli.py) shares this parser, so `server.py --run` and `cli.py` agree.
     p.add_argument("--run", default=None, metavar="WORKFLOW.json",
                    help="run this workflow headless (no server) and write its images")

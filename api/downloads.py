@@ -12,10 +12,13 @@ endpoint and the links users submit. Bad input answers 400, an unknown task 404.
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urlsplit
 
 from aiohttp import web
+from yarl import URL
 
 from api.common import SERVICES, json_error, json_response, read_object, services
+from api.webhooks import allowed
 from runtime import hub_fetch
 from runtime.downloads import SETS, Downloads, resolve_request
 from runtime.weights import missing_official
@@ -31,6 +34,12 @@ def downloads(app: web.Application) -> Downloads:
     return app[DOWNLOADS]
 
 
+def link_allowed(url: str, allow: tuple[str, ...]) -> bool:
+    """A pasted link's host is the hub's (where the token may go) or one the operator listed: a request must
+    not make the server fetch arbitrary addresses (its LAN, cloud metadata) for whoever can reach the API."""
+    return urlsplit(url).netloc in hub_fetch.hub_hosts() or allowed(URL(url), allow)
+
+
 async def start(request: web.Request) -> web.Response:
     body = await read_object(request)
     given = [k for k in ("files", "set", "url") if k in body]
@@ -40,7 +49,11 @@ async def start(request: web.Request) -> web.Response:
     manager = downloads(request.app)
     try:
         if "url" in body:
-            tasks = [manager.start_url(body["url"])]
+            url = hub_fetch.normalise_url(body["url"])
+            if not link_allowed(url, services(request).config.download_allow):
+                return json_error(400, f"downloads from {URL(url).host} are not allowed: only the Hugging Face "
+                                       "hub's links, and hosts the server was started with --download-allow")
+            tasks = [manager.start_url(url)]
         else:
             files, set_name = body.get("files", []), body.get("set")
             if not isinstance(files, list) or not files and set_name is None or len(files) > MAX_FILES \

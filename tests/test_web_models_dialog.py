@@ -3,15 +3,32 @@ from __future__ import annotations
 
 from runtime.downloads import HUB_REPO
 from tests.hub_server import allow_local_hub, local_hub
-from tests.test_downloads import BIG, official_bytes, repo_files
+from tests.test_downloads import official_bytes, repo_files
 from tests.web_helpers import browser, open_editor, server  # noqa: F401  (fixtures)
+
+
+def real_stage_a() -> bytes:
+    """A real Stage A (the official size, random weights, bf16, no demo marker): ~37 MB, several of
+    huggingface_hub's 10 MiB chunks, and a file the weights report counts as a usable Stage A."""
+    import torch
+    from safetensors.torch import save
+
+    from models.demo import randomise
+    from models.loading.networks import network_spec
+
+    spec = network_spec("stage_a")
+    model = spec.build(spec.presets["full"])
+    randomise(model, torch.Generator().manual_seed(0))
+    n = len(spec.key_prefix)
+    return save({k[n:]: v.to(torch.bfloat16).contiguous() for k, v in model.state_dict().items()})
 
 
 def test_models_dialog_downloads_a_missing_file_with_progress(server, browser, monkeypatch):  # noqa: F811
     weights = server["output"].parent / "weights"
     with local_hub(repo_files()) as hub:
         allow_local_hub(monkeypatch, hub)
-        hub.repos[HUB_REPO]["stage_a.safetensors"] = BIG * 2  # several of huggingface_hub's 10 MiB chunks
+        stage_a = real_stage_a()
+        hub.repos[HUB_REPO]["stage_a.safetensors"] = stage_a
         hub.chunk, hub.delay_s = 2**18, 0.015
         page = open_editor(browser, server["base"])
         page.click("#models-btn")
@@ -30,8 +47,8 @@ def test_models_dialog_downloads_a_missing_file_with_progress(server, browser, m
         value, maximum = page.evaluate("""() => {
             const bar = document.querySelector('.models-row[data-file="stage_a.safetensors"] progress');
             return [bar.value, bar.max]; }""")
-        assert value == maximum == len(BIG * 2)
-        assert (weights / "stage_a" / "stage_a.safetensors").read_bytes() == BIG * 2
+        assert value == maximum == len(stage_a)
+        assert (weights / "stage_a" / "stage_a.safetensors").read_bytes() == stage_a
         # Reopened, the list no longer names it; the lite set button fetches the rest of the lite set
         hub.delay_s = 0
         page.click('#models-dialog button[data-action="close"]')
