@@ -66,6 +66,9 @@ async def models_in(request: web.Request) -> web.Response:
     folder = request.match_info["folder"]
     if folder not in model_folders(weights) and comfy_folders.folder_key(folder) is None:
         return json_error(404, f"unknown model folder {folder!r}", "not_found")
+    env = services(request).env
+    if comfy_folders.folder_key(folder) is not None and hasattr(env, "comfy_files"):  # extra folders too
+        return json_response(await asyncio.to_thread(env.comfy_files, folder))
     return json_response(await asyncio.to_thread(list_models, weights, folder))
 
 
