@@ -59,6 +59,12 @@ class Config:
     webhook_backoff_s: float = 1.0  # first retry delay; doubles per attempt (tests shorten it)
     # Hosts ("HOST" or "HOST:PORT") a download link pasted through the API may name, besides the hub's own.
     download_allow: tuple[str, ...] = ()
+    # Extra read-only model folders (runtime/model_roots.py): ComfyUI installs and extra_model_paths.yaml files.
+    comfy_models: tuple[Path, ...] = ()
+    extra_model_paths: tuple[Path, ...] = ()
+    # The Hugging Face hub cache read for the official repos (runtime/hf_cache.py); None reads none.
+    # The command line sets it from the environment (HF_HUB_CACHE/HF_HOME), --no-hf-cache leaves it None.
+    hf_cache_dir: Path | None = None
     extra: Mapping[str, object] = field(default_factory=dict)  # reserved flags (--run/--set) for cli.py
 
     @property
@@ -103,6 +109,12 @@ class Config:
             if values.get(dest):
                 paths[fld] = Path(values[dest]).expanduser().resolve()
         extra = {k: v for k, v in values.items() if k in ("run", "set") and v is not None}
+        roots = {dest: tuple(Path(p).expanduser().resolve() for p in values.get(dest) or ())
+                 for dest in ("comfy_models", "extra_model_paths")}
+        if not values.get("no_hf_cache"):
+            from runtime.hf_cache import default_cache_dir  # light: huggingface_hub is imported only to report
+
+            roots["hf_cache_dir"] = default_cache_dir(environ)
         return cls(
             host=values.get("host") or "127.0.0.1",
             port=port,
@@ -115,6 +127,7 @@ class Config:
             download_allow=tuple(h.strip().lower() for h in values.get("download_allow") or ()
                                  if h.strip()),
             extra=extra,
+            **roots,
             **paths,
         )
 
@@ -134,6 +147,14 @@ def build_arg_parser() -> argparse.ArgumentParser:
                    help="require this token (Bearer header, ?token= or cookie); env CASCADE_TOKEN")
     p.add_argument("--max-body-mb", type=int, default=None, help="request body limit in MiB (100)")
     p.add_argument("--demo", action="store_true", help="use tiny random demo weights")
+    p.add_argument("--comfy-models", action="append", default=None, metavar="DIR",
+                   help="also read an existing ComfyUI install's models folder (or the install holding "
+                        "models/), read-only (repeatable)")
+    p.add_argument("--extra-model-paths", action="append", default=None, metavar="FILE",
+                   help="also read the folders of a ComfyUI extra_model_paths.yaml, read-only (repeatable)")
+    p.add_argument("--no-hf-cache", action="store_true",
+                   help="do not list the Stable Cascade repos found in the Hugging Face cache "
+                        "(HF_HUB_CACHE or HF_HOME/hub)")
     p.add_argument("--memory-budget", type=float, default=None, help="model memory budget in GiB (default 40%% of RAM on CPU, 80%% of the GPU)")
     p.add_argument("--webhook-allow", action="append", default=None, metavar="HOST[:PORT]",
                    help="let prompts name a webhook (extra_data.webhook) on this host "

@@ -91,6 +91,9 @@ async def models_in(request: web.Request) -> web.Response:
     if truthy(request.query.get("details", "")):
         data_dir = getattr(svc.config, "data_dir", None)
         return json_response(await asyncio.to_thread(list_details, weights, folder, data_dir))
+    env = services(request).env
+    if comfy_folders.folder_key(folder) is not None and hasattr(env, "comfy_files"):  # extra folders too
+        return json_response(await asyncio.to_thread(env.comfy_files, folder))
     return json_response(await asyncio.to_thread(list_models, weights, folder))
 
 

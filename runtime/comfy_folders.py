@@ -99,9 +99,11 @@ _LOCK = threading.Lock()
 
 
 def detected(path: Path) -> Detected:
-    """Detection of `path`, cached per (path, mtime, size): a replaced file is detected again."""
+    """Detection of `path` (a file or a diffusers folder), cached per (path, mtime, size): a replaced file is
+    detected again."""
     try:  # one key per file: the loaders' resolved paths and the listings' relative ones meet here
-        path = Path(path).resolve()
+        given = Path(path).absolute()  # detected as named: a hub cache's blob has no .safetensors name
+        path = given.resolve()
         st = path.stat()
     except (OSError, RuntimeError) as e:
         return Detected(error=f"cannot read the file ({getattr(e, 'strerror', None) or e})")
@@ -110,7 +112,7 @@ def detected(path: Path) -> Detected:
         hit = _CACHE.get(str(path))
     if hit is not None and hit[0] == stamp:
         return hit[1]
-    result = _detect(path)
+    result = _detect(given)
     with _LOCK:
         _CACHE[str(path)] = (stamp, result)  # one entry per path: the cache never outgrows the folder
     return result
@@ -122,7 +124,7 @@ def _detect(path: Path) -> Detected:
 
     try:
         report = detect(path)
-        demo = "demo" in read_file_header(path).metadata
+        demo = path.is_file() and "demo" in read_file_header(path).metadata  # a folder is a diffusers one
     except LoadError as e:
         return Detected(error=str(e))
     except OSError as e:

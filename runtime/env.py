@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from runtime import catalogue, comfy_folders, weights
+from runtime import catalogue, comfy_folders, hf_cache, model_roots, weights
 from runtime.weights import KIND_FOLDERS
 from runtime.residency import ModelManager
 
@@ -70,6 +70,9 @@ class Env:
         self.config = config
         self.device = pick_device(config)
         self.weights_dir = Path(config.weights_dir)
+        # Read-only folders beside ours: ComfyUI installs / extra_model_paths.yaml, and the hub cache.
+        self.model_roots = model_roots.from_config(config)
+        self.hf_cache = hf_cache.HFCache(getattr(config, "hf_cache_dir", None))
         budget_gb = getattr(config, "memory_budget_gb", None)
         budget = int(budget_gb * (1 << 30)) if budget_gb else None
         self.models = ModelManager(load_fn or _load_module, budget_bytes=budget, device=self.device,
@@ -106,12 +109,23 @@ class Env:
         every call (headers cached per mtime/size), so new files appear without a restart.
         """
         if kind == weights.LORA_FOLDER:
-            return catalogue.loras(self.weights_dir)
-        return catalogue.loadable(self.weights_dir, kind)
+            own = catalogue.loras(self.weights_dir)
+            return own + [n for n in self.model_roots.comfy_files(kind) if n not in own]  # ComfyUI installs
+        own = catalogue.loadable(self.weights_dir, kind)
+        extra = self.model_roots.comfy_files(kind) if comfy_folders.folder_key(kind) else []  # controlnet, clip_vision
+        return list(dict.fromkeys(own + extra + self.model_roots.offered(kind) + self.hf_cache.offered(kind)))
 
     def lora_files(self, stage: str) -> list[str]:
-        """LoRA files of loras/ that a LoRA node patching `stage` ('stage_c' or 'stage_b') can apply."""
-        return catalogue.loras(self.weights_dir, stage)
+        """LoRA files a LoRA node patching `stage` ('stage_c' or 'stage_b') can apply: loras/ and the extra
+        read-only model folders' loras, each judged by its keys (runtime/catalogue.py)."""
+        own = catalogue.loras(self.weights_dir, stage)
+        extra = []
+        for name in self.model_roots.comfy_files(weights.LORA_FOLDER):
+            path = self.model_roots.comfy_path(weights.LORA_FOLDER, name)
+            lora = catalogue.describe(path).lora if path is not None else None
+            if name not in own and lora is not None and lora.fits(stage):
+                extra.append(name)
+        return own + extra
 
     def weight_path(self, kind: str, name: str) -> Path | None:
         """Absolute path of a listed weights file, or None if missing, outside its folder (`..`, a symlink out)
@@ -119,16 +133,23 @@ class Env:
         path = comfy_folders.resolve_in(self.weights_dir / KIND_FOLDERS.get(kind, kind), name)
         if path is None and kind in KIND_FOLDERS:
             path = comfy_folders.offered_path(self.weights_dir, kind, name)
+        if path is None and comfy_folders.folder_key(kind):  # loras, controlnet, clip_vision: by name
+            path = self.model_roots.comfy_path(kind, name)
+        if path is None and kind in KIND_FOLDERS:
+            path = self.model_roots.offered_path(kind, name) or self.hf_cache.path(kind, name)
         return path
 
     def comfy_files(self, folder: str) -> list[str]:
         """Names in a ComfyUI model folder key (`checkpoints`, `diffusion_models`/`unet`, `text_encoders`/`clip`,
         `vae`, `clip_vision`, `controlnet`, `loras`), as ComfyUI's loaders list them. KeyError for other names."""
-        return comfy_folders.comfy_files(self.weights_dir, folder)
+        names = comfy_folders.comfy_files(self.weights_dir, folder)
+        more = self.model_roots.comfy_files(folder) + self.hf_cache.comfy_files(folder)
+        return names + sorted(set(more) - set(names))
 
     def comfy_path(self, folder: str, name: str) -> Path | None:
         """Absolute path of a name `comfy_files(folder)` lists, or None (missing, unreadable, or outside)."""
-        return comfy_folders.comfy_path(self.weights_dir, folder, name)
+        return (comfy_folders.comfy_path(self.weights_dir, folder, name)
+                or self.model_roots.comfy_path(folder, name) or self.hf_cache.comfy_path(folder, name))
 
     def weights_listing(self) -> dict[str, list[str]]:
         """{subfolder: [files]} for the whole weights folder."""
@@ -136,7 +157,9 @@ class Env:
 
     def weights_report(self) -> str:
         """Start-up text: what was found and which official files are missing (names, sizes, places)."""
-        return weights.guidance(self.weights_dir, demo=bool(getattr(self.config, "demo", False)))
+        text = weights.guidance(self.weights_dir, demo=bool(getattr(self.config, "demo", False)))
+        extra = self.model_roots.report_lines() + self.hf_cache.report_lines()
+        return "\n".join([text, "Extra model folders (read-only):", *extra]) if extra else text
 
     # -- models --------------------------------------------------------------------------------
     def resolve_dtype(self, kind: str, choice: str) -> torch.dtype:
