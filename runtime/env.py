@@ -85,7 +85,7 @@ class Env:
                 write_demo_input(config.input_dir)
         # The server configures logging at start-up, so this is how `python server.py` tells a newcomer
         # what it found and which official files go where; tests and library use stay quiet.
-        missing = weights.missing_official(self.weights_dir)
+        missing = weights.missing_official(self.weights_dir, self.held_elsewhere())
         log.log(logging.WARNING if missing and not getattr(config, "demo", False) else logging.INFO,
                 "%s", self.weights_report())
 
@@ -155,9 +155,14 @@ class Env:
         """{subfolder: [files]} for the whole weights folder."""
         return weights.listing(self.weights_dir)
 
+    def held_elsewhere(self) -> frozenset[str]:
+        """Kinds a file in the read-only model roots or the HF cache holds (they count as present)."""
+        return frozenset(k for k in KIND_FOLDERS if self.model_roots.offered(k) or self.hf_cache.offered(k))
+
     def weights_report(self) -> str:
         """Start-up text: what was found and which official files are missing (names, sizes, places)."""
-        text = weights.guidance(self.weights_dir, demo=bool(getattr(self.config, "demo", False)))
+        text = weights.guidance(self.weights_dir, demo=bool(getattr(self.config, "demo", False)),
+                                held=self.held_elsewhere())
         extra = self.model_roots.report_lines() + self.hf_cache.report_lines()
         return "\n".join([text, "Extra model folders (read-only):", *extra]) if extra else text
 

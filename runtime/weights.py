@@ -78,15 +78,17 @@ def listing(weights_dir: Path) -> dict[str, list[str]]:
     return {folder: list_folder(weights_dir, folder) for folder in SUBFOLDERS}
 
 
-def missing_official(weights_dir: Path) -> list[OfficialFile]:
+def missing_official(weights_dir: Path, held: frozenset[str] = frozenset()) -> list[OfficialFile]:
     """Official files of every kind that no real (non-demo) file *holds*, read from the keys (runtime/catalogue.py):
     a junk or misplaced file in stage_c/ does not count as a Stage C.
 
     A kind held by a real file in ComfyUI's folders counts as present: an all-in-one
     `checkpoints/stable_cascade_stage_c.safetensors` covers Stage C, the text encoder, EffNet and previewer.
     """
-    have_real = {}
+    have_real = {KIND_FOLDERS[k]: True for k in held if k in KIND_FOLDERS}  # read-only model roots, the HF cache
     for kind, folder in KIND_FOLDERS.items():
+        if have_real.get(folder):
+            continue
         have_real[folder] = (any(kind in e.info.kinds and not e.info.demo for e in catalogue.entries(weights_dir, folder))
                              or any(not comfy.detected(_offered_file(weights_dir, n)).demo
                                     for n in comfy.offered(weights_dir, kind)))
@@ -108,7 +110,7 @@ def _entry_text(entry: catalogue.Entry) -> str:
     return f"{entry.name} [{'; '.join(tags)}]"
 
 
-def guidance(weights_dir: Path, *, demo: bool = False) -> str:
+def guidance(weights_dir: Path, *, demo: bool = False, held: frozenset[str] = frozenset()) -> str:
     """Human-readable report: what each file holds (from its keys) and its problems, then the official files
     missing and where they go. A weights folder that does not exist is said so in one line."""
     weights_dir = Path(weights_dir)
@@ -123,7 +125,7 @@ def guidance(weights_dir: Path, *, demo: bool = False) -> str:
             empty = "(empty)" if (weights_dir / folder).is_dir() else "(no such folder)"
             lines.append(f"  {folder}/: {', '.join(map(_entry_text, found)) if found else empty}")
         lines.extend(comfy.report_lines(weights_dir))
-    missing = missing_official(weights_dir)
+    missing = missing_official(weights_dir, held)
     if missing:
         lines.append("Missing official files (download from the Stable Cascade repo and place them as shown; "
                      "for stage_c/ and stage_b/ one file each is enough, full or lite):")

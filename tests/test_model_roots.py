@@ -164,3 +164,17 @@ def test_command_line_flags(tmp_path):
     assert Config.from_cli([], environ={"HF_HUB_CACHE": "/c"}).hf_cache_dir == Path("/c")
     assert Config.from_cli(["--no-hf-cache"], environ={"HF_HUB_CACHE": "/c"}).hf_cache_dir is None
     assert Config.from_cli([], environ={"XDG_CACHE_HOME": "/x"}).hf_cache_dir == Path("/x/huggingface/hub")
+
+
+def test_a_comfy_install_holding_every_kind_silences_the_missing_files_warning(install):
+    """The start-up report counts what the read-only roots hold: the install's all-in-one files and vae/stage_a
+    cover every official kind, so nothing is reported missing (the empty weights folder alone would be)."""
+    tmp, _, _ = install
+    alone = env_for(tmp / "alone")
+    assert "Missing official files" in alone.weights_report()
+    env = env_for(tmp / "with", comfy_models=(tmp / "ComfyUI",))
+    assert env.held_elsewhere() >= {"stage_c", "stage_b", "stage_a", "text_encoder", "effnet", "previewer"}
+    report = env.weights_report()
+    missing = report.split("Missing official files", 1)[1] if "Missing official files" in report else ""
+    for name in ("stage_c_bf16", "stage_b_bf16", "stage_a.safetensors", "effnet_encoder", "previewer.safetensors"):
+        assert name not in missing, name
