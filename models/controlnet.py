@@ -46,6 +46,19 @@ class ControlNetConfig:
         """How ComfyUI resizes the hint to compression x the latent size."""
         return "bilinear" if self.bottleneck == "effnet" else "nearest-exact"
 
+    @property
+    def min_hint_size(self) -> int:
+        """Smallest hint side in pixels: the unpadded 3x3 stem (effnet, c_in != 3) needs 3; else 1."""
+        return 3 if self.bottleneck == "effnet" and self.c_in != 3 else 1
+
+    def check_hint(self, shape: tuple[int, ...]) -> None:
+        """Raise ValueError naming the problem unless shape is a hint [B, c_in, H, W] this ControlNet runs on."""
+        if len(shape) != 4 or shape[1] != self.c_in:
+            raise ValueError(f"ControlNet expects a control image [B,{self.c_in},H,W], got {tuple(shape)}")
+        if min(shape[-2:]) < self.min_hint_size:
+            raise ValueError(f"ControlNet: the control image is {shape[-1]}x{shape[-2]} pixels; this ControlNet "
+                             f"needs at least {self.min_hint_size}x{self.min_hint_size}")
+
 
 _TINY_EFFNET = EFFNET_PRESETS["tiny"]
 _TINY = dict(c_proj=32, proj_blocks=(0, 1, 2, 3), head=_TINY_EFFNET.head, effnet=_TINY_EFFNET)  # tiny Stage C: 4 ResBlocks
@@ -121,9 +134,7 @@ class ControlNet(nn.Module):
 
     def forward(self, hint: torch.Tensor) -> list[torch.Tensor | None]:
         """Run the backbone once and every projection; outputs are in the weights' dtype."""
-        if hint.dim() != 4 or hint.shape[1] != self.config.c_in:
-            raise ValueError(f"ControlNet expects a control image [B,{self.config.c_in},H,W], "
-                             f"got {tuple(hint.shape)}")
+        self.config.check_hint(tuple(hint.shape))  # a named error, not conv2d's on a too-small image
         p = next(self.parameters())
         feats = self.backbone(hint.to(device=p.device, dtype=model_dtype(self)))
         out: list[torch.Tensor | None] = [None] * (max(self.config.proj_blocks) + 1)

@@ -46,13 +46,16 @@ Control = tuple  # CONTROL: a tuple of AppliedControl, earliest first; () means 
 def hint_bchw(image: Any, c_in: int) -> torch.Tensor:
     """An IMAGE [B, H, W, C] as the ControlNet's hint [B, c_in, H, W] float32.
 
-    A 1-channel ControlNet takes the first channel when all are equal (a Canny image), else their mean;
-    RGBA goes to an RGB ControlNet without its alpha. Raises ValueError when the channels do not fit.
+    A 1-channel ControlNet takes a grey image, or of RGB the first channel when all are equal (a Canny image)
+    else their mean; RGBA goes to an RGB ControlNet without its alpha. Raises ValueError when the channels do
+    not fit (a hint made for another kind of ControlNet) or the image is too small for the ControlNet.
     """
     if not torch.is_tensor(image) or image.dim() != 4:
         raise ValueError(f"image: expected an IMAGE [B,H,W,C], got {tuple(getattr(image, 'shape', ())) or type(image).__name__}")
     s = image.float().movedim(-1, 1)
-    if c_in == 1 and s.shape[1] > 1:
+    # Only a grey or RGB image becomes one channel: an inpainting (4) or super-resolution (16) hint averaged
+    # into edges would run silently with the wrong ControlNet.
+    if c_in == 1 and s.shape[1] == 3:
         s = s[:, :1] if torch.equal(s[:, :1].expand_as(s), s) else s.mean(dim=1, keepdim=True)
     elif c_in == 3 and s.shape[1] == 4:
         s = s[:, :3]
@@ -133,6 +136,10 @@ class ApplyControlNet(Node):
         if strength == 0 or end <= start:  # no effect at all: exactly the run without it
             return (previous,)
         hint = hint_bchw(image, control_net.module.config.c_in)
+        try:  # here, naming this node, rather than when Stage C Sampler runs the ControlNet
+            control_net.module.config.check_hint(tuple(hint.shape))
+        except ValueError as e:
+            raise ValueError(f"image: {e}") from None
         return (previous + (AppliedControl(control_net, hint, float(strength), float(start), float(end)),),)
 
 
