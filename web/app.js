@@ -13,7 +13,9 @@ import { Gallery } from "./panels/gallery.js";
 import { HistoryPanel } from "./panels/history.js";
 import { ModelsDialog, namesMissingWeights } from "./panels/models.js";
 import { Runner } from "./run.js";
-import { autosave, documentFromFile, downloadJson, installDrop, loadAutosave } from "./files.js";
+import { documentFromFile, downloadJson, installDrop, loadAutosave } from "./files.js";
+import { Tabs } from "./editor/tabs.js";
+import { ask } from "./ask.js";
 import { addChoice, imageLoader, uploadImage } from "./upload.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -52,19 +54,27 @@ async function main() {
   installClipboard(editor, document);
   editor.addEventListener("toast", (e) => { const d = /** @type {CustomEvent} */ (e).detail; toast(d.text, d.kind); });
 
+  // Workflow tabs, each autosaved with its own undo stack; a file name becomes its tab's title.
+  const fileTitle = (/** @type {string} */ name) => name.replace(/\.(json|png)$/i, "") || "workflow";
+  const tabs = new Tabs($("tabs"), editor, {
+    newDoc: defaultDocument, ask, frame: READABLE_SCALE,
+    download: (doc, title) => downloadJson(doc, `${title}.json`),
+  });
   let saveTimer = 0;
   const scheduleSave = () => {
     clearTimeout(saveTimer);
-    saveTimer = window.setTimeout(() => autosave(editor.document()), 250);
+    saveTimer = window.setTimeout(() => tabs.save(), 250);
   };
   editor.addEventListener("change", scheduleSave);
   editor.addEventListener("viewchange", scheduleSave);
-  window.addEventListener("beforeunload", () => autosave(editor.document()));
+  window.addEventListener("beforeunload", () => tabs.save());
 
-  /** Load a document; `readable` frames it at a legible zoom (first visit, New). */
-  const loadDoc = (/** @type {any} */ doc, /** @type {string} */ what, readable = false) => {
-    editor.load(doc, !readable && !(doc.ui && doc.ui.view));
-    if (readable) editor.fitView(READABLE_SCALE);
+  /**
+   * Replace the current tab's workflow as one undo step (Ctrl+Z brings the old one back);
+   * `readable` frames it at a legible zoom (New).
+   */
+  const loadDoc = (/** @type {any} */ doc, /** @type {string} */ what, readable = false, title = "") => {
+    tabs.replace(doc, title, readable ? READABLE_SCALE : !(doc.ui && doc.ui.view));
     // Nodes of classes the server lacks stay on the canvas (drawn with their file's sockets); say which.
     const missing = editor.graph.missingClasses();
     if (what && missing.length) toast(`Loaded ${what}; missing node classes (kept, marked on the canvas; queueing fails until the server has them): ${missing.join(", ")}`, "warn");
@@ -72,7 +82,7 @@ async function main() {
   };
   const openFile = async (/** @type {Blob & {name?: string}} */ file, /** @type {[number, number]} */ at = editor.pointer) => {
     try {
-      loadDoc(await documentFromFile(file, (w) => api.convertWorkflow(w)), file.name || "workflow");
+      loadDoc(await documentFromFile(file, (w) => api.convertWorkflow(w)), file.name || "workflow", false, fileTitle(file.name || ""));
     } catch (e) {
       const loader = imageLoader(defs);
       if (file.type.startsWith("image/") && loader) {
@@ -106,8 +116,7 @@ async function main() {
   api.addEventListener("disconnected", () => $("conn").classList.remove("on"));
   api.connect();
 
-  const saved = loadAutosave();
-  loadDoc(saved || (await defaultDocument()), "", !saved); // first visit: frame the default workflow
+  await tabs.restore(loadAutosave()); // first visit: the default workflow, framed for reading
   gallery.loadHistory();
   historyPanel.refresh();
   queuePanel.refresh();
@@ -122,7 +131,7 @@ async function main() {
     if (!id && errors.some((e) => namesMissingWeights(JSON.stringify(e)))) models.open();
   };
   const interrupt = async () => { await api.interrupt(); queuePanel.refresh(); };
-  const save = () => downloadJson(editor.document());
+  const save = () => { downloadJson(editor.document(), `${tabs.current.title}.json`); tabs.markClean(); };
   const saveApi = () => downloadJson(editor.graph.toApiPrompt(), "workflow_api.json");
   const open = () => /** @type {HTMLInputElement} */ ($("open-file")).click();
   $("queue-btn").addEventListener("click", () => queue());
@@ -135,7 +144,7 @@ async function main() {
     if (input.files && input.files[0]) openFile(input.files[0]);
     input.value = "";
   });
-  $("new-btn").addEventListener("click", async () => loadDoc(await defaultDocument(), "the default workflow", true));
+  $("new-btn").addEventListener("click", async () => loadDoc(await defaultDocument(), "the default workflow", true, "Untitled"));
   $("fit-btn").addEventListener("click", () => { editor.fitView(); scheduleSave(); });
   const panels = () => { document.body.classList.toggle("hide-sidebar", localStorage.getItem("cascade-studio.panels") === "off"); };
   $("panels-btn").addEventListener("click", () => {
@@ -167,7 +176,7 @@ async function main() {
     else if (ctrl && e.key.toLowerCase() === "o" && !isEditingField()) { e.preventDefault(); open(); }
   });
   // Exposed for tests and the browser console.
-  Object.assign(window, { cascade: { editor, api, runner, models } });
+  Object.assign(window, { cascade: { editor, api, runner, models, tabs } });
   document.body.dataset.ready = "1";
 }
 

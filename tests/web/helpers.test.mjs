@@ -49,6 +49,24 @@ test("history undoes and redoes snapshots and drops the redo branch on a new edi
   assert.deepEqual(h.undo(), { a: 2 });
 });
 
+test("a replacement step carries its views: undo returns the view before, redo the view after", () => {
+  const h = new History();
+  h.reset({ a: 1 });
+  h.push({ a: 2 });
+  h.push({ b: 1 }, { before: { scale: 1 }, after: { scale: 2 } });
+  assert.deepEqual(h.undo(), { a: 2 });
+  assert.deepEqual(h.lastView, { scale: 1 });
+  assert.deepEqual(h.undo(), { a: 1 });
+  assert.equal(h.lastView, null); // an ordinary edit keeps the current view
+  h.redo();
+  assert.deepEqual(h.redo(), { b: 1 });
+  assert.deepEqual(h.lastView, { scale: 2 });
+  h.undo();
+  h.push({ c: 1 }); // the redo branch and its views are dropped together
+  assert.equal(h.views.length, h.stack.length);
+  assert.equal(h.redo(), null);
+});
+
 test("node_errors become per-node messages keyed by input", () => {
   const out = errorsByNode({ "2": { errors: [{ type: "value_not_in_list", message: "Value not in list", details: "file: 'x' not in [...]",
     extra_info: { input_name: "file" } }, { type: "custom", message: "Bad", details: "", extra_info: {} }], class_type: "LoadStageC" } });

@@ -37,14 +37,40 @@ export class Editor extends EventTarget {
 
   /** Replace the workflow; `fit` frames it when the document has no saved view. @param {any} doc */
   load(doc, fit = !(doc.ui && doc.ui.view)) {
+    this.show(doc, fit);
+    this.history.reset(this.snapshot());
+    this.emit("change");
+  }
+
+  /**
+   * Replace the workflow as one undo step (New, Open…, a drop, History → Load): Ctrl+Z brings the
+   * old graph back at its old view. Returns false when `doc` equals the current graph (no step).
+   * @param {any} doc @param {boolean | number} fit frame the graph; a number is the smallest zoom kept
+   */
+  replace(doc, fit = !(doc.ui && doc.ui.view)) {
+    const before = this.graph.toDocument().ui.view;
+    this.show(doc, fit);
+    const changed = this.history.push(this.snapshot(), { before, after: this.graph.toDocument().ui.view });
+    this.emit("change");
+    return changed;
+  }
+
+  /**
+   * Show `doc` without touching the undo history; with `history`, adopt that stack (a workflow
+   * tab's own). @param {any} doc @param {boolean | number} fit as for `replace` @param {History} [history]
+   */
+  show(doc, fit = false, history) {
     this.graph.load(doc);
     this.selection.clear();
     // Decorations belong to the previous workflow's nodes (ids repeat across workflows).
     Object.assign(this.view.status, { errors: {}, images: {}, previews: {}, progress: {} });
     this.view.render();
-    if (fit) this.fitView();
-    this.history.reset(this.snapshot());
-    this.emit("change");
+    if (fit) this.fitView(typeof fit === "number" ? fit : undefined);
+    if (history) {
+      this.history = history;
+      if (history.index < 0) history.reset(this.snapshot());
+      this.emit("change");
+    }
   }
 
   /** @param {string} type @param {any} [detail] */
@@ -68,15 +94,15 @@ export class Editor extends EventTarget {
     if (this.history.push(this.snapshot())) this.emit("change");
   }
 
-  undo() { this.restore(this.history.undo()); }
-  redo() { this.restore(this.history.redo()); }
+  undo() { this.restore(this.history.undo(), this.history.lastView); }
+  redo() { this.restore(this.history.redo(), this.history.lastView); }
 
-  /** @param {any} doc */
-  restore(doc) {
+  /** @param {any} doc @param {any} [view] the step's view (a replacement), else keep the current one */
+  restore(doc, view = null) {
     if (!doc) return;
-    const view = this.graph.view;
-    this.graph.load(doc);
-    this.graph.view = view;
+    const current = this.graph.view;
+    this.graph.load(view ? { ...doc, ui: { ...doc.ui, view } } : doc);
+    if (!view) this.graph.view = current;
     for (const id of [...this.selection]) if (!this.graph.nodes.has(id) && !this.graph.notes.some((m) => m.id === id)) this.selection.delete(id);
     this.view.render();
     this.emit("change");
