@@ -18,8 +18,6 @@ import { addChoice, imageLoader, uploadImage } from "./upload.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const EMPTY = { version: 1, nodes: {}, ui: { notes: [] } };
-/** Smallest zoom at which node text stays legible on a laptop screen. */
-const READABLE_SCALE = 0.7;
 
 /** Show a short message at the bottom of the page. @param {string} text @param {string} kind */
 function toast(text, kind = "info") {
@@ -61,10 +59,9 @@ async function main() {
   editor.addEventListener("viewchange", scheduleSave);
   window.addEventListener("beforeunload", () => autosave(editor.document()));
 
-  /** Load a document; `readable` frames it at a legible zoom (first visit, New). */
-  const loadDoc = (/** @type {any} */ doc, /** @type {string} */ what, readable = false) => {
-    editor.load(doc, !readable && !(doc.ui && doc.ui.view));
-    if (readable) editor.fitView(READABLE_SCALE);
+  /** Load a document; `framed` fits the whole graph in the canvas beside the panels (first visit, New). */
+  const loadDoc = (/** @type {any} */ doc, /** @type {string} */ what, framed = false) => {
+    editor.load(doc, framed || !(doc.ui && doc.ui.view));
     // Nodes of classes the server lacks stay on the canvas (drawn with their file's sockets); say which.
     const missing = editor.graph.missingClasses();
     if (what && missing.length) toast(`Loaded ${what}; missing node classes (kept, marked on the canvas; queueing fails until the server has them): ${missing.join(", ")}`, "warn");
