@@ -52,11 +52,8 @@ def test_first_visit_opens_the_default_workflow_framed(server, browser):
     missing = sorted(i for i, n in default["nodes"].items() if n["class_type"] not in known)
     shown = sorted(page.locator(".node.missing").evaluate_all("els => els.map(e => e.dataset.nodeId)"))
     assert shown == missing
-    # Framed at a legible zoom, starting from the top-left node; "Fit" then shows everything.
+    # The first view fits the whole graph (tests/test_web_first_view.py); "Fit" keeps it in view.
     canvas = page.locator("#canvas").bounding_box()
-    assert page.evaluate("() => cascade.editor.graph.view.scale") >= 0.7
-    first = page.locator('.node[data-node-id="1"]').bounding_box()
-    assert canvas["x"] < first["x"] < canvas["x"] + 200 and canvas["y"] < first["y"] < canvas["y"] + canvas["height"] / 2
     page.locator("#fit-btn").click()
     for box in page.locator(".node").evaluate_all("els => els.map(e => e.getBoundingClientRect().toJSON())"):
         assert canvas["x"] <= box["x"] and box["x"] + box["width"] <= canvas["x"] + canvas["width"] + 1

@@ -20,8 +20,6 @@ import { addChoice, imageLoader, uploadImage } from "./upload.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const EMPTY = { version: 1, nodes: {}, ui: { notes: [] } };
-/** Smallest zoom at which node text stays legible on a laptop screen. */
-const READABLE_SCALE = 0.7;
 
 /** Show a short message at the bottom of the page. @param {string} text @param {string} kind */
 function toast(text, kind = "info") {
@@ -57,7 +55,7 @@ async function main() {
   // Workflow tabs, each autosaved with its own undo stack; a file name becomes its tab's title.
   const fileTitle = (/** @type {string} */ name) => name.replace(/\.(json|png)$/i, "") || "workflow";
   const tabs = new Tabs($("tabs"), editor, {
-    newDoc: defaultDocument, ask, frame: READABLE_SCALE,
+    newDoc: defaultDocument, ask, frame: true,
     download: (doc, title) => downloadJson(doc, `${title}.json`),
   });
   let saveTimer = 0;
@@ -71,10 +69,10 @@ async function main() {
 
   /**
    * Replace the current tab's workflow as one undo step (Ctrl+Z brings the old one back);
-   * `readable` frames it at a legible zoom (New).
+   * `framed` fits the whole graph in the canvas beside the panels (New).
    */
-  const loadDoc = (/** @type {any} */ doc, /** @type {string} */ what, readable = false, title = "") => {
-    tabs.replace(doc, title, readable ? READABLE_SCALE : !(doc.ui && doc.ui.view));
+  const loadDoc = (/** @type {any} */ doc, /** @type {string} */ what, framed = false, title = "") => {
+    tabs.replace(doc, title, framed || !(doc.ui && doc.ui.view));
     // Nodes of classes the server lacks stay on the canvas (drawn with their file's sockets); say which.
     const missing = editor.graph.missingClasses();
     if (what && missing.length) toast(`Loaded ${what}; missing node classes (kept, marked on the canvas; queueing fails until the server has them): ${missing.join(", ")}`, "warn");
@@ -116,7 +114,7 @@ async function main() {
   api.addEventListener("disconnected", () => $("conn").classList.remove("on"));
   api.connect();
 
-  await tabs.restore(loadAutosave()); // first visit: the default workflow, framed for reading
+  await tabs.restore(loadAutosave()); // first visit: the default workflow, framed whole beside the panels
   gallery.loadHistory();
   historyPanel.refresh();
   queuePanel.refresh();

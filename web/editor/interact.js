@@ -155,7 +155,7 @@ export function installInteractions(editor) {
         if (it) it.pos = [it.pos[0] + dx / s, it.pos[1] + dy / s];
       }
       drag.moved = true;
-      view.updatePositions();
+      view.updatePositions(editor.selection);
     } else if (drag.mode === "resize") {
       const s = editor.graph.view.scale;
       drag.w += dx / s;

@@ -19,7 +19,7 @@ const DOC_PREFIX = "cascade-studio.tab.";
  * @property {() => Promise<any>} newDoc the document a new tab starts with
  * @property {(text: string, choices: {key: string, label: string, kind?: string}[]) => Promise<string>} ask
  * @property {(doc: any, title: string) => void} download save a document as a file
- * @property {number} frame the smallest zoom when framing a new tab
+ * @property {boolean | number} frame how a new tab is framed: true fits the whole graph beside the panels; a number is the smallest zoom
  */
 
 /** A short fingerprint of a document's content (its view excluded: panning is not a change). @param {any} doc */
@@ -54,7 +54,7 @@ export class Tabs {
 
   /**
    * Reopen the autosaved tabs; without any, one tab with `fallback` (an older single autosave) or
-   * a new document framed for reading. @param {any} fallback
+   * a new document, framed (hooks.frame). @param {any} fallback
    */
   async restore(fallback) {
     let index = null;

@@ -47,6 +47,8 @@ export class View {
     root.append(this.layer, this.box);
     /** @type {Map<string, HTMLElement>} */
     this.nodeEls = new Map();
+    /** @type {Map<string, {path: SVGPathElement, from: HTMLElement, to: HTMLElement}[]> | null} set by drawLinks */
+    this.linksByNode = null;
     /** Run-time decorations kept across re-renders. */
     this.status = { running: /** @type {string | null} */ (null), progress: /** @type {Record<string, number>} */ ({}),
       previews: /** @type {Record<string, string>} */ ({}), images: /** @type {Record<string, string[]>} */ ({}),
@@ -58,7 +60,12 @@ export class View {
   applyTransform() {
     const { offset, scale } = this.graph.view;
     this.layer.style.transform = `translate(${offset[0]}px, ${offset[1]}px) scale(${scale})`;
-    this.root.style.setProperty("--grid", `${20 * scale}px`);
+    // A custom property on the canvas restyles every node under it: set it only when the zoom changes,
+    // so a pan touches nothing but the layer's transform and the grid's position.
+    if (this.gridScale !== scale) {
+      this.gridScale = scale;
+      this.root.style.setProperty("--grid", `${20 * scale}px`);
+    }
     this.root.style.backgroundPosition = `${offset[0]}px ${offset[1]}px`;
   }
 
@@ -222,6 +229,9 @@ export class View {
 
   drawLinks() {
     const paths = [];
+    // Link paths by the ids of the nodes they touch, so a drag redraws only its own links.
+    const byNode = new Map();
+    this.linksByNode = byNode;
     for (const l of this.graph.linkList()) {
       const from = this.outputSocket(l.src, l.index);
       const to = this.inputSocket(l.dst, l.input);
@@ -232,21 +242,45 @@ export class View {
       p.classList.add("link");
       p.dataset.link = `${l.src}:${l.index}->${l.dst}.${l.input}`;
       paths.push(p);
+      const entry = { path: p, from, to };
+      for (const id of new Set([l.src, l.dst])) {
+        if (!byNode.has(id)) byNode.set(id, []);
+        byNode.get(id).push(entry);
+      }
     }
     this.linkGroup.replaceChildren(...paths);
   }
 
-  /** Move node/note elements to their model positions (cheap path used while dragging). */
-  updatePositions() {
-    for (const [id, e] of this.nodeEls) {
+  /**
+   * Move node/note elements to their model positions (cheap path used while dragging). With `ids`, only
+   * those items move and only the links touching them are redrawn: a drag in a 500-node graph then
+   * costs what the dragged nodes cost, not what the whole graph costs.
+   * @param {Iterable<string>} [ids] node and note ids; all of them when omitted
+   */
+  updatePositions(ids) {
+    if (!ids || !this.linksByNode) {
+      for (const [id, e] of this.nodeEls) {
+        const n = this.graph.nodes.get(id);
+        if (n) Object.assign(e.style, { left: `${n.pos[0]}px`, top: `${n.pos[1]}px` });
+      }
+      for (const e of /** @type {NodeListOf<HTMLElement>} */ (this.layer.querySelectorAll(".note"))) {
+        const m = this.graph.notes.find((x) => x.id === e.dataset.noteId);
+        if (m) Object.assign(e.style, { left: `${m.pos[0]}px`, top: `${m.pos[1]}px` });
+      }
+      return this.drawLinks();
+    }
+    const moved = new Set();
+    for (const id of ids) {
       const n = this.graph.nodes.get(id);
-      if (n) Object.assign(e.style, { left: `${n.pos[0]}px`, top: `${n.pos[1]}px` });
+      const e = n ? this.nodeEls.get(id) : /** @type {HTMLElement | null} */ (this.layer.querySelector(`.note[data-note-id="${CSS.escape(id)}"]`));
+      const it = n || this.graph.notes.find((x) => x.id === id);
+      if (!e || !it) continue;
+      // All style writes first, then the reads socketPos makes: one layout per move, not one per link.
+      Object.assign(e.style, { left: `${it.pos[0]}px`, top: `${it.pos[1]}px` });
+      for (const link of this.linksByNode.get(id) || []) moved.add(link);
     }
-    for (const e of /** @type {NodeListOf<HTMLElement>} */ (this.layer.querySelectorAll(".note"))) {
-      const m = this.graph.notes.find((x) => x.id === e.dataset.noteId);
-      if (m) Object.assign(e.style, { left: `${m.pos[0]}px`, top: `${m.pos[1]}px` });
-    }
-    this.drawLinks();
+    const curves = [...moved].map((l) => View.curve(this.socketPos(l.from), this.socketPos(l.to)));
+    [...moved].forEach((l, i) => l.path.setAttribute("d", curves[i]));
   }
 
   /** Show or hide the link being dragged. @param {[number, number] | null} a @param {[number, number]} [b] */
