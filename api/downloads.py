@@ -37,7 +37,12 @@ def downloads(app: web.Application) -> Downloads:
 def link_allowed(url: str, allow: tuple[str, ...]) -> bool:
     """A pasted link's host is the hub's (where the token may go) or one the operator listed: a request must
     not make the server fetch arbitrary addresses (its LAN, cloud metadata) for whoever can reach the API."""
-    return urlsplit(url).netloc in hub_fetch.hub_hosts() or allowed(URL(url), allow)
+    if urlsplit(url).netloc in hub_fetch.hub_hosts():
+        return True
+    try:
+        return allowed(URL(url), allow)
+    except ValueError:  # yarl refuses what urlsplit let through: not a link we fetch
+        return False
 
 
 async def start(request: web.Request) -> web.Response:

@@ -12,6 +12,7 @@ This module stays free of torch at import time (the API layer imports it); detec
 """
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from dataclasses import dataclass
@@ -67,8 +68,15 @@ def resolve_in(root: Path, name: str) -> Path | None:
 
     Raises ValueError for names the OS cannot represent (a NUL byte), as Path.resolve does.
     """
-    real_root = Path(root).resolve()
-    path = (real_root / name).resolve()
+    try:
+        real_root = Path(root).resolve()
+        path = (real_root / name).resolve()
+    except RuntimeError:  # a symlink loop (Python < 3.13 raises RuntimeError, later ones OSError): no file
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None
+        raise
     if real_root not in path.parents or not path.is_file():
         return None
     return path

@@ -99,6 +99,9 @@ class Downloads:
         self._active: dict[str, Task] = {}  # key -> unfinished task
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="download")
         self._ids = itertools.count(1)
+        # Partial files are named by content (hub_fetch.Source.part_key), so two keys (an official file and a
+        # pasted link to it) can meet on one: each is held by one task from first byte to rename.
+        self._part_locks: dict[Path, threading.Lock] = {}
 
     # -- starting -------------------------------------------------------------------------------
     def start_official(self, files: Iterable[OfficialFile]) -> list[Task]:
@@ -175,6 +178,10 @@ class Downloads:
                 if self._active.get(task.key) is task:
                     del self._active[task.key]
 
+    def _part_lock(self, source: hf.Source) -> threading.Lock:
+        with self._lock:
+            return self._part_locks.setdefault(hf.part_path(self.weights_dir, source), threading.Lock())
+
     def _fetch(self, task: Task, source: hf.Source) -> Path:
         part = hf.part_path(self.weights_dir, source)
         task.total = source.size
@@ -190,11 +197,19 @@ class Downloads:
             return f"{o.folder}/{o.name}"
         source = hf.hub_source(HUB_REPO, HUB_PATHS.get(o.name, o.name))
         source.name = o.name
-        hf.place(self._fetch(task, source), dest)
+        with self._part_lock(source):
+            if dest.exists():  # another task fetched it while this one waited
+                task.done = task.total = dest.stat().st_size
+                return f"{o.folder}/{o.name}"
+            hf.place(self._fetch(task, source), dest)
         return f"{o.folder}/{o.name}"
 
     def _run_url(self, task: Task, url: str) -> str:
         source = hf.url_source(url)
+        with self._part_lock(source):
+            return self._place_url(task, source)
+
+    def _place_url(self, task: Task, source: hf.Source) -> str:
         # detect() reads only `.safetensors` (and folders/zips): the verified bytes get that suffix,
         # still inside .downloads/, to be looked at.
         part = hf.place(self._fetch(task, source), hf.part_path(self.weights_dir, source).with_suffix(".safetensors"))

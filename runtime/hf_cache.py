@@ -60,7 +60,10 @@ def _snapshots(repo_dir: Path) -> list[Path]:
 
 
 def _inside(path: Path, real_repo: Path) -> bool:
-    real = path.resolve()
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13): not a file we offer
+        return False
     return real == real_repo or real_repo in real.parents
 
 

@@ -70,7 +70,11 @@ def normalise_url(url: str) -> str:
     Raises DownloadError for any other scheme, a missing host or a URL without a file name."""
     if not isinstance(url, str) or len(url) > 2000:
         raise DownloadError("url must be a string of at most 2000 characters")
-    parts = urlsplit(url.strip())
+    try:  # urlsplit refuses some hosts ('[::1', NFKC tricks) and .port a bad port: all are the user's input
+        parts = urlsplit(url.strip())
+        parts.port
+    except ValueError as exc:
+        raise DownloadError(f"not a valid link ({exc}): {url[:200]!r}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise DownloadError(f"only http(s) links can be downloaded, not {url[:200]!r}")
     path = parts.path

@@ -110,6 +110,19 @@ def _entry_text(entry: catalogue.Entry) -> str:
     return f"{entry.name} [{'; '.join(tags)}]"
 
 
+MAX_LISTED = 40  # files described per folder at start-up; a folder of thousands must not flood the console
+
+
+def _folder_text(found: list, folder: str) -> str:
+    shown = ", ".join(map(_entry_text, found[:MAX_LISTED]))
+    rest = found[MAX_LISTED:]
+    if not rest:
+        return shown
+    bad = sum(1 for e in rest if e.problems)
+    return (f"{shown}, … and {len(rest)} more ({bad} with problems; "
+            f"GET /api/models/{folder}?details=1 describes them all)")
+
+
 def guidance(weights_dir: Path, *, demo: bool = False, held: frozenset[str] = frozenset()) -> str:
     """Human-readable report: what each file holds (from its keys) and its problems, then the official files
     missing and where they go. A weights folder that does not exist is said so in one line."""
@@ -123,7 +136,7 @@ def guidance(weights_dir: Path, *, demo: bool = False, held: frozenset[str] = fr
         for folder in SUBFOLDERS:
             found = catalogue.entries(weights_dir, folder)
             empty = "(empty)" if (weights_dir / folder).is_dir() else "(no such folder)"
-            lines.append(f"  {folder}/: {', '.join(map(_entry_text, found)) if found else empty}")
+            lines.append(f"  {folder}/: {_folder_text(found, folder) if found else empty}")
         lines.extend(comfy.report_lines(weights_dir))
     missing = missing_official(weights_dir, held)
     if missing:
