@@ -42,6 +42,13 @@ def endpoint() -> str:
     return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
 
 
+def is_hub(url: str) -> bool:
+    """The link is the configured endpoint's (same scheme and host) or https://huggingface.co: only these
+    receive the token, so a plain-http link to the hub's name never carries it in the clear."""
+    parts, base = urlsplit(url), urlsplit(endpoint())
+    return (parts.scheme, parts.netloc) in {(base.scheme, base.netloc), ("https", "huggingface.co")}
+
+
 def hub_hosts() -> set[str]:
     """Hosts that may receive the access token: the configured endpoint and huggingface.co itself."""
     return {urlsplit(endpoint()).netloc, "huggingface.co"}
@@ -107,7 +114,7 @@ def _metadata(url: str, headers: dict[str, str]) -> tuple[int | None, str | None
 
 def _headers(url: str) -> dict[str, str]:
     # The token (HF_TOKEN or the `hf auth login` file) only goes to the hub, never to a pasted host.
-    token = None if urlsplit(url).netloc in hub_hosts() else False
+    token = None if is_hub(url) else False
     return build_hf_headers(token=token)
 
 

@@ -156,3 +156,13 @@ def test_blob_links_become_resolve_links(hub):
         "https://huggingface.co/org/r/resolve/v1/x.safetensors"
     # Only the hub's pages are rewritten: another site's /blob/ path is a file path like any other
     assert hf.normalise_url("https://example.org/a/b/blob/c/x.safetensors").endswith("/blob/c/x.safetensors")
+
+
+def test_the_token_never_travels_in_the_clear_to_the_hubs_name(monkeypatch):
+    """http://huggingface.co is the hub's name over plain http: no token (https and the configured endpoint only)."""
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_for_tests")
+    monkeypatch.setenv("HF_ENDPOINT", "https://huggingface.co")
+    assert hf.is_hub("https://huggingface.co/org/r/resolve/main/x.safetensors")
+    assert not hf.is_hub("http://huggingface.co/org/r/resolve/main/x.safetensors")
+    assert "authorization" not in {k.lower() for k in hf._headers("http://huggingface.co/org/r/resolve/main/x")}
+    assert "authorization" in {k.lower() for k in hf._headers("https://huggingface.co/org/r/resolve/main/x")}
