@@ -65,8 +65,9 @@ def test_stop_while_a_job_is_being_taken_cancels_it_promptly(tmp_path):
 
     def take_during_stop():
         """stop() is called between the worker's "anything pending?" and its take."""
-        stopper.append(threading.Thread(target=worker.stop, args=(1.0,)))
-        stopper[0].start()
+        thread = threading.Thread(target=worker.stop, args=(1.0,))
+        thread.start()
+        stopper.append(thread)  # published only once started: the test thread joins it as soon as it appears
         deadline = time.monotonic() + 0.5
         while not worker._stop and time.monotonic() < deadline:
             time.sleep(0.01)
