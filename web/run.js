@@ -5,6 +5,7 @@
  */
 import { isSeedInput } from "./editor/graph.js";
 import { nextSeed } from "./editor/widgets.js";
+import { outputTexts } from "./editor/node_text.js";
 
 /** @typedef {import("./editor/editor.js").Editor} Editor */
 /** @typedef {import("./api.js").Api} Api */
@@ -58,6 +59,8 @@ export class Runner {
       refresh();
     });
     on("executed", (d) => {
+      const texts = outputTexts(d.output);
+      if (texts) { st().texts[String(d.node)] = texts; refresh(); }
       const images = (d.output && d.output.images) || [];
       if (!images.length) return;
       st().images[String(d.node)] = images.map((/** @type {any} */ i) => api.viewUrl(i));

@@ -1,0 +1,48 @@
+"""Browser tests of issue 13 §3: text outputs on nodes, error summaries, lightbox, history rows,
+model-list refresh and batch queueing (real server, stub nodes, headless Chromium)."""
+from __future__ import annotations
+
+import pytest
+
+from tests.web_helpers import browser, document, open_editor  # noqa: F401
+from tests.web_results_helpers import server  # noqa: F401
+from tests.web_stub_nodes import pipeline_document
+
+pytestmark = pytest.mark.browser
+
+
+def report_document(lines: int) -> dict:
+    """A ShowReport node with a second node placed right below it."""
+    return {"version": 1, "nodes": {
+        "1": {"class_type": "ShowReport", "inputs": {"text": "48 of 48 tensors applied", "lines": lines},
+              "ui": {"pos": [40, 40]}},
+        "2": {"class_type": "SeedValue", "inputs": {"value": 1}, "ui": {"pos": [40, 400]}},
+    }, "ui": {"view": {"offset": [0, 0], "scale": 1}, "notes": []}}
+
+
+def box(page, selector: str) -> dict:
+    b = page.locator(selector).bounding_box()
+    assert b is not None, selector
+    return b
+
+
+def test_text_outputs_show_on_the_node_bounded_and_scrolling(server, browser):
+    page = open_editor(browser, server["base"], report_document(1))
+    page.locator("#queue-btn").click()
+    text = page.locator('.node[data-node-id="1"] .node-text')
+    text.wait_for()
+    page.wait_for_function("() => document.querySelector('.node[data-node-id=\"1\"] .node-text').textContent !== ''")
+    assert text.text_content() == "48 of 48 tensors applied"
+    # A long report scrolls inside its box: the node stays above the node below it.
+    page.evaluate("() => cascade.editor.graph.setValue('1', 'lines', 200)")
+    page.locator("#queue-btn").click()
+    page.wait_for_function("() => document.querySelector('.node[data-node-id=\"1\"] .node-text').textContent.includes('(200)')")
+    assert text.evaluate("e => e.scrollHeight > e.clientHeight + 100")
+    node, below = box(page, '.node[data-node-id="1"]'), box(page, '.node[data-node-id="2"]')
+    inner = box(page, '.node[data-node-id="1"] .node-text')
+    assert node["y"] + node["height"] < below["y"]
+    assert node["y"] <= inner["y"] and inner["y"] + inner["height"] <= node["y"] + node["height"]
+    # Loading another workflow clears the old run's text (node ids repeat across workflows).
+    page.evaluate("d => cascade.editor.load(d, true)", report_document(1))
+    assert page.locator('.node[data-node-id="1"] .node-text').text_content() == ""
+    assert page.errors == []
