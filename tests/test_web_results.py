@@ -46,3 +46,27 @@ def test_text_outputs_show_on_the_node_bounded_and_scrolling(server, browser):
     page.evaluate("d => cascade.editor.load(d, true)", report_document(1))
     assert page.locator('.node[data-node-id="1"] .node-text').text_content() == ""
     assert page.errors == []
+
+
+def test_refused_prompt_gives_one_short_toast_and_details_on_the_nodes(server, browser):
+    doc = pipeline_document()
+    for nid in ("1", "2", "3"):  # three loaders naming a weights file that is not there
+        doc["nodes"][nid]["inputs"]["file"] = "missing_folder/stage_weights_that_are_not_there.safetensors"
+    page = open_editor(browser, server["base"], doc)
+    for _ in range(2):  # queueing twice still leaves one toast
+        page.evaluate("() => cascade.runner.queue()")
+    toasts = page.locator(".toast.error")
+    assert toasts.count() == 1
+    summary = toasts.first.text_content()
+    assert "3 nodes have errors" in summary and "#1 #2 #3" in summary
+    assert len(summary) <= 220 and summary.count("not_there") == 0
+    # Each node carries its own reason once, inside its own box, above the node below it.
+    for nid, below in (("1", "2"), ("2", "3")):
+        node = page.locator(f'.node[data-node-id="{nid}"]')
+        assert "error" in node.get_attribute("class")
+        text = node.locator(".node-error-text").text_content()
+        assert text.count("Value not in list") == 1 and "not_there" in text
+        outer, inner = box(page, f'.node[data-node-id="{nid}"]'), box(page, f'.node[data-node-id="{nid}"] .node-error-text')
+        assert outer["y"] <= inner["y"] and inner["y"] + inner["height"] <= outer["y"] + outer["height"]
+        assert outer["y"] + outer["height"] < box(page, f'.node[data-node-id="{below}"]')["y"]
+    assert page.errors == []

@@ -23,6 +23,8 @@ const READABLE_SCALE = 0.7;
 
 /** Show a short message at the bottom of the page. @param {string} text @param {string} kind */
 function toast(text, kind = "info") {
+  // The same message again (queueing twice) replaces the old toast instead of stacking a copy.
+  for (const old of $("toasts").children) if (old.textContent === text) old.remove();
   const t = document.createElement("div");
   t.className = `toast ${kind}`;
   t.textContent = text;

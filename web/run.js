@@ -6,31 +6,13 @@
 import { isSeedInput } from "./editor/graph.js";
 import { nextSeed } from "./editor/widgets.js";
 import { outputTexts } from "./editor/node_text.js";
+import { clip, errorsByNode, summariseRefusal } from "./errors.js";
 
 /** @typedef {import("./editor/editor.js").Editor} Editor */
 /** @typedef {import("./api.js").Api} Api */
 /** @typedef {import("./panels/gallery.js").Gallery} Gallery */
 
-/**
- * Turn a 400 reply's node_errors into per-node messages keyed by input name.
- * @param {Record<string, any>} nodeErrors
- */
-export function errorsByNode(nodeErrors) {
-  /** @type {Record<string, {message: string, inputs: Record<string, string>}>} */
-  const out = {};
-  for (const [id, ne] of Object.entries(nodeErrors || {})) {
-    const inputs = /** @type {Record<string, string>} */ ({});
-    const lines = [];
-    for (const r of ne.errors || []) {
-      const text = r.details ? `${r.message}: ${r.details}` : r.message;
-      lines.push(text);
-      const name = r.extra_info && r.extra_info.input_name;
-      if (name) inputs[name] = text;
-    }
-    out[id] = { message: lines.join("\n"), inputs };
-  }
-  return out;
-}
+export { errorsByNode };
 
 export class Runner {
   /** @param {Editor} editor @param {Api} api @param {Gallery} gallery */
@@ -70,7 +52,7 @@ export class Runner {
     });
     on("execution_error", (d) => {
       st().errors = { [String(d.node_id)]: { message: `${d.exception_type}: ${d.exception_message}`, inputs: {} } };
-      editor.toast(`Error in node #${d.node_id} (${d.node_type}): ${d.exception_message}`, "error");
+      editor.toast(clip(`Error in node #${d.node_id} (${d.node_type}): ${d.exception_message}`), "error");
       this.finish();
     });
     on("execution_interrupted", () => { editor.toast("Job interrupted", "info"); this.finish(); });
@@ -103,8 +85,7 @@ export class Runner {
       const body = r.body || {};
       st.errors = errorsByNode(body.node_errors || {});
       editor.view.applyStatus();
-      const err = body.error || {};
-      editor.toast(`Cannot queue: ${err.message || `HTTP ${r.status}`}${err.details ? ` — ${err.details}` : ""}`, "error");
+      editor.toast(summariseRefusal(body, r.status), "error");
       return null;
     }
     Object.assign(st.errors, errorsByNode(r.body.node_errors || {}));
