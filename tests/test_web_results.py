@@ -70,3 +70,47 @@ def test_refused_prompt_gives_one_short_toast_and_details_on_the_nodes(server, b
         assert outer["y"] <= inner["y"] and inner["y"] + inner["height"] <= outer["y"] + outer["height"]
         assert outer["y"] + outer["height"] < box(page, f'.node[data-node-id="{below}"]')["y"]
     assert page.errors == []
+
+
+def run_pipeline_twice(page, seeds=(5, 6)) -> None:
+    """Queue the stub pipeline once per seed and wait until each result is in the gallery."""
+    for i, seed in enumerate(seeds):
+        page.evaluate("s => cascade.editor.graph.setValue('6', 'seed', s)", seed)
+        page.evaluate("() => cascade.runner.queue()")
+        page.wait_for_function(f"() => document.querySelectorAll('.gallery-grid figure.thumb').length >= {i + 1}")
+
+
+def test_lightbox_steps_downloads_shows_parameters_and_closes_on_escape(server, browser):
+    page = open_editor(browser, server["base"], pipeline_document(delay=0.0))
+    start = page.locator(".gallery-grid figure.thumb").count()
+    run_pipeline_twice(page)
+    page.locator(".gallery-grid figure.thumb").first.click()
+    box_ = page.locator(".lightbox")
+    page.wait_for_selector(".lightbox-params[data-loaded='1']")
+    params = lambda: dict(zip(box_.locator("dt").all_inner_texts(), box_.locator("dd").all_inner_texts()))  # noqa: E731
+    first = params()
+    assert first["Positive #4 · text"] == "a glass bottle"
+    assert first["Stage C Sampler #6 · seed"] == "6" and first["Stage C Sampler #6 · steps"] == "4"
+    assert first["image"] == "64×64"
+    total = start + 2
+    assert box_.locator(".lightbox-name").text_content().endswith(f"(1 of {total})")
+    # Next (→) shows the older image and its own parameters; Previous (←) comes back.
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => document.querySelector('.lightbox-name').textContent.includes('(2 of')")
+    page.wait_for_selector(".lightbox-params[data-loaded='1']")
+    assert params()["Stage C Sampler #6 · seed"] == "5"
+    page.locator(".lightbox-prev").click()
+    page.wait_for_selector(".lightbox-params[data-loaded='1']")
+    assert params()["Stage C Sampler #6 · seed"] == "6"
+    # Download saves the shown file under its own name.
+    with page.expect_download() as dl:
+        page.locator(".lightbox-download").click()
+    shown = page.locator(".gallery-grid figure.thumb").first.get_attribute("data-filename")
+    assert dl.value.suggested_filename == shown
+    assert dl.value.path().read_bytes() == (server["output"] / shown).read_bytes()
+    # Escape closes it and leaves the graph alone (no canvas shortcut fired under it).
+    before = document(page)
+    page.keyboard.press("Escape")
+    assert page.locator(".lightbox").count() == 0
+    assert document(page) == before
+    assert page.errors == []
