@@ -114,3 +114,46 @@ def test_lightbox_steps_downloads_shows_parameters_and_closes_on_escape(server, 
     assert page.locator(".lightbox").count() == 0
     assert document(page) == before
     assert page.errors == []
+
+
+def explode_document(message: str) -> dict:
+    doc = pipeline_document(delay=0.0)
+    doc["nodes"]["9"] = {"class_type": "Explode", "inputs": {"images": ["7", 0], "message": message},
+                         "ui": {"pos": [1220, 300]}}
+    del doc["nodes"]["8"]
+    return doc
+
+
+def test_history_rows_show_thumbnail_time_duration_reason_and_delete_and_clear(server, browser):
+    from tests.server_harness import http_json
+    page = open_editor(browser, server["base"], pipeline_document(delay=0.0))
+    page.evaluate("() => cascade.runner.queue()")
+    page.evaluate("d => cascade.editor.load(d, true)", explode_document("stage weights folder is missing"))
+    page.evaluate("() => cascade.runner.queue()")
+    failed = page.locator(".history-list li.job.failed").first
+    failed.wait_for()
+    assert failed.locator(".job-reason").text_content() == "Explode #9: stage weights folder is missing"
+    done = page.locator(".history-list li.job.done").first
+    # The done row shows its picture, the time it started and how long it took.
+    src = done.locator(".job-thumb img").get_attribute("src")
+    assert "/view?" in src and "filename=web_" in src
+    label = done.locator(".job-label").text_content()
+    import re
+    assert re.search(r"✓ done · 1 image · \d\d:\d\d:\d\d\b.* · \d+(\.\d)? (ms|s)$", label), label
+    assert done.locator(".job-reason").count() == 0
+    # Delete one: gone from the page and from the server's history.
+    done_id = done.get_attribute("data-prompt-id")
+    rows = page.locator(".history-list li.job").count()
+    done.locator(".job-delete").click()
+    page.wait_for_function(f"() => !document.querySelector('.history-list li[data-prompt-id=\"{done_id}\"]')")
+    assert page.locator(".history-list li.job").count() == rows - 1
+    assert done_id not in http_json("GET", server["base"] + "/history")[1]
+    # Clear all asks first; declining keeps everything, accepting empties the history.
+    page.once("dialog", lambda d: d.dismiss())
+    page.locator(".history-clear").click()
+    assert page.locator(".history-list li.job").count() == rows - 1
+    page.once("dialog", lambda d: d.accept())
+    page.locator(".history-clear").click()
+    page.locator(".history-list li.empty").wait_for()
+    assert http_json("GET", server["base"] + "/history")[1] == {}
+    assert page.errors == []
