@@ -157,3 +157,31 @@ def test_history_rows_show_thumbnail_time_duration_reason_and_delete_and_clear(s
     page.locator(".history-list li.empty").wait_for()
     assert http_json("GET", server["base"] + "/history")[1] == {}
     assert page.errors == []
+
+
+def test_model_lists_refresh_in_place_by_button_and_on_focus(server, browser):
+    doc = {"version": 1, "nodes": {"1": {"class_type": "LoadPicture", "inputs": {"file": "later.png"}, "ui": {"pos": [40, 40]}}},
+           "ui": {"view": {"offset": [0, 0], "scale": 1}, "notes": []}}
+    for f in server["input"].iterdir():
+        f.unlink()
+    page = open_editor(browser, server["base"], doc)
+    select = page.locator('.node[data-node-id="1"] select.widget')
+    assert "missing-value" in select.get_attribute("class")
+    steps = page.evaluate("() => [cascade.editor.history.stack.length, cascade.editor.history.index]")
+    before = document(page)
+    # A file appears: the button re-reads the lists without a reload, keeping the chosen value.
+    (server["input"] / "first.png").write_bytes(b"x")
+    page.locator("#refresh-btn").click()
+    page.locator(".toast.ok", has_text="Node and model lists updated").wait_for()
+    assert select.locator("option").evaluate_all("os => os.map(o => o.value)") == ["later.png", "first.png"]
+    assert select.input_value() == "later.png" and "missing-value" in select.get_attribute("class")
+    # The chosen file arrives while the window is away: focus brings it in and clears the flag.
+    (server["input"] / "later.png").write_bytes(b"y")
+    page.evaluate("() => window.dispatchEvent(new Event('focus'))")
+    page.wait_for_function("() => !document.querySelector('.node[data-node-id=\"1\"] select.widget').classList.contains('missing-value')")
+    assert select.locator("option").evaluate_all("os => os.map(o => o.value)") == ["first.png", "later.png"]
+    assert select.input_value() == "later.png"
+    # Same document, same undo history: a list refresh is not an edit.
+    assert document(page) == before
+    assert page.evaluate("() => [cascade.editor.history.stack.length, cascade.editor.history.index]") == steps
+    assert page.errors == []

@@ -15,6 +15,7 @@ import { ModelsDialog, namesMissingWeights } from "./panels/models.js";
 import { Runner } from "./run.js";
 import { autosave, documentFromFile, downloadJson, installDrop, loadAutosave } from "./files.js";
 import { addChoice, imageLoader, uploadImage } from "./upload.js";
+import { DefsRefresher } from "./refresh.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const EMPTY = { version: 1, nodes: {}, ui: { notes: [] } };
@@ -42,9 +43,10 @@ async function defaultDocument() {
 
 async function main() {
   const api = new Api();
-  let defs;
+  let defs, info;
   try {
-    defs = parseObjectInfo(await api.objectInfo());
+    info = await api.objectInfo();
+    defs = parseObjectInfo(info);
   } catch (e) {
     toast(`Cannot reach the server: ${e}`, "error");
     return;
@@ -114,6 +116,11 @@ async function main() {
   historyPanel.refresh();
   queuePanel.refresh();
 
+  const refresher = new DefsRefresher(editor, api, info);
+  refresher.installFocus();
+  $("refresh-btn").addEventListener("click", () => refresher.refresh()
+    .then((changed) => toast(changed ? "Node and model lists updated" : "Node and model lists are up to date", "ok"))
+    .catch((e) => toast(`Cannot refresh the lists: ${e}`, "error")));
   const models = new ModelsDialog(api, toast);
   $("models-btn").addEventListener("click", () => models.open());
   const queue = async (front = false) => {
@@ -169,7 +176,7 @@ async function main() {
     else if (ctrl && e.key.toLowerCase() === "o" && !isEditingField()) { e.preventDefault(); open(); }
   });
   // Exposed for tests and the browser console.
-  Object.assign(window, { cascade: { editor, api, runner, models } });
+  Object.assign(window, { cascade: { editor, api, runner, models, refresher } });
   document.body.dataset.ready = "1";
 }
 
