@@ -185,3 +185,55 @@ def test_model_lists_refresh_in_place_by_button_and_on_focus(server, browser):
     assert document(page) == before
     assert page.evaluate("() => [cascade.editor.history.stack.length, cascade.editor.history.index]") == steps
     assert page.errors == []
+
+
+def sent_seeds(page) -> list:
+    """Collects the Stage C seed of every POST /prompt the page sends."""
+    seeds: list = []
+    page.on("request", lambda r: seeds.append(r.post_data_json["prompt"]["nodes"]["6"]["inputs"]["seed"])
+            if r.method == "POST" and r.url.endswith("/prompt") else None)
+    return seeds
+
+
+@pytest.mark.parametrize("mode,expected,after", [("increment", [5, 6, 7], 8), ("decrement", [5, 4, 3], 2),
+                                                 ("fixed", [5, 5, 5], 5)])
+def test_batch_count_queues_n_runs_with_seeds_advancing_by_mode(server, browser, mode, expected, after):
+    doc = pipeline_document(delay=0.0)
+    doc["nodes"]["6"]["ui"]["seed_control"] = mode
+    page = open_editor(browser, server["base"], doc)
+    seeds = sent_seeds(page)
+    assert page.locator('.node[data-node-id="6"] .seed-control').input_value() == mode
+    page.locator("#batch-count").fill("3")
+    page.locator("#batch-count").dispatch_event("change")
+    page.locator("#queue-btn").click()
+    page.locator(".toast.ok", has_text="Queued 3 runs").wait_for()
+    assert seeds == expected
+    assert document(page)["nodes"]["6"]["inputs"]["seed"] == after
+    # The count sticks across a reload; a typo beyond the limit is clamped.
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.locator("#batch-count").input_value() == "3"
+    page.locator("#batch-count").fill("100000")
+    page.locator("#batch-count").dispatch_event("change")
+    assert page.locator("#batch-count").input_value() == "100"
+    assert page.errors == []
+
+
+def test_auto_queue_requeues_when_the_queue_empties_until_unticked(server, browser):
+    doc = pipeline_document(delay=0.0)
+    doc["nodes"]["6"]["ui"]["seed_control"] = "increment"
+    page = open_editor(browser, server["base"], doc)
+    seeds = sent_seeds(page)
+    page.locator("#auto-queue").check()
+    page.locator("#queue-btn").click()
+    try:
+        page.wait_for_function("() => cascade.editor.document().nodes['6'].inputs.seed >= 8", timeout=8000)
+    except Exception:
+        raise AssertionError((seeds, page.locator(".toast").all_inner_texts()))
+    page.locator("#auto-queue").uncheck()
+    page.wait_for_timeout(600)
+    count = len(seeds)
+    page.wait_for_timeout(600)
+    assert len(seeds) == count >= 3  # stopped once unticked
+    assert seeds == list(range(5, 5 + count))
+    assert page.errors == []

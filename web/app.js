@@ -16,6 +16,7 @@ import { Runner } from "./run.js";
 import { autosave, documentFromFile, downloadJson, installDrop, loadAutosave } from "./files.js";
 import { addChoice, imageLoader, uploadImage } from "./upload.js";
 import { DefsRefresher } from "./refresh.js";
+import { installBatch } from "./batch.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const EMPTY = { version: 1, nodes: {}, ui: { notes: [] } };
@@ -123,13 +124,15 @@ async function main() {
     .catch((e) => toast(`Cannot refresh the lists: ${e}`, "error")));
   const models = new ModelsDialog(api, toast);
   $("models-btn").addEventListener("click", () => models.open());
-  const queue = async (front = false) => {
-    const id = await runner.queue(front);
+  const queue = async (front = false, count = batch.count()) => {
+    const id = (await runner.queueMany(count, front))[0];
     queuePanel.refresh();
     // A loader naming a weights file that is not there: offer the download right away.
     const errors = Object.values(editor.view.status.errors || {});
     if (!id && errors.some((e) => namesMissingWeights(JSON.stringify(e)))) models.open();
   };
+  const batch = installBatch(/** @type {HTMLInputElement} */ ($("batch-count")), /** @type {HTMLInputElement} */ ($("auto-queue")),
+    api, (n) => queue(false, n));
   const interrupt = async () => { await api.interrupt(); queuePanel.refresh(); };
   const save = () => downloadJson(editor.document());
   const saveApi = () => downloadJson(editor.graph.toApiPrompt(), "workflow_api.json");

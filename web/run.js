@@ -22,6 +22,8 @@ export class Runner {
     this.gallery = gallery;
     /** @type {string | null} */
     this.current = null;
+    /** @type {Promise<unknown>} the last queue call, which the next one waits for */
+    this.queued = Promise.resolve();
     const on = (/** @type {string} */ type, /** @type {(d: any) => void} */ fn) =>
       api.addEventListener(type, (e) => fn(/** @type {CustomEvent} */ (e).detail));
     const st = () => editor.view.status;
@@ -73,8 +75,35 @@ export class Runner {
     st.previews = {};
   }
 
-  /** Queue the current workflow; on success apply each seed's after-queue mode. */
-  async queue(front = false) {
+  /**
+   * Queue the workflow `count` times (batch count), each run with the seeds the previous one's
+   * after-queue modes produced; stops at the first refusal. Resolves to the queued prompt ids.
+   * @param {number} count @returns {Promise<string[]>}
+   */
+  async queueMany(count, front = false) {
+    const ids = [];
+    for (let i = 0; i < count; i++) {
+      const id = await this.queue(front, count > 1);
+      if (!id) break;
+      ids.push(id);
+    }
+    if (count > 1 && ids.length) this.editor.toast(`Queued ${ids.length} run${ids.length === 1 ? "" : "s"}`, "ok");
+    return ids;
+  }
+
+  /**
+   * Queue the current workflow; on success apply each seed's after-queue mode. Calls run one after
+   * another (a click during an auto-queue refill), so each sends the seeds the previous one left.
+   * @returns {Promise<string | null>} the prompt id, or null when refused
+   */
+  queue(front = false, quiet = false) {
+    const next = this.queued.then(() => this.queueNow(front, quiet));
+    this.queued = next.catch(() => null);
+    return next;
+  }
+
+  /** @param {boolean} front @param {boolean} quiet */
+  async queueNow(front, quiet) {
     const editor = this.editor;
     const st = editor.view.status;
     // Clear old errors before sending: a fast job may report its own error before this reply lands.
@@ -91,11 +120,11 @@ export class Runner {
     Object.assign(st.errors, errorsByNode(r.body.node_errors || {}));
     editor.view.applyStatus();
     this.advanceSeeds();
-    editor.toast(`Queued (${String(r.body.prompt_id).slice(0, 8)})`, "ok");
+    if (!quiet) editor.toast(`Queued (${String(r.body.prompt_id).slice(0, 8)})`, "ok");
     return r.body.prompt_id;
   }
 
-  /** Apply "increment"/"randomize" to every unlinked seed widget, as one undoable edit. */
+  /** Apply "increment"/"decrement"/"randomize" to every unlinked seed widget, as one undoable edit. */
   advanceSeeds() {
     const g = this.editor.graph;
     /** @type {(() => void)[]} */
