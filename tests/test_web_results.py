@@ -42,6 +42,12 @@ def test_text_outputs_show_on_the_node_bounded_and_scrolling(server, browser):
     inner = box(page, '.node[data-node-id="1"] .node-text')
     assert node["y"] + node["height"] < below["y"]
     assert node["y"] <= inner["y"] and inner["y"] + inner["height"] <= node["y"] + node["height"]
+    # The wheel over the report scrolls it and leaves the zoom alone.
+    scale = page.evaluate("() => cascade.editor.graph.view.scale")
+    page.mouse.move(inner["x"] + inner["width"] / 2, inner["y"] + inner["height"] / 2)
+    page.mouse.wheel(0, 200)
+    page.wait_for_function("() => document.querySelector('.node[data-node-id=\"1\"] .node-text').scrollTop > 0")
+    assert page.evaluate("() => cascade.editor.graph.view.scale") == scale
     # Loading another workflow clears the old run's text (node ids repeat across workflows).
     page.evaluate("d => cascade.editor.load(d, true)", report_document(1))
     assert page.locator('.node[data-node-id="1"] .node-text').text_content() == ""
