@@ -17,12 +17,16 @@ import { documentFromFile, downloadJson, installDrop, loadAutosave } from "./fil
 import { Tabs } from "./editor/tabs.js";
 import { ask } from "./ask.js";
 import { addChoice, imageLoader, uploadImage } from "./upload.js";
+import { DefsRefresher } from "./refresh.js";
+import { installBatch } from "./batch.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const EMPTY = { version: 1, nodes: {}, ui: { notes: [] } };
 
 /** Show a short message at the bottom of the page. @param {string} text @param {string} kind */
 function toast(text, kind = "info") {
+  // The same message again (queueing twice) replaces the old toast instead of stacking a copy.
+  for (const old of $("toasts").children) if (old.textContent === text) old.remove();
   const t = document.createElement("div");
   t.className = `toast ${kind}`;
   t.textContent = text;
@@ -40,9 +44,10 @@ async function defaultDocument() {
 
 async function main() {
   const api = new Api();
-  let defs;
+  let defs, info;
   try {
-    defs = parseObjectInfo(await api.objectInfo());
+    info = await api.objectInfo();
+    defs = parseObjectInfo(info);
   } catch (e) {
     toast(`Cannot reach the server: ${e}`, "error");
     return;
@@ -119,15 +124,22 @@ async function main() {
   historyPanel.refresh();
   queuePanel.refresh();
 
+  const refresher = new DefsRefresher(editor, api, info);
+  refresher.installFocus();
+  $("refresh-btn").addEventListener("click", () => refresher.refresh()
+    .then((changed) => toast(changed ? "Node and model lists updated" : "Node and model lists are up to date", "ok"))
+    .catch((e) => toast(`Cannot refresh the lists: ${e}`, "error")));
   const models = new ModelsDialog(api, toast);
   $("models-btn").addEventListener("click", () => models.open());
-  const queue = async (front = false) => {
-    const id = await runner.queue(front);
+  const queue = async (front = false, count = batch.count()) => {
+    const id = (await runner.queueMany(count, front))[0];
     queuePanel.refresh();
     // A loader naming a weights file that is not there: offer the download right away.
     const errors = Object.values(editor.view.status.errors || {});
     if (!id && errors.some((e) => namesMissingWeights(JSON.stringify(e)))) models.open();
   };
+  const batch = installBatch(/** @type {HTMLInputElement} */ ($("batch-count")), /** @type {HTMLInputElement} */ ($("auto-queue")),
+    api, (n) => queue(false, n));
   const interrupt = async () => { await api.interrupt(); queuePanel.refresh(); };
   const save = () => { downloadJson(editor.document(), `${tabs.current.title}.json`); tabs.markClean(); };
   const saveApi = () => downloadJson(editor.graph.toApiPrompt(), "workflow_api.json");
@@ -174,7 +186,7 @@ async function main() {
     else if (ctrl && e.key.toLowerCase() === "o" && !isEditingField()) { e.preventDefault(); open(); }
   });
   // Exposed for tests and the browser console.
-  Object.assign(window, { cascade: { editor, api, runner, models, tabs } });
+  Object.assign(window, { cascade: { editor, api, runner, models, tabs, refresher } });
   document.body.dataset.ready = "1";
 }
 

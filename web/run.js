@@ -5,31 +5,14 @@
  */
 import { isSeedInput } from "./editor/graph.js";
 import { nextSeed } from "./editor/widgets.js";
+import { outputTexts } from "./editor/node_text.js";
+import { clip, errorsByNode, summariseRefusal } from "./errors.js";
 
 /** @typedef {import("./editor/editor.js").Editor} Editor */
 /** @typedef {import("./api.js").Api} Api */
 /** @typedef {import("./panels/gallery.js").Gallery} Gallery */
 
-/**
- * Turn a 400 reply's node_errors into per-node messages keyed by input name.
- * @param {Record<string, any>} nodeErrors
- */
-export function errorsByNode(nodeErrors) {
-  /** @type {Record<string, {message: string, inputs: Record<string, string>}>} */
-  const out = {};
-  for (const [id, ne] of Object.entries(nodeErrors || {})) {
-    const inputs = /** @type {Record<string, string>} */ ({});
-    const lines = [];
-    for (const r of ne.errors || []) {
-      const text = r.details ? `${r.message}: ${r.details}` : r.message;
-      lines.push(text);
-      const name = r.extra_info && r.extra_info.input_name;
-      if (name) inputs[name] = text;
-    }
-    out[id] = { message: lines.join("\n"), inputs };
-  }
-  return out;
-}
+export { errorsByNode };
 
 export class Runner {
   /** @param {Editor} editor @param {Api} api @param {Gallery} gallery */
@@ -39,6 +22,8 @@ export class Runner {
     this.gallery = gallery;
     /** @type {string | null} */
     this.current = null;
+    /** @type {Promise<unknown>} the last queue call, which the next one waits for */
+    this.queued = Promise.resolve();
     const on = (/** @type {string} */ type, /** @type {(d: any) => void} */ fn) =>
       api.addEventListener(type, (e) => fn(/** @type {CustomEvent} */ (e).detail));
     const st = () => editor.view.status;
@@ -58,6 +43,8 @@ export class Runner {
       refresh();
     });
     on("executed", (d) => {
+      const texts = outputTexts(d.output);
+      if (texts) { st().texts[String(d.node)] = texts; refresh(); }
       const images = (d.output && d.output.images) || [];
       if (!images.length) return;
       st().images[String(d.node)] = images.map((/** @type {any} */ i) => api.viewUrl(i));
@@ -67,7 +54,7 @@ export class Runner {
     });
     on("execution_error", (d) => {
       st().errors = { [String(d.node_id)]: { message: `${d.exception_type}: ${d.exception_message}`, inputs: {} } };
-      editor.toast(`Error in node #${d.node_id} (${d.node_type}): ${d.exception_message}`, "error");
+      editor.toast(clip(`Error in node #${d.node_id} (${d.node_type}): ${d.exception_message}`), "error");
       this.finish();
     });
     on("execution_interrupted", () => { editor.toast("Job interrupted", "info"); this.finish(); });
@@ -88,8 +75,35 @@ export class Runner {
     st.previews = {};
   }
 
-  /** Queue the current workflow; on success apply each seed's after-queue mode. */
-  async queue(front = false) {
+  /**
+   * Queue the workflow `count` times (batch count), each run with the seeds the previous one's
+   * after-queue modes produced; stops at the first refusal. Resolves to the queued prompt ids.
+   * @param {number} count @returns {Promise<string[]>}
+   */
+  async queueMany(count, front = false) {
+    const ids = [];
+    for (let i = 0; i < count; i++) {
+      const id = await this.queue(front, count > 1);
+      if (!id) break;
+      ids.push(id);
+    }
+    if (count > 1 && ids.length) this.editor.toast(`Queued ${ids.length} run${ids.length === 1 ? "" : "s"}`, "ok");
+    return ids;
+  }
+
+  /**
+   * Queue the current workflow; on success apply each seed's after-queue mode. Calls run one after
+   * another (a click during an auto-queue refill), so each sends the seeds the previous one left.
+   * @returns {Promise<string | null>} the prompt id, or null when refused
+   */
+  queue(front = false, quiet = false) {
+    const next = this.queued.then(() => this.queueNow(front, quiet));
+    this.queued = next.catch(() => null);
+    return next;
+  }
+
+  /** @param {boolean} front @param {boolean} quiet */
+  async queueNow(front, quiet) {
     const editor = this.editor;
     const st = editor.view.status;
     // Clear old errors before sending: a fast job may report its own error before this reply lands.
@@ -100,18 +114,17 @@ export class Runner {
       const body = r.body || {};
       st.errors = errorsByNode(body.node_errors || {});
       editor.view.applyStatus();
-      const err = body.error || {};
-      editor.toast(`Cannot queue: ${err.message || `HTTP ${r.status}`}${err.details ? ` — ${err.details}` : ""}`, "error");
+      editor.toast(summariseRefusal(body, r.status), "error");
       return null;
     }
     Object.assign(st.errors, errorsByNode(r.body.node_errors || {}));
     editor.view.applyStatus();
     this.advanceSeeds();
-    editor.toast(`Queued (${String(r.body.prompt_id).slice(0, 8)})`, "ok");
+    if (!quiet) editor.toast(`Queued (${String(r.body.prompt_id).slice(0, 8)})`, "ok");
     return r.body.prompt_id;
   }
 
-  /** Apply "increment"/"randomize" to every unlinked seed widget, as one undoable edit. */
+  /** Apply "increment"/"decrement"/"randomize" to every unlinked seed widget, as one undoable edit. */
   advanceSeeds() {
     const g = this.editor.graph;
     /** @type {(() => void)[]} */

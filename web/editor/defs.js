@@ -7,7 +7,7 @@
 /** @typedef {import("./graph.js").NodeDef} NodeDef */
 
 export const WIDGET_KINDS = ["INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"];
-export const SEED_CONTROLS = ["fixed", "increment", "randomize"];
+export const SEED_CONTROLS = ["fixed", "increment", "decrement", "randomize"];
 
 /**
  * Turn one `[TYPE, opts]` entry of /object_info into an InputDef (legacy list combos included).

@@ -63,7 +63,7 @@ export class Editor extends EventTarget {
     this.graph.load(doc);
     this.selection.clear();
     // Decorations belong to the previous workflow's nodes (ids repeat across workflows).
-    Object.assign(this.view.status, { errors: {}, images: {}, previews: {}, progress: {} });
+    Object.assign(this.view.status, { errors: {}, images: {}, previews: {}, progress: {}, texts: {} });
     this.view.render();
     if (fit) this.fitView(typeof fit === "number" ? fit : undefined);
     if (history) {

@@ -218,6 +218,9 @@ export function installInteractions(editor) {
 
   root.addEventListener("wheel", (e) => {
     if (/** @type {HTMLElement} */ (e.target).closest("textarea, .search-popup")) return;
+    // A node's text or error box that overflows scrolls under the wheel instead of zooming.
+    const box = /** @type {HTMLElement} */ (e.target).closest(".node-text, .node-error-text");
+    if (box && box.scrollHeight > box.clientHeight) return;
     e.preventDefault();
     editor.zoomAt(Math.exp(-e.deltaY * (e.ctrlKey ? 0.01 : 0.0015)), e.clientX, e.clientY);
     editor.emit("viewchange");

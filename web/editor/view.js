@@ -8,6 +8,7 @@ import { createWidget, createSeedControl } from "./widgets.js";
 import { isSeedInput } from "./graph.js";
 import { createUploadButton, isImageUpload } from "../upload.js";
 import { groupElement, missingValuesElement } from "./parts.js";
+import { showNodeText } from "./node_text.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -52,7 +53,8 @@ export class View {
     /** Run-time decorations kept across re-renders. */
     this.status = { running: /** @type {string | null} */ (null), progress: /** @type {Record<string, number>} */ ({}),
       previews: /** @type {Record<string, string>} */ ({}), images: /** @type {Record<string, string[]>} */ ({}),
-      errors: /** @type {Record<string, {message: string, inputs: Record<string, string>}>} */ ({}) };
+      errors: /** @type {Record<string, {message: string, inputs: Record<string, string>}>} */ ({}),
+      texts: /** @type {Record<string, string[]>} */ ({}) };
   }
 
   get graph() { return this.editor.graph; }
@@ -147,7 +149,7 @@ export class View {
     for (const inp of def.inputs.filter((i) => i.widget)) widgets.append(this.inputRow(n, inp));
     e.append(widgets);
     if (missing) e.append(missingValuesElement(n));
-    e.append(el("div", "node-error-text"), el("div", "node-images"), el("div", "resize-handle"));
+    e.append(el("div", "node-error-text"), el("div", "node-text"), el("div", "node-images"), el("div", "resize-handle"));
     return e;
   }
 
@@ -316,6 +318,7 @@ export class View {
           return img;
         }));
       }
+      showNodeText(e, s.texts[id]);
       const err = s.errors[id];
       e.classList.toggle("error", !!err);
       const text = e.querySelector(".node-error-text");

@@ -84,7 +84,7 @@ export function createWidget(d, value, onChange) {
 }
 
 /**
- * The seed's after-queue mode picker (fixed / increment / randomize).
+ * The seed's after-queue mode picker (fixed / increment / decrement / randomize).
  * @param {string} mode @param {(m: string) => void} onChange
  */
 export function createSeedControl(mode, onChange) {
@@ -103,7 +103,9 @@ export function createSeedControl(mode, onChange) {
  */
 export function nextSeed(mode, seed, d, random = Math.random) {
   const max = Math.min(Number(d.opts.max ?? RANDOM_SEED_MAX), RANDOM_SEED_MAX);
-  if (mode === "increment") return seed + 1 > max ? Number(d.opts.min ?? 0) : seed + 1;
+  const min = Number(d.opts.min ?? 0);
+  if (mode === "increment") return seed + 1 > max ? min : seed + 1;
+  if (mode === "decrement") return seed - 1 < min ? max : seed - 1;
   if (mode === "randomize") return Math.floor(random() * max);
   return seed;
 }

@@ -1,8 +1,10 @@
 // @ts-check
 /**
  * The gallery: result images of this session's jobs (live, from `executed` events) and of earlier
- * jobs (GET /history), newest first. Clicking one opens it large, with "Load its workflow".
+ * jobs (GET /history), newest first. Clicking one opens it in the lightbox (lightbox.js).
  */
+
+import { Lightbox } from "./lightbox.js";
 
 /** @typedef {import("../api.js").Api} Api */
 /** @typedef {import("../api.js").ImageRef} ImageRef */
@@ -42,37 +44,26 @@ export class Gallery {
       const fig = document.createElement("figure");
       fig.className = "thumb";
       fig.dataset.promptId = promptId;
+      fig.dataset.url = url;
+      fig.dataset.filename = img.filename;
       const el = document.createElement("img");
       el.src = url;
       el.alt = img.filename;
       el.loading = "lazy";
       fig.title = `${img.filename} (${img.type || "output"})`;
       fig.append(el);
-      fig.addEventListener("click", () => this.open(url, img));
+      fig.addEventListener("click", () => this.open(url));
       if (prepend) this.grid.prepend(fig);
       else this.grid.append(fig);
     }
   }
 
-  /** Show one image large. @param {string} url @param {ImageRef} img */
-  open(url, img) {
-    const box = document.createElement("div");
-    box.className = "lightbox";
-    const big = document.createElement("img");
-    big.src = url;
-    const bar = document.createElement("div");
-    bar.className = "lightbox-bar";
-    const name = document.createElement("span");
-    name.textContent = img.filename;
-    const load = document.createElement("button");
-    load.textContent = "Load its workflow";
-    load.addEventListener("click", () => { box.remove(); this.onLoadWorkflow(url); });
-    const close = document.createElement("button");
-    close.textContent = "Close";
-    close.addEventListener("click", () => box.remove());
-    bar.append(name, load, close);
-    box.append(big, bar);
-    box.addEventListener("click", (e) => { if (e.target === box) box.remove(); });
-    document.body.append(box);
+  /** Show one image large, with the gallery's other images a step away. @param {string} url */
+  open(url) {
+    const items = [...this.grid.querySelectorAll("figure.thumb")].map((f) => {
+      const fig = /** @type {HTMLElement} */ (f);
+      return { url: String(fig.dataset.url), filename: String(fig.dataset.filename), promptId: String(fig.dataset.promptId) };
+    });
+    return new Lightbox(this.api, items, Math.max(0, items.findIndex((i) => i.url === url)), this.onLoadWorkflow);
   }
 }
