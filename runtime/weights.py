@@ -140,8 +140,9 @@ def guidance(weights_dir: Path, *, demo: bool = False, held: frozenset[str] = fr
         lines.extend(comfy.report_lines(weights_dir))
     missing = missing_official(weights_dir, held)
     if missing:
-        lines.append("Missing official files (download from the Stable Cascade repo and place them as shown; "
-                     "for stage_c/ and stage_b/ one file each is enough, full or lite):")
+        lines.append("Missing official files (`python -m models.download lite` fetches the lite set into place, "
+                     "or the editor's Models button; by hand, place them as shown; for stage_c/ and stage_b/ one "
+                     "file each is enough, full or lite):")
         for o in missing:
             note = f"  — {o.note}" if o.note else ""
             if (weights_dir / o.folder / o.name).exists():  # a junk or misplaced file holds the official name

@@ -55,3 +55,10 @@ def test_real_files_satisfy_their_kind_and_loras_show_their_target(tmp_path):
     loras = _line(report, "loras")
     assert f"{files['decoder'].name} [LoRA for Stage B (decoder), kohya, rank 2, alpha 1, 3 tensors]" in loras
     assert f"{files['sd15'].name} [LoRA for SD1.5/SDXL, not Stable Cascade, 3 tensors]" in loras
+
+
+def test_missing_files_name_the_one_command_that_fetches_them(tmp_path):
+    from runtime.weights import guidance
+
+    (tmp_path / "w").mkdir()
+    assert "python -m models.download lite" in guidance(tmp_path / "w")
