@@ -58,3 +58,12 @@ def test_models_dialog_downloads_a_missing_file_with_progress(server, browser, m
         page.wait_for_selector('.models-row[data-file="previewer.safetensors"][data-state="done"]', timeout=20000)
         assert (weights / "previewer" / "previewer.safetensors").read_bytes() == official_bytes("previewer.safetensors")
         assert page.errors == []
+
+
+def test_models_dialog_says_when_the_server_cannot_be_reached(server, browser):  # noqa: F811
+    """A request that gets no answer is reported (a toast naming it), not an unhandled rejection."""
+    page = open_editor(browser, server["base"])
+    page.route("**/downloads/missing", lambda route: route.abort())
+    page.click("#models-btn")
+    page.locator(".toast", has_text="cannot reach the server").wait_for(timeout=5000)
+    assert page.errors == []

@@ -17,9 +17,19 @@ export class Api extends EventTarget {
     this.socket = null;
   }
 
-  /** @param {string} path @param {RequestInit} [init] */
+  /**
+   * `{status, ok, body}` of a JSON request. A request that never got an answer (server down, network)
+   * is `{status: 0, ok: false}` with the reason in `body.error.message`, so every caller's `!r.ok` path
+   * reports it instead of leaving an unhandled rejection and a stuck panel.
+   * @param {string} path @param {RequestInit} [init]
+   */
   async fetchJson(path, init) {
-    const r = await fetch(this.base + path, init);
+    let r;
+    try {
+      r = await fetch(this.base + path, init);
+    } catch (e) {
+      return { status: 0, ok: false, body: { error: { message: `cannot reach the server (${/** @type {Error} */ (e).message || e})` } } };
+    }
     const text = await r.text();
     let body = null;
     try { body = text ? JSON.parse(text) : null; } catch { body = { error: { message: text } }; }
