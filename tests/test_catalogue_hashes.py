@@ -61,3 +61,24 @@ def test_details_listing_hashes_in_the_background_and_only_once(tmp_path):
         lora = {d["name"]: d for d in loras}["decoder_style.safetensors"]["lora"]
         assert lora["targets"] == ["stage_c"] and lora["rank"] == [4] and lora["tensors"] == 3
 
+
+
+def test_a_file_replaced_with_the_same_size_and_mtime_is_hashed_again(tmp_path):
+    """`cp -p` (or any tool restoring mtimes) swaps contents under the same size and mtime: the change time
+    still moves, so the cached hash is not served for the new bytes."""
+    import hashlib
+    import os
+    import time
+
+    from runtime.hashes import HashStore
+
+    f = tmp_path / "x.safetensors"
+    f.write_bytes(b"a" * 64)
+    store = HashStore(tmp_path / "data")
+    assert store.compute(f) == hashlib.sha256(b"a" * 64).hexdigest()
+    st = f.stat()
+    time.sleep(0.01)
+    f.write_bytes(b"b" * 64)
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size, same mtime, new bytes
+    assert store.get(f) is None
+    assert store.compute(f) == hashlib.sha256(b"b" * 64).hexdigest()
