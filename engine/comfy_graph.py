@@ -25,6 +25,23 @@ def is_control_word(value: object) -> bool:
     """The control-after-generate word after a seed (any JSON value may sit there: lists too)."""
     return isinstance(value, str) and value in CONTROL_WORDS
 
+
+def bypass_pick(slot: int, out_type: str | None, inputs: list[tuple[str, Any]]) -> Any:
+    """What a bypassed node's output `slot` (of type `out_type`) passes on, ComfyUI's rule.
+
+    `inputs` is ``[(type, link or None)]`` in the node's input order. The input at the same
+    slot when its type matches, else the first linked input of that type; None when none is.
+    Shared by the ComfyUI converter (mode 4) and our document's ``ui.mode == "bypass"``.
+    """
+    if out_type is None:
+        return None
+    if slot < len(inputs) and inputs[slot][0] == out_type and inputs[slot][1] is not None:
+        return inputs[slot][1]
+    for kind, link in inputs:
+        if kind == out_type and link is not None:
+            return link
+    return None
+
 # (class name) -> list of widget specs [(name, seed_like)] or None when the class is unknown
 WidgetSpec = Callable[[str], "list[tuple[str, bool]] | None"]
 

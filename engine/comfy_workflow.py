@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from engine.comfy_graph import ConvertError, FlatNode, Flattener, \
-    is_control_word, is_editor_workflow, pair
+    bypass_pick, is_control_word, is_editor_workflow, pair
 from engine.schema import INT, Node
 
 __all__ = ["ConvertError", "Converted", "convert", "is_editor_workflow", "widget_order"]
@@ -114,12 +114,7 @@ class _Converter:
     @staticmethod
     def _bypass(node: FlatNode, slot: int) -> tuple[str, int] | None:
         want = node.outputs[slot].type if slot < len(node.outputs) else None
-        if slot < len(node.inputs) and node.inputs[slot].type == want and node.inputs[slot].link:
-            return node.inputs[slot].link
-        for inp in node.inputs:
-            if inp.type == want and inp.link is not None:
-                return inp.link
-        return None
+        return bypass_pick(slot, want, [(inp.type, inp.link) for inp in node.inputs])
 
     def ui(self, node: FlatNode) -> dict:
         raw = node.raw

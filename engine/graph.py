@@ -103,11 +103,16 @@ class _Validator:
         cls = self.registry[node["class_type"]]
         inputs = node.setdefault("inputs", {})
         sources, own, literals = [], self.reasons.setdefault(node_id, []), {}
+        meta = node.get("_meta")  # engine.workflow names links it dropped (muted/bypassed source)
+        left_out = meta.get("left_out") if isinstance(meta, dict) else None
+        left_out = left_out if isinstance(left_out, dict) else {}
         for inp in cls.INPUTS:
             if inp.name not in inputs:
                 if not inp.optional:
+                    why = left_out.get(inp.name)
                     own.append(error("required_input_missing", "Required input is missing",
-                                     inp.name, input_name=inp.name))
+                                     f"{inp.name}: {why}" if isinstance(why, str) else inp.name,
+                                     input_name=inp.name))
                 continue
             value = inputs[inp.name]
             if is_link(value):

@@ -8,6 +8,7 @@ import { parseObjectInfo } from "./editor/graph.js";
 import { Editor } from "./editor/editor.js";
 import { installInteractions, isEditingField } from "./editor/interact.js";
 import { installClipboard } from "./editor/clipboard.js";
+import { installModes } from "./editor/modes.js";
 import { QueuePanel } from "./panels/queue.js";
 import { Gallery } from "./panels/gallery.js";
 import { HistoryPanel } from "./panels/history.js";
@@ -55,6 +56,7 @@ async function main() {
   const editor = new Editor($("canvas"), defs);
   installInteractions(editor);
   installClipboard(editor, document);
+  installModes(editor, document);
   editor.addEventListener("toast", (e) => { const d = /** @type {CustomEvent} */ (e).detail; toast(d.text, d.kind); });
 
   // Workflow tabs, each autosaved with its own undo stack; a file name becomes its tab's title.

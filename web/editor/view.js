@@ -9,6 +9,7 @@ import { isSeedInput } from "./graph.js";
 import { createUploadButton, isImageUpload } from "../upload.js";
 import { groupElement, missingValuesElement } from "./parts.js";
 import { showNodeText } from "./node_text.js";
+import { markMode } from "./modes.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -120,6 +121,7 @@ export class View {
     e.classList.toggle("selected", this.editor.selection.has(n.id));
     e.classList.toggle("missing", missing);
     e.classList.toggle("output-node", !!def && def.outputNode);
+    markMode(e, n);
     Object.assign(e.style, { left: `${n.pos[0]}px`, top: `${n.pos[1]}px` });
     if (n.size) Object.assign(e.style, { width: `${n.size[0]}px`, minHeight: `${n.size[1]}px` });
     const head = el("div", "node-header drag-handle");
