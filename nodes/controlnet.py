@@ -20,8 +20,8 @@ from models.controlnet import ControlNet
 from models.patching import ModelHandle
 from models.sampling.schedule import gdf_logsnr, noise_cond
 from runtime import control as core
+from nodes.loaders import _Loader
 from runtime.env import dtype_choices
-from runtime.weights import file_stamp
 
 KIND = "controlnet"  # the weights subfolder, which is also ComfyUI's controlnet folder
 CONTROL_NET = "CONTROL_NET"  # same socket type as ComfyUI's ControlNetLoader: either loader feeds either apply
@@ -66,11 +66,12 @@ def hint_bchw(image: Any, c_in: int) -> torch.Tensor:
     return s.contiguous()
 
 
-class LoadControlNet(Node):
-    """Load a Stable Cascade ControlNet (canny, inpainting, super-resolution) from the controlnet folder."""
+class LoadControlNet(_Loader):
+    """Load a Stable Cascade ControlNet (canny, inpainting, super-resolution) from the controlnet folder.
+
+    Through the model manager, keyed (file, kind, dtype) like ComfyUI's ControlNetLoader: one resident copy."""
 
     TITLE = "Load ControlNet"
-    CATEGORY = "stable_cascade/loaders"
     KIND = KIND
     INPUTS = (
         Input("file", COMBO, default="canny.safetensors", choices=lambda env: env.weight_files(KIND),
@@ -80,34 +81,6 @@ class LoadControlNet(Node):
               tooltip="auto: float32 (the ControlNet is small; its residuals are cast to Stage C's dtype)"),
     )
     OUTPUTS = (Output("control_net", CONTROL_NET, "the ControlNet"),)
-
-    @classmethod
-    def check(cls, env: Any, inputs: dict) -> dict[str, str]:
-        name = inputs.get("file")
-        if isinstance(name, str) and env.weight_path(KIND, name) is None:
-            there = ", ".join(env.weight_files(KIND)) or "no weights files"
-            return {"file": f"'{name}' is not in the weights folder's controlnet/ subfolder; it holds: {there}"}
-        return {}
-
-    @classmethod
-    def fingerprint(cls, env: Any, inputs: dict) -> Any:
-        return file_stamp(env, KIND, inputs.get("file"))
-
-    @classmethod
-    def weights_used(cls, env: Any, inputs: dict) -> list[tuple[Any, Any]] | None:
-        """[(path, torch dtype)] this node loads (admission's estimate), or None if the file is unknown."""
-        path = env.weight_path(KIND, inputs.get("file"))
-        return None if path is None else [(path, env.resolve_dtype(KIND, inputs.get("dtype", "auto")))]
-
-    def run(self, ctx: RunContext, file: str, dtype: str = "auto") -> tuple:
-        path = ctx.env.weight_path(KIND, file)
-        if path is None:
-            raise FileNotFoundError(self.check(ctx.env, {"file": file})["file"])
-        # Through the model manager, keyed (file, kind, dtype) like ComfyUI's ControlNetLoader: one resident copy.
-        module = ctx.env.models.load(path, KIND, ctx.env.resolve_dtype(KIND, dtype))
-        if not isinstance(module, ControlNet):
-            raise TypeError(f"file: '{file}' does not hold a ControlNet")
-        return (ModelHandle(module),)
 
 
 class ApplyControlNet(Node):

@@ -38,7 +38,7 @@ class _Loader(Node):
     def check(cls, env: Any, inputs: dict) -> dict[str, str]:
         name = inputs.get("file")
         if isinstance(name, str) and env.weight_path(cls.KIND, name) is None:
-            return {"file": missing_file_message(env.weights_dir, KIND_FOLDERS[cls.KIND], name)}
+            return {"file": missing_file_message(env.weights_dir, KIND_FOLDERS.get(cls.KIND, cls.KIND), name)}
         return {}
 
     @classmethod

@@ -181,7 +181,7 @@ class Env:
         """Load (or reuse the resident copy of) a weights file of `kind`."""
         path = self.weight_path(kind, name)
         if path is None:
-            raise FileNotFoundError(weights.missing_file_message(self.weights_dir, KIND_FOLDERS[kind], name))
+            raise FileNotFoundError(weights.missing_file_message(self.weights_dir, KIND_FOLDERS.get(kind, kind), name))
         return self.models.load(path, kind, self.resolve_dtype(kind, dtype_choice))
 
     def admit(self, prompt: dict) -> dict[str, dict[str, str]]:
