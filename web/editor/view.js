@@ -10,15 +10,7 @@ import { createUploadButton, isImageUpload } from "../upload.js";
 import { groupElement, missingValuesElement } from "./parts.js";
 import { showNodeText } from "./node_text.js";
 import { markMode } from "./modes.js";
-
-const SVG = "http://www.w3.org/2000/svg";
-
-/** Stable colour per socket type, so the same type always looks the same without a type list. */
-export function typeColor(/** @type {string} */ type) {
-  let h = 0;
-  for (const c of String(type)) h = (h * 31 + c.charCodeAt(0)) % 360;
-  return `hsl(${h}, 65%, 62%)`;
-}
+import { Links, socketPos, typeColor } from "./links.js";
 
 /** @param {string} tag @param {string} cls @param {string} [text] */
 export function el(tag, cls, text) {
@@ -34,23 +26,11 @@ export class View {
     this.root = root;
     this.editor = editor;
     this.layer = el("div", "layer");
-    this.svg = document.createElementNS(SVG, "svg");
-    this.svg.classList.add("links");
-    this.linkGroup = document.createElementNS(SVG, "g");
-    this.dragPath = document.createElementNS(SVG, "path");
-    this.dragPath.classList.add("drag-link");
-    // The link being dragged lives in its own SVG stacked above the nodes, so it is never hidden.
-    const dragSvg = document.createElementNS(SVG, "svg");
-    dragSvg.classList.add("links", "drag");
-    dragSvg.append(this.dragPath);
-    this.svg.append(this.linkGroup);
-    this.layer.append(this.svg, dragSvg);
+    this.links = new Links(this.layer);
     this.box = el("div", "box-select");
     root.append(this.layer, this.box);
     /** @type {Map<string, HTMLElement>} */
     this.nodeEls = new Map();
-    /** @type {Map<string, {path: SVGPathElement, from: HTMLElement, to: HTMLElement}[]> | null} set by drawLinks */
-    this.linksByNode = null;
     /** Run-time decorations kept across re-renders. */
     this.status = { running: /** @type {string | null} */ (null), progress: /** @type {Record<string, number>} */ ({}),
       previews: /** @type {Record<string, string>} */ ({}), images: /** @type {Record<string, string[]>} */ ({}),
@@ -198,22 +178,7 @@ export class View {
   }
 
   /** Centre of a socket element in graph coordinates. @param {HTMLElement} s */
-  socketPos(s) {
-    let x = s.offsetWidth / 2;
-    let y = s.offsetHeight / 2;
-    /** @type {HTMLElement | null} */
-    let cur = s;
-    while (cur && !cur.classList.contains("node")) {
-      x += cur.offsetLeft;
-      y += cur.offsetTop;
-      cur = /** @type {HTMLElement | null} */ (cur.offsetParent);
-    }
-    if (cur) {
-      x += cur.offsetLeft + cur.clientLeft;
-      y += cur.offsetTop + cur.clientTop;
-    }
-    return /** @type {[number, number]} */ ([x, y]);
-  }
+  socketPos(s) { return socketPos(s); }
 
   /** @param {string} nodeId @param {string} input */
   inputSocket(nodeId, input) {
@@ -225,34 +190,8 @@ export class View {
     return /** @type {HTMLElement | null} */ (this.nodeEls.get(nodeId)?.querySelector(`.socket.out[data-output="${index}"]`) || null);
   }
 
-  /** Bezier path between two graph points. @param {[number, number]} a @param {[number, number]} b */
-  static curve(a, b) {
-    const dx = Math.max(40, Math.abs(b[0] - a[0]) * 0.5);
-    return `M${a[0]},${a[1]} C${a[0] + dx},${a[1]} ${b[0] - dx},${b[1]} ${b[0]},${b[1]}`;
-  }
-
   drawLinks() {
-    const paths = [];
-    // Link paths by the ids of the nodes they touch, so a drag redraws only its own links.
-    const byNode = new Map();
-    this.linksByNode = byNode;
-    for (const l of this.graph.linkList()) {
-      const from = this.outputSocket(l.src, l.index);
-      const to = this.inputSocket(l.dst, l.input);
-      if (!from || !to) continue;
-      const p = document.createElementNS(SVG, "path");
-      p.setAttribute("d", View.curve(this.socketPos(from), this.socketPos(to)));
-      p.setAttribute("stroke", typeColor(l.type));
-      p.classList.add("link");
-      p.dataset.link = `${l.src}:${l.index}->${l.dst}.${l.input}`;
-      paths.push(p);
-      const entry = { path: p, from, to };
-      for (const id of new Set([l.src, l.dst])) {
-        if (!byNode.has(id)) byNode.set(id, []);
-        byNode.get(id).push(entry);
-      }
-    }
-    this.linkGroup.replaceChildren(...paths);
+    this.links.draw(this.graph.linkList(), (n, i) => this.outputSocket(n, i), (n, i) => this.inputSocket(n, i));
   }
 
   /**
@@ -262,7 +201,7 @@ export class View {
    * @param {Iterable<string>} [ids] node and note ids; all of them when omitted
    */
   updatePositions(ids) {
-    if (!ids || !this.linksByNode) {
+    if (!ids || !this.links.byNode) {
       for (const [id, e] of this.nodeEls) {
         const n = this.graph.nodes.get(id);
         if (n) Object.assign(e.style, { left: `${n.pos[0]}px`, top: `${n.pos[1]}px` });
@@ -273,27 +212,20 @@ export class View {
       }
       return this.drawLinks();
     }
-    const moved = new Set();
+    const moved = [];
     for (const id of ids) {
       const n = this.graph.nodes.get(id);
       const e = n ? this.nodeEls.get(id) : /** @type {HTMLElement | null} */ (this.layer.querySelector(`.note[data-note-id="${CSS.escape(id)}"]`));
       const it = n || this.graph.notes.find((x) => x.id === id);
       if (!e || !it) continue;
-      // All style writes first, then the reads socketPos makes: one layout per move, not one per link.
       Object.assign(e.style, { left: `${it.pos[0]}px`, top: `${it.pos[1]}px` });
-      for (const link of this.linksByNode.get(id) || []) moved.add(link);
+      moved.push(id);
     }
-    const curves = [...moved].map((l) => View.curve(this.socketPos(l.from), this.socketPos(l.to)));
-    [...moved].forEach((l, i) => l.path.setAttribute("d", curves[i]));
+    this.links.redraw(moved);
   }
 
   /** Show or hide the link being dragged. @param {[number, number] | null} a @param {[number, number]} [b] */
-  drawDragLink(a, b, type = "*", ok = true) {
-    if (!a || !b) return this.dragPath.setAttribute("d", "");
-    this.dragPath.setAttribute("d", View.curve(a, b));
-    this.dragPath.setAttribute("stroke", ok ? typeColor(type) : "#e05555");
-    this.dragPath.classList.toggle("refused", !ok);
-  }
+  drawDragLink(a, b, type = "*", ok = true) { this.links.drag(a, b, type, ok); }
 
   markSelection() {
     for (const e of /** @type {NodeListOf<HTMLElement>} */ (this.layer.querySelectorAll(".node, .note")))
