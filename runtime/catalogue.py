@@ -6,7 +6,7 @@ problems: not safetensors, truncated, a partial download. `entries(weights_dir, 
 own problem (a Stage B file in stage_c/). The start-up report (runtime/weights.py), `GET /models/{folder}?details=1`
 (api/info.py) and the loader combos (runtime/env.py, nodes/lora.py) all read from here.
 
-Descriptions read headers only (kilobytes, even for a 7 GB file) and are cached per (path, mtime, size): a
+Descriptions read headers only (kilobytes, even for a 7 GB file) and are cached per path and file stamp (runtime/stamps.py): a
 listing re-stats the folder each time, so new or replaced files appear without a restart, and unchanged
 ones cost one stat. sha256 hashes are never computed here: see runtime/hashes.py (lazy, background, persisted).
 
@@ -15,11 +15,11 @@ Free of torch at import time (the API layer imports it); detection imports it la
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from runtime import comfy_folders as comfy
+from runtime.stamps import StampCache
 
 # Our per-kind folders (runtime/weights.py KIND_FOLDERS) plus controlnet/, which is also ComfyUI's name.
 KIND_OF_FOLDER = {"stage_c": "stage_c", "stage_b": "stage_b", "stage_a": "stage_a", "text_encoder": "text_encoder",
@@ -84,26 +84,17 @@ class Entry:
     problems: tuple[str, ...]
 
 
-_CACHE: dict[str, tuple[tuple[int, int], FileInfo]] = {}
-_LOCK = threading.Lock()
+_DESCRIBED: StampCache[FileInfo] = StampCache()
 
 
 def describe(path: Path) -> FileInfo:
-    """What `path` holds, cached per (resolved path, mtime, size): a replaced file is described again."""
+    """What `path` holds, cached per resolved path and file stamp (`runtime.stamps`): a replaced file is
+    described again."""
     try:
         path = Path(path).resolve()
-        st = path.stat()
+        return _DESCRIBED.get(path, lambda: _describe(path, path.stat().st_size))
     except (OSError, RuntimeError) as e:
         return FileInfo(0, "unreadable", problems=(f"unreadable: {getattr(e, 'strerror', None) or e}",))
-    stamp = (st.st_mtime_ns, st.st_size)
-    with _LOCK:
-        hit = _CACHE.get(str(path))
-    if hit is not None and hit[0] == stamp:
-        return hit[1]
-    info = _describe(path, st.st_size)
-    with _LOCK:
-        _CACHE[str(path)] = (stamp, info)  # one entry per path: the cache never outgrows the folders
-    return info
 
 
 def _describe(path: Path, size: int) -> FileInfo:

@@ -5,7 +5,7 @@ ComfyUI users keep `checkpoints/`, `diffusion_models/` (legacy `unet/`), `text_e
 - `comfy_files(folder)` lists a ComfyUI folder key as ComfyUI's loaders do (for the ComfyUI node family);
 - `offered(kind)` lists the files in those folders whose *keys* hold a network of `kind`, for our own loaders
   (an all-in-one `stable_cascade_stage_c.safetensors` is offered to Stage C, text encoder, EffNet and previewer).
-What a file holds is decided by `models.loading.detect` (headers only) and cached per (path, mtime, size), so
+What a file holds is decided by `models.loading.detect` (headers only) and cached per path and file stamp (runtime/stamps.py), so
 listing stays fast. A file whose header cannot be read is listed nowhere; the start-up report names it.
 
 This module stays free of torch at import time (the API layer imports it); detection imports it lazily.
@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import errno
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+from runtime.stamps import StampCache
 
 WEIGHT_SUFFIXES = (".safetensors", ".sft")
 
@@ -102,28 +103,17 @@ class Detected:
         return dict(self.presets).get(kind)
 
 
-_CACHE: dict[str, tuple[tuple[int, int], Detected]] = {}
-_LOCK = threading.Lock()
+_DETECTED: StampCache[Detected] = StampCache()
 
 
 def detected(path: Path) -> Detected:
-    """Detection of `path` (a file or a diffusers folder), cached per (path, mtime, size): a replaced file is
-    detected again."""
+    """Detection of `path` (a file or a diffusers folder), cached per resolved path and file stamp
+    (`runtime.stamps`): a replaced file is detected again."""
     try:  # one key per file: the loaders' resolved paths and the listings' relative ones meet here
         given = Path(path).absolute()  # detected as named: a hub cache's blob has no .safetensors name
-        path = given.resolve()
-        st = path.stat()
+        return _DETECTED.get(given, lambda: _detect(given))
     except (OSError, RuntimeError) as e:
         return Detected(error=f"cannot read the file ({getattr(e, 'strerror', None) or e})")
-    stamp = (st.st_mtime_ns, st.st_size)
-    with _LOCK:
-        hit = _CACHE.get(str(path))
-    if hit is not None and hit[0] == stamp:
-        return hit[1]
-    result = _detect(given)
-    with _LOCK:
-        _CACHE[str(path)] = (stamp, result)  # one entry per path: the cache never outgrows the folder
-    return result
 
 
 def _detect(path: Path) -> Detected:

@@ -17,20 +17,20 @@ import queue
 import threading
 from pathlib import Path
 
+from runtime.stamps import STAMP_FIELDS, stamp
+
 log = logging.getLogger("cascade.weights")
 STORE_NAME = "weights_sha256.json"
 _CHUNK = 8 << 20
 
 
-def _stamp(path: Path) -> tuple[str, int, int, int] | None:
-    """(resolved path, size, mtime, ctime): ctime too, because `cp -p` or a tool restoring mtimes can
-    replace a file with one of the same size and mtime, but cannot set the change time."""
+def _stamp(path: Path) -> tuple | None:
+    """(resolved path, file stamp): see runtime/stamps.py for why not only size and mtime."""
     try:
         path = Path(path).resolve()
-        st = path.stat()
+        return (str(path), *stamp(path))
     except (OSError, RuntimeError):
         return None
-    return str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 class HashStore:
@@ -50,8 +50,9 @@ class HashStore:
             raw = json.loads(self.file.read_text()) if self.file is not None and self.file.is_file() else {}
         except (OSError, ValueError):
             return {}  # a damaged cache only costs a rehash
-        # [size, mtime, ctime, sha256]; entries of another shape (an older cache) are simply hashed again
-        return {k: v for k, v in raw.items() if isinstance(v, list) and len(v) == 4} if isinstance(raw, dict) else {}
+        # [*file stamp, sha256]; entries of another shape (an older cache) are simply hashed again
+        width = len(STAMP_FIELDS) + 1
+        return {k: v for k, v in raw.items() if isinstance(v, list) and len(v) == width} if isinstance(raw, dict) else {}
 
     def _save(self) -> None:
         if self.file is None:
@@ -66,13 +67,13 @@ class HashStore:
             log.debug("cannot save %s: %s", self.file, e)
 
     def get(self, path: Path) -> str | None:
-        """The cached sha256 (hex) of `path` when its size, mtime and ctime still match, else None. Never reads it."""
+        """The cached sha256 (hex) of `path` when its file stamp still matches, else None. Never reads it."""
         stamp = _stamp(path)
         if stamp is None:
             return None
         with self._lock:
             hit = self._entries.get(stamp[0])
-        return hit[3] if hit and tuple(hit[:3]) == stamp[1:] else None
+        return hit[-1] if hit and tuple(hit[:-1]) == stamp[1:] else None
 
     def compute(self, path: Path) -> str | None:
         """sha256 of `path`, from the cache or by reading it now; None when it cannot be read."""
@@ -93,7 +94,7 @@ class HashStore:
             return None  # changed while being read (a download still writing): hashed again when asked next
         with self._lock:
             self.files_read += 1
-            self._entries[stamp[0]] = [stamp[1], stamp[2], stamp[3], digest.hexdigest()]
+            self._entries[stamp[0]] = [*stamp[1:], digest.hexdigest()]
         self._save()
         return digest.hexdigest()
 

@@ -16,6 +16,8 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
+from runtime.stamps import stamp
+
 LoadFn = Callable[[Path, str, torch.dtype, str], nn.Module]  # (path, kind, dtype, device) -> module
 SkeletonFn = Callable[[Path, str, torch.dtype], "nn.Module | None"]  # weightless (meta) module, or None
 
@@ -67,7 +69,7 @@ def _swap_in(module: nn.Module, fresh: nn.Module) -> None:
 
 
 class ModelManager:
-    """Loads models keyed by (path, mtime, dtype, kind) and keeps them resident under a byte budget."""
+    """Loads models keyed by (path, file stamp, dtype, kind) and keeps them resident under a byte budget."""
 
     def __init__(self, load_fn: LoadFn, *, budget_bytes: int | None = None, device: str = "cpu",
                  skeleton_fn: SkeletonFn | None = None) -> None:
@@ -84,9 +86,9 @@ class ModelManager:
 
     @staticmethod
     def key(path: Path, kind: str, dtype: torch.dtype) -> tuple:
-        """Residency key: a file changed on disk (new mtime) is a different model."""
+        """Residency key: a file changed on disk (a new file stamp, runtime/stamps.py) is a different model."""
         path = Path(path).resolve()
-        return (str(path), path.stat().st_mtime_ns, str(dtype), kind)
+        return (str(path), stamp(path), str(dtype), kind)
 
     def load(self, path: Path, kind: str, dtype: torch.dtype, *, defer: bool = True,
              lazy: bool = False) -> nn.Module:

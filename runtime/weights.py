@@ -7,6 +7,7 @@ from pathlib import Path
 from runtime import catalogue
 from runtime import comfy_folders as comfy
 from runtime.comfy_folders import WEIGHT_SUFFIXES, list_files  # noqa: F401  (re-exported)
+from runtime.stamps import Stamp, stamp
 
 # Weights subfolder per model kind (also the `kind` names understood by models.loading.load).
 KIND_FOLDERS = {
@@ -178,10 +179,8 @@ def missing_file_message(weights_dir: Path, folder: str, name: str) -> str:
     return msg
 
 
-def file_stamp(env, folder: str, name: object) -> tuple[int, int] | None:
-    """(mtime, size) of a weights file for cache keys: a file replaced under the same name re-runs."""
+def file_stamp(env, folder: str, name: object) -> Stamp | None:
+    """The file stamp (runtime/stamps.py) of a weights file for cache keys: a file replaced under the same
+    name re-runs."""
     path = env.weight_path(folder, name) if isinstance(name, str) else None
-    if path is None:
-        return None
-    stat = path.stat()
-    return (stat.st_mtime_ns, stat.st_size)
+    return None if path is None else stamp(path)

@@ -1,4 +1,4 @@
-"""sha256 of weights files: computed once, cached per (path, size, mtime), persisted, lazy in the API."""
+"""sha256 of weights files: computed once, cached per path and file stamp, persisted, lazy in the API."""
 from __future__ import annotations
 
 import hashlib

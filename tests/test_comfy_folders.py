@@ -9,6 +9,7 @@ import torch
 
 from runtime import comfy_folders
 from runtime.env import Env
+from runtime.stamps import StampCache
 from nodes.loaders import LoadStageA, LoadStageB, LoadStageC, LoadTextEncoder
 from tests.comfy_folders_helpers import tiny_models, write_comfy_layout
 from tests.nodes_helpers import tmp_config
@@ -85,7 +86,7 @@ def test_all_in_one_parts_load_to_the_separate_files_tensors(layout, kind, name,
     assert any(t.is_floating_point() and t.abs().sum() > 0 for t in whole.values())
 
 
-def test_detection_is_cached_per_path_mtime_and_size(tmp_path, monkeypatch):
+def test_detection_is_cached_per_path_and_file_stamp(tmp_path, monkeypatch):
     env = Env(tmp_config(tmp_path, demo=False))
     files = write_comfy_layout(env.weights_dir, tiny_models())
     calls = []
@@ -177,7 +178,7 @@ def test_a_file_reached_by_two_spellings_is_detected_once(tmp_path, monkeypatch)
     write_comfy_layout(real, tiny_models())
     (tmp_path / "weights").symlink_to(real)
     calls = []
-    monkeypatch.setattr(comfy_folders, "_CACHE", {})
+    monkeypatch.setattr(comfy_folders, "_DETECTED", StampCache())
     original = comfy_folders._detect
     monkeypatch.setattr(comfy_folders, "_detect", lambda p: calls.append(p) or original(p))
     comfy_folders.detected(tmp_path / "weights" / "checkpoints" / "stable_cascade_stage_c.safetensors")

@@ -12,6 +12,8 @@ from typing import Any
 from engine.schema import Node, RunContext
 from models.patching import ModelHandle
 from runtime import comfy_folders
+from runtime.stamps import Stamp
+from runtime.stamps import stamp as file_stamp
 
 STAGES = ("stage_c", "stage_b")
 CODER_PARTS = ("effnet", "previewer")
@@ -109,12 +111,10 @@ def load_part(env: Any, path: Path, kind: str) -> ModelHandle:
     return ModelHandle(env.models.load(path, kind, auto_dtype(env, kind), lazy=True))
 
 
-def stamp(env: Any, folder: str, name: Any) -> tuple[int, int] | None:
+def stamp(env: Any, folder: str, name: Any) -> Stamp | None:
+    """The file stamp (runtime/stamps.py) of a file in a ComfyUI folder, for cache keys; None when absent."""
     path = lookup(env, folder, name)
-    if path is None:
-        return None
-    st = path.stat()
-    return (st.st_mtime_ns, st.st_size)
+    return None if path is None else file_stamp(path)
 
 
 class FileLoader(Node):
