@@ -151,9 +151,15 @@ def test_double_click_renames_and_escape_cancels(server, browser):
 
 
 def test_colour_from_the_palette_and_right_click(server, browser):
-    page = open_at_scale_1(browser, server["base"], grouped_document())
+    doc = grouped_document()
+    doc["ui"]["groups"][1]["bounding"] = [20, 36, 380, 240]  # the inner title bar right under the outer's
+    page = open_at_scale_1(browser, server["base"], doc)
     page.mouse.click(*title_point(page, 0))
     page.locator('.group[data-group-index="0"] [data-group-action="palette"]').click()
+    # The palette opens over the nested group's title bar and takes the clicks there.
+    swatch = page.locator('.group[data-group-index="0"] .group-swatch[data-group-color="#3f789e"]')
+    sx, sy = swatch.bounding_box()["x"] + 9, swatch.bounding_box()["y"] + 9
+    assert page.evaluate("([x, y]) => document.elementFromPoint(x, y).dataset.groupColor", [sx, sy]) == "#3f789e"
     page.locator('.group[data-group-index="0"] .group-swatch[data-group-color="#8a8"]').click()
     assert document(page)["ui"]["groups"][0]["color"] == "#8a8"
     style = page.locator('.group[data-group-index="0"]').evaluate("e => e.style.getPropertyValue('--group-color')")
