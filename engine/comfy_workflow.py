@@ -12,7 +12,7 @@
   of that type); a ``PrimitiveNode`` source puts its value into the target input; a muted
   (mode 2) or missing source drops the link (a widget input then keeps its own value).
 * ``Note``/``MarkdownNote`` become ``ui.notes`` entries ``{id, pos, size, text}`` as the editor
-  stores them; groups become ``ui.groups`` ``[{title, bounding, color, font_size}]``; the view
+  stores them; groups become ``ui.groups`` ``[{title, bounding, color, font_size, flags: {pinned}}]``; the view
   (``extra.ds``) becomes ``ui.view``; each node keeps ``pos``, ``size``, ``title``, ``color``,
   ``bgcolor`` in its ``ui``.
 * a class the registry lacks is kept with the inputs its links give, and
@@ -196,6 +196,10 @@ def _groups(workflow: dict) -> list[dict]:
         for key in ("color", "font_size"):
             if g.get(key) is not None:
                 group[key] = g[key]
+        # ComfyUI pins a group with flags.pinned (older files: locked); our editor honours it too.
+        flags = g.get("flags")
+        if (isinstance(flags, dict) and flags.get("pinned") is True) or g.get("locked") is True:
+            group["flags"] = {"pinned": True}
         groups.append(group)
     return groups
 

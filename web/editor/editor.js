@@ -17,6 +17,8 @@ export class Editor extends EventTarget {
     this.graph = new Graph(defs);
     /** @type {Set<string>} node and note ids */
     this.selection = new Set();
+    /** Index of the selected group in `graph.groups`, or -1 (groups.js selects them). */
+    this.selectedGroup = -1;
     this.history = new History();
     /** Last pointer position in graph coordinates (paste target). */
     this.pointer = /** @type {[number, number]} */ ([40, 40]);
@@ -62,6 +64,7 @@ export class Editor extends EventTarget {
   show(doc, fit = false, history) {
     this.graph.load(doc);
     this.selection.clear();
+    this.selectedGroup = -1;
     // Decorations belong to the previous workflow's nodes (ids repeat across workflows).
     Object.assign(this.view.status, { errors: {}, images: {}, previews: {}, progress: {}, texts: {} });
     this.view.render();
@@ -104,6 +107,7 @@ export class Editor extends EventTarget {
     this.graph.load(view ? { ...doc, ui: { ...doc.ui, view } } : doc);
     if (!view) this.graph.view = current;
     for (const id of [...this.selection]) if (!this.graph.nodes.has(id) && !this.graph.notes.some((m) => m.id === id)) this.selection.delete(id);
+    this.selectedGroup = -1; // group indices may name other groups after the step
     this.view.render();
     this.emit("change");
   }

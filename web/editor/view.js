@@ -7,7 +7,7 @@
 import { createWidget, createSeedControl } from "./widgets.js";
 import { isSeedInput } from "./graph.js";
 import { createUploadButton, isImageUpload } from "../upload.js";
-import { groupElement, missingValuesElement } from "./parts.js";
+import { groupElements, missingValuesElement } from "./parts.js";
 import { showNodeText } from "./node_text.js";
 import { markMode } from "./modes.js";
 import { Links, socketPos, typeColor } from "./links.js";
@@ -63,7 +63,7 @@ export class View {
   render() {
     for (const e of this.layer.querySelectorAll(".node, .note, .group")) e.remove();
     this.nodeEls.clear();
-    this.graph.groups.forEach((g, i) => this.layer.append(groupElement(g, i)));
+    this.layer.append(...groupElements(this.graph.groups, this.editor.selectedGroup ?? -1));
     for (const m of this.graph.notes) this.layer.append(this.renderNote(m));
     for (const n of this.graph.nodes.values()) {
       const e = this.renderNode(n);
