@@ -128,6 +128,12 @@ class _Converter:
         for key in ("title", "color", "bgcolor"):
             if isinstance(raw.get(key), str):
                 ui[key] = raw[key]
+        # The editor's collapse and pin (web/editor/node_flags.js) are ComfyUI's node flags.
+        flags = raw.get("flags")
+        if isinstance(flags, dict):
+            for key in ("collapsed", "pinned"):
+                if flags.get(key) is True:
+                    ui[key] = True
         return ui
 
     def entry(self, node: FlatNode) -> dict:

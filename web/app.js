@@ -10,6 +10,7 @@ import { installInteractions, isEditingField } from "./editor/interact.js";
 import { installClipboard } from "./editor/clipboard.js";
 import { installModes } from "./editor/modes.js";
 import { installGroups } from "./editor/groups.js";
+import { installContextMenus } from "./editor/context_menu.js";
 import { QueuePanel } from "./panels/queue.js";
 import { Gallery } from "./panels/gallery.js";
 import { HistoryPanel } from "./panels/history.js";
@@ -55,10 +56,11 @@ async function main() {
     return;
   }
   const editor = new Editor($("canvas"), defs);
-  installInteractions(editor);
-  installClipboard(editor, document);
+  const interactions = installInteractions(editor);
+  const clipboard = installClipboard(editor, document);
   installModes(editor, document);
   installGroups(editor);
+  installContextMenus(editor, { rename: interactions.rename, paste: () => clipboard.pasteStored() });
   editor.addEventListener("toast", (e) => { const d = /** @type {CustomEvent} */ (e).detail; toast(d.text, d.kind); });
 
   // Workflow tabs, each autosaved with its own undo stack; a file name becomes its tab's title.

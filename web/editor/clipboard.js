@@ -11,6 +11,10 @@ const KIND = "cascade-studio/fragment";
 /** Attach copy/cut/paste handlers for `editor` to `target` (the document). */
 export function installClipboard(/** @type {import("./editor.js").Editor} */ editor, /** @type {Document} */ target) {
   let pasteHandled = false;
+  /** Ctrl+Shift+V: the next paste keeps links from nodes outside the pasted set. */
+  let keepLinks = false;
+  /** Where the last paste landed and how often in a row: a paste at the same spot steps aside. */
+  let last = { at: [NaN, NaN], count: 0 };
   const editing = () => {
     const a = /** @type {HTMLElement | null} */ (target.activeElement);
     return !!a && (a.tagName === "INPUT" || a.tagName === "TEXTAREA" || a.tagName === "SELECT" || a.isContentEditable);
@@ -27,8 +31,11 @@ export function installClipboard(/** @type {import("./editor.js").Editor} */ edi
     return text;
   };
 
-  /** Paste fragment text (ours, a whole document or an API prompt). Returns true when it was ours. */
-  const paste = (/** @type {string} */ text) => {
+  /**
+   * Paste fragment text (ours, a whole document or an API prompt) at `editor.pointer`; repeated
+   * pastes without a pointer move are offset by 30 px each. Returns true when it was ours.
+   */
+  const paste = (/** @type {string} */ text, withLinks = false) => {
     let obj;
     try { obj = JSON.parse(text); } catch { return false; }
     const frag = obj && obj.kind === KIND ? obj : toDocument(obj);
@@ -37,9 +44,11 @@ export function installClipboard(/** @type {import("./editor.js").Editor} */ edi
     const xs = [...entries.map((e) => e.ui?.pos?.[0] ?? 0), ...(frag.ui?.notes || []).map((/** @type {any} */ m) => m.pos[0])];
     const ys = [...entries.map((e) => e.ui?.pos?.[1] ?? 0), ...(frag.ui?.notes || []).map((/** @type {any} */ m) => m.pos[1])];
     const at = editor.pointer;
-    const delta = /** @type {[number, number]} */ ([Math.round(at[0] - Math.min(...xs)), Math.round(at[1] - Math.min(...ys))]);
+    last = at[0] === last.at[0] && at[1] === last.at[1] ? { at, count: last.count + 1 } : { at: [...at], count: 0 };
+    const step = 30 * last.count;
+    const delta = /** @type {[number, number]} */ ([Math.round(at[0] - Math.min(...xs) + step), Math.round(at[1] - Math.min(...ys) + step)]);
     editor.commit(() => {
-      const added = pasteFragment(editor.graph, frag, delta);
+      const added = pasteFragment(editor.graph, frag, delta, withLinks);
       editor.selection = new Set([...added.nodes, ...added.notes]);
     });
     return true;
@@ -66,21 +75,26 @@ export function installClipboard(/** @type {import("./editor.js").Editor} */ edi
     if (editing()) return;
     pasteHandled = true;
     const text = e.clipboardData ? e.clipboardData.getData("text/plain") : "";
-    if (text && paste(text)) e.preventDefault();
-    else pasteStored();
+    const links = keepLinks;
+    keepLinks = false;
+    if (text && paste(text, links)) e.preventDefault();
+    else pasteStored(links);
   });
-  const pasteStored = () => {
+  /** Paste the last fragment copied in this browser (localStorage). */
+  const pasteStored = (withLinks = false) => {
     const stored = localStorage.getItem(STORAGE_KEY);
-    if (stored) paste(stored);
+    if (stored) paste(stored, withLinks);
   };
   // Some browsers fire no paste event without clipboard permission: fall back to localStorage.
   target.addEventListener("keydown", (e) => {
     if (!(e.ctrlKey || e.metaKey) || editing()) return;
-    if (e.key === "c") copy();
-    if (e.key === "v") {
+    const key = e.key.toLowerCase(); // "V" while Shift is held
+    if (key === "c") copy();
+    if (key === "v") {
       pasteHandled = false;
-      setTimeout(() => { if (!pasteHandled) pasteStored(); }, 60);
+      keepLinks = e.shiftKey;
+      setTimeout(() => { if (!pasteHandled) { pasteStored(keepLinks); keepLinks = false; } }, 60);
     }
   });
-  return { copy, paste };
+  return { copy, paste, pasteStored };
 }

@@ -9,29 +9,39 @@ import { isLink, pair, typesCompatible } from "./graph.js";
 /** @typedef {import("./graph.js").NodeDef} NodeDef */
 
 /**
- * Document fragment of the given node and note ids; links leaving the selection are dropped.
+ * Document fragment of the given node and note ids. Links from nodes outside the selection leave
+ * the nodes' inputs and go to `external` ({node id: {input: [source id, output]}}), which only a
+ * paste keeping links (Ctrl+Shift+V) uses.
  * @param {Graph} graph @param {string[]} ids @param {string[]} noteIds
  */
 export function fragment(graph, ids, noteIds = []) {
   const keep = new Set(ids);
   /** @type {Record<string, any>} */
   const nodes = {};
+  /** @type {Record<string, Record<string, [string, number]>>} */
+  const external = {};
   for (const id of ids) {
     const n = graph.nodes.get(id);
     if (!n) continue;
     const e = graph.nodeEntry(n);
-    for (const [name, v] of Object.entries(e.inputs)) if (isLink(v) && !keep.has(v[0])) delete e.inputs[name];
+    for (const [name, v] of Object.entries(e.inputs)) {
+      if (!isLink(v) || keep.has(v[0])) continue;
+      (external[id] ||= {})[name] = [v[0], v[1]];
+      delete e.inputs[name];
+    }
     nodes[id] = e;
   }
   const notes = graph.notes.filter((m) => noteIds.includes(m.id)).map((m) => ({ ...m, pos: [...m.pos], size: [...m.size] }));
-  return { version: 1, kind: "cascade-studio/fragment", nodes, ui: { notes } };
+  return { version: 1, kind: "cascade-studio/fragment", nodes, external, ui: { notes } };
 }
 
 /**
- * Paste a fragment with fresh ids, shifted by `delta`; returns the new node and note ids.
+ * Paste a fragment with fresh ids, shifted by `delta`; returns the new node and note ids. With
+ * `keepLinks`, inputs fed from outside the fragment (`frag.external`) are linked again to those
+ * sources where they exist in `graph` and the link is allowed (ComfyUI's Ctrl+Shift+V).
  * @param {Graph} graph @param {any} frag @param {[number, number]} delta
  */
-export function pasteFragment(graph, frag, delta) {
+export function pasteFragment(graph, frag, delta, keepLinks = false) {
   /** @type {Record<string, string>} */
   const remap = {};
   for (const id of Object.keys(frag.nodes || {})) {
@@ -47,6 +57,15 @@ export function pasteFragment(graph, frag, delta) {
       else delete n.links[name];
     }
     graph.nodes.set(n.id, n);
+  }
+  if (keepLinks) {
+    for (const [id, links] of Object.entries(frag.external || {})) {
+      if (!remap[id] || !links || typeof links !== "object") continue;
+      for (const [name, l] of Object.entries(links)) {
+        if (isLink(l) && !remap[l[0]] && graph.nodes.has(l[0]) && graph.canConnect(l[0], l[1], remap[id], name).ok)
+          graph.connect(l[0], l[1], remap[id], name);
+      }
+    }
   }
   const notes = [];
   for (const m of (frag.ui && frag.ui.notes) || []) {

@@ -112,7 +112,7 @@ export function installInteractions(editor) {
     const item = /** @type {HTMLElement | null} */ (t.closest(".node, .note"));
     const socket = /** @type {HTMLElement | null} */ (t.closest(".socket"));
     if (e.button === 1 || (spaceDown && e.button === 0)) drag = { mode: "pan" };
-    else if (item && t.classList.contains("resize-handle")) drag = { mode: "resize", el: item, w: item.offsetWidth, h: item.offsetHeight };
+    else if (item && t.classList.contains("resize-handle") && !item.classList.contains("pinned")) drag = { mode: "resize", el: item, w: item.offsetWidth, h: item.offsetHeight };
     else if (socket && e.button === 0) drag = startLink(socket, e);
     else if (item && e.button === 0) {
       const id = item.dataset.nodeId || item.dataset.noteId || "";
@@ -152,7 +152,8 @@ export function installInteractions(editor) {
       const s = editor.graph.view.scale;
       for (const id of editor.selection) {
         const it = editor.graph.nodes.get(id) || editor.graph.notes.find((m) => m.id === id);
-        if (it) it.pos = [it.pos[0] + dx / s, it.pos[1] + dy / s];
+        // A pinned node (ui.pinned) stays put while the rest of the selection moves.
+        if (it && !("ui" in it && it.ui?.pinned === true)) it.pos = [it.pos[0] + dx / s, it.pos[1] + dy / s];
       }
       drag.moved = true;
       view.updatePositions(editor.selection);
@@ -277,4 +278,11 @@ export function installInteractions(editor) {
   document.addEventListener("keyup", (e) => {
     if (e.key === " ") { spaceDown = false; root.classList.remove("space-pan"); }
   });
+  return {
+    /** Edit node `id`'s title in place (the node menu's "Title…"). @param {string} id */
+    rename: (/** @type {string} */ id) => {
+      const title = /** @type {HTMLElement | null} */ (view.nodeEls.get(id)?.querySelector(".node-title") || null);
+      if (title) rename(title);
+    },
+  };
 }

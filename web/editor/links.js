@@ -18,6 +18,13 @@ export function curve(a, b) {
 
 /** Centre of a socket element in graph coordinates (offsets up to its node, then the node's). @param {HTMLElement} s */
 export function socketPos(s) {
+  // A collapsed node hides its sockets: its links meet the title bar's left (inputs) and right (outputs) edges.
+  const node = /** @type {HTMLElement | null} */ (s.closest(".node.collapsed"));
+  if (node) {
+    const head = /** @type {HTMLElement} */ (node.firstElementChild);
+    return /** @type {[number, number]} */ ([node.offsetLeft + (s.classList.contains("out") ? node.offsetWidth : 0),
+      node.offsetTop + node.clientTop + head.offsetHeight / 2]);
+  }
   let x = s.offsetWidth / 2;
   let y = s.offsetHeight / 2;
   /** @type {HTMLElement | null} */

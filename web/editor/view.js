@@ -10,6 +10,7 @@ import { createUploadButton, isImageUpload } from "../upload.js";
 import { groupElements, missingValuesElement } from "./parts.js";
 import { showNodeText } from "./node_text.js";
 import { markMode } from "./modes.js";
+import { markFlags, asInputs } from "./node_flags.js";
 import { Links, socketPos, typeColor } from "./links.js";
 
 /** @param {string} tag @param {string} cls @param {string} [text] */
@@ -102,6 +103,7 @@ export class View {
     e.classList.toggle("missing", missing);
     e.classList.toggle("output-node", !!def && def.outputNode);
     markMode(e, n);
+    markFlags(e, n);
     Object.assign(e.style, { left: `${n.pos[0]}px`, top: `${n.pos[1]}px` });
     if (n.size) Object.assign(e.style, { width: `${n.size[0]}px`, minHeight: `${n.size[1]}px` });
     const head = el("div", "node-header drag-handle");
@@ -117,7 +119,9 @@ export class View {
     const io = el("div", "node-io");
     const ins = el("div", "inputs");
     const outs = el("div", "outputs");
-    for (const inp of def.inputs.filter((i) => !i.widget)) ins.append(this.inputRow(n, inp));
+    // Widgets the user shows "as input only" (ui.as_input) are drawn as plain sockets; their value stays.
+    const asInput = asInputs(n);
+    for (const inp of def.inputs.filter((i) => !i.widget || asInput.has(i.name))) ins.append(this.inputRow(n, { ...inp, widget: false }));
     def.outputs.forEach((o, i) => {
       const row = el("div", "socket-row out");
       const s = this.socket("out", o.type, n.id);
@@ -128,7 +132,7 @@ export class View {
     io.append(ins, outs);
     e.append(io);
     const widgets = el("div", "widgets");
-    for (const inp of def.inputs.filter((i) => i.widget)) widgets.append(this.inputRow(n, inp));
+    for (const inp of def.inputs.filter((i) => i.widget && !asInput.has(i.name))) widgets.append(this.inputRow(n, inp));
     e.append(widgets);
     if (missing) e.append(missingValuesElement(n));
     e.append(el("div", "node-error-text"), el("div", "node-text"), el("div", "node-images"), el("div", "resize-handle"));
