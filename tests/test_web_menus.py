@@ -39,8 +39,8 @@ def test_canvas_menu_adds_a_node_by_category_where_it_opened_and_closes_cleanly(
     before = undo_depth(page)
     page.mouse.click(700, 600, button="right")
     menu = page.locator('.context-menu[data-level="0"]')
-    assert [menu.locator(".menu-item").nth(i).get_attribute("data-label") for i in range(5)] == \
-        ["Add node", "Paste", "Add note", "Fit view", "Arrange"]
+    assert [menu.locator(".menu-item").nth(i).get_attribute("data-label") for i in range(6)] == \
+        ["Add node", "Paste", "Add note", "Add group", "Fit view", "Arrange"]
     at = page.evaluate("() => cascade.editor.view.toGraph(700, 600)")
     label = page.evaluate("() => cascade.editor.graph.defs.StageCSampler.displayName")
     choose(page, "Add node", "sampling", label)
@@ -167,3 +167,25 @@ def test_arrange_lays_the_graph_out_in_layers_along_its_links(server, browser):
     page.keyboard.press("Control+z")
     assert document(page)["nodes"]["8"]["ui"]["pos"] == [121, 114]
     assert page.errors == []
+
+
+def test_canvas_menu_adds_a_group_where_it_opened_or_around_the_selection(server, browser):
+    page = open_editor(browser, server["base"], pipeline_document())
+    before = undo_depth(page)
+    at = page.evaluate("() => cascade.editor.view.toGraph(700, 600)")
+    page.mouse.click(700, 600, button="right")
+    choose(page, "Add group")
+    groups = document(page)["ui"]["groups"]
+    assert len(groups) == 1 and groups[0]["title"] == "Group"
+    assert groups[0]["bounding"][:2] == [round(at[0]), round(at[1])]
+    assert undo_depth(page) == before + 1
+    page.keyboard.press("Control+z")
+    assert not document(page)["ui"].get("groups")
+    # With nodes selected the same entry wraps them.
+    page.evaluate("() => cascade.editor.select(['1', '2'])")
+    page.mouse.click(700, 600, button="right")
+    choose(page, "Group selection")
+    x, y, w, h = document(page)["ui"]["groups"][0]["bounding"]
+    for nid in ("1", "2"):
+        nx, ny = document(page)["nodes"][nid]["ui"]["pos"]
+        assert x < nx < x + w and y < ny < y + h

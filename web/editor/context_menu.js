@@ -9,6 +9,7 @@ import { NODE_COLOURS, flag, asInputs } from "./node_flags.js";
 import { modeOf, toggleMode } from "./modes.js";
 import { targets, toggleFlag, setColour, toggleAsInput, removeItems, cloneNodes, arrange } from "./node_actions.js";
 import { isEditingField } from "./interact.js";
+import { addGroup } from "./groups.js";
 
 /** @typedef {import("./editor.js").Editor} Editor */
 /** @typedef {import("./menu.js").MenuItem} MenuItem */
@@ -51,6 +52,7 @@ export function installContextMenus(editor, actions) {
     { label: "Add node", items: () => addNodeItems(editor, pos) },
     { label: "Paste", key: "Ctrl+V", action: () => { editor.pointer = pos; actions.paste(); } },
     { label: "Add note", action: () => editor.commit(() => { editor.selection = new Set([editor.graph.addNote(pos).id]); }) },
+    { label: editor.selection.size ? "Group selection" : "Add group", key: "Ctrl+G", action: () => addGroup(editor, pos) },
     { label: "Fit view", key: ".", action: () => { editor.fitView(); editor.emit("viewchange"); } },
     { label: editor.selection.size > 1 ? "Arrange selection" : "Arrange", action: () => arrange(editor) },
   ];

@@ -39,6 +39,20 @@ export function groupSelection(editor) {
   return editor.selectedGroup;
 }
 
+/** Canvas menu's "Add group": around the selection when there is one, else an empty group at `pos`
+ * (one undo step); its index. @param {Editor} editor @param {[number, number]} pos */
+export function addGroup(editor, pos) {
+  if (editor.selection.size) {
+    const index = groupSelection(editor);
+    if (index >= 0) return index;
+  }
+  editor.commit(() => {
+    editor.graph.groups.push({ title: "Group", bounding: [Math.round(pos[0]), Math.round(pos[1]), 320, 200], font_size: DEFAULT_FONT });
+    editor.selectedGroup = editor.graph.groups.length - 1;
+  });
+  return editor.selectedGroup;
+}
+
 /** Remove group `index`, leaving its nodes where they are (one undo step). @param {Editor} editor @param {number} index */
 export function removeGroup(editor, index) {
   if (!editor.graph.groups[index]) return;
