@@ -126,30 +126,6 @@ def _links(graph: dict, where: str) -> list[tuple[Any, str, int, str, int, Any]]
     return out
 
 
-def _native_reroutes(graph: dict, where: str) -> tuple[dict[str, dict], dict[Any, Any]]:
-    """A graph's native reroutes ``{id: {"pos", "parent"}}`` (file ids as strings) and the
-    0.4 ``linkExtensions`` ``{link id: reroute id}``. v1 keeps ``reroutes`` at top level, 0.4
-    under ``extra``; entries without an id or a usable ``pos`` are skipped (nothing to draw)."""
-    extra = graph.get("extra") if isinstance(graph.get("extra"), dict) else {}
-    raw = graph.get("reroutes", extra.get("reroutes"))
-    raw = [] if raw is None else raw
-    if not isinstance(raw, list):
-        raise ConvertError(f"{where}: 'reroutes' must be a list")
-    points = {}
-    for r in raw:
-        if not isinstance(r, dict) or isinstance(r.get("id"), bool) \
-                or not isinstance(r.get("id"), (int, str)) or pair(r.get("pos")) is None:
-            continue
-        parent = r.get("parentId")
-        points[str(r["id"])] = {"pos": pair(r["pos"]),
-                                "parent": str(parent) if isinstance(parent, (int, str))
-                                and not isinstance(parent, bool) else None}
-    ext = extra.get("linkExtensions")
-    ext = ext if isinstance(ext, list) else []
-    parents = {e["id"]: e.get("parentId") for e in ext  # any JSON may sit there: keys must hash
-               if isinstance(e, dict) and isinstance(e.get("id"), (int, str))}
-    return points, parents
-
 
 def _slots(raw: Any, where: str, key: str) -> list[Slot]:
     if raw is None:
@@ -219,7 +195,9 @@ class Flattener:
                                  _slots(raw.get("inputs"), at, "inputs"),
                                  _slots(raw.get("outputs"), at, "outputs"),
                                  raw.get("widgets_values"), raw, offset=origin)
-        points, extensions = _native_reroutes(graph, where)
+        # Imported here: comfy_reroutes takes ConvertError and pair from this module.
+        from engine.comfy_reroutes import native_reroutes
+        points, extensions = native_reroutes(graph, where)
         for rid, point in points.items():
             parent = point["parent"]
             self.reroutes[prefix + rid] = {

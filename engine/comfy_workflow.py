@@ -37,6 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from engine.comfy_reroutes import document_reroutes
 from engine.comfy_graph import ConvertError, FlatNode, Flattener, \
     bypass_pick, is_control_word, is_editor_workflow, pair
 from engine.schema import INT, Node
@@ -238,23 +239,6 @@ class _Converter:
             if points:
                 entry["ui"].setdefault("link_reroutes", {})[name] = points[0]
 
-    def reroutes(self) -> list[dict]:
-        """``ui.reroutes`` ``[{id, pos, parent?}]`` of the points some kept link passes, each
-        point's parent being the next one towards the source."""
-        parents: dict[str, str | None] = {}
-        for entry, name, points in self.routes:
-            if entry["ui"].get("link_reroutes", {}).get(name) != (points[0] if points else None):
-                continue
-            for k, point in enumerate(points):
-                parents.setdefault(point, points[k + 1] if k + 1 < len(points) else None)
-        out = []
-        for point, parent in parents.items():
-            item = {"id": point, "pos": self.points[point]}
-            if parent is not None:
-                item["parent"] = parent
-            out.append(item)
-        return out
-
     def document(self, workflow: dict) -> dict:
         nodes: dict[str, dict] = {}
         notes: list[dict] = []
@@ -272,7 +256,7 @@ class _Converter:
             nodes[node.id] = self.entry(node)
         self.settle(nodes)
         ui: dict[str, Any] = {"notes": notes, "groups": _groups(workflow)}
-        reroutes = self.reroutes()
+        reroutes = document_reroutes(self.routes, self.points)
         if reroutes:
             ui["reroutes"] = reroutes
         extra = workflow.get("extra")

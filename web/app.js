@@ -9,6 +9,7 @@ import { Editor } from "./editor/editor.js";
 import { installInteractions, isEditingField } from "./editor/interact.js";
 import { installClipboard } from "./editor/clipboard.js";
 import { installModes } from "./editor/modes.js";
+import { installReroutes } from "./editor/reroute_ui.js";
 import { QueuePanel } from "./panels/queue.js";
 import { Gallery } from "./panels/gallery.js";
 import { HistoryPanel } from "./panels/history.js";
@@ -57,6 +58,7 @@ async function main() {
   installInteractions(editor);
   installClipboard(editor, document);
   installModes(editor, document);
+  installReroutes(editor);
   editor.addEventListener("toast", (e) => { const d = /** @type {CustomEvent} */ (e).detail; toast(d.text, d.kind); });
 
   // Workflow tabs, each autosaved with its own undo stack; a file name becomes its tab's title.

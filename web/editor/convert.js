@@ -21,6 +21,8 @@ export function fragment(graph, ids, noteIds = []) {
     if (!n) continue;
     const e = graph.nodeEntry(n);
     for (const [name, v] of Object.entries(e.inputs)) if (isLink(v) && !keep.has(v[0])) delete e.inputs[name];
+    // Reroute points are not copied: a pasted link keeping these ids would run through the original's.
+    delete e.ui.link_reroutes;
     nodes[id] = e;
   }
   const notes = graph.notes.filter((m) => noteIds.includes(m.id)).map((m) => ({ ...m, pos: [...m.pos], size: [...m.size] }));
