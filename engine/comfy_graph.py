@@ -56,6 +56,7 @@ class Slot:
     type: str
     widget: str | None = None  # the widget this input socket stands for
     link: tuple[str, int] | None = None  # (source node id, source output slot)
+    reroute: str | None = None  # flat id of the native reroute nearest this input on its link
 
 
 @dataclass
@@ -99,8 +100,9 @@ def _slot_index(value: Any, where: str) -> int:
     return value
 
 
-def _links(graph: dict, where: str) -> list[tuple[str, int, str, int]]:
-    """(origin id, origin slot, target id, target slot) of every link, either schema."""
+def _links(graph: dict, where: str) -> list[tuple[Any, str, int, str, int, Any]]:
+    """(link id, origin id, origin slot, target id, target slot, parentId) of every link, either
+    schema; parentId (v1 links only, else None) names the native reroute nearest the target."""
     raw = graph.get("links")
     raw = [] if raw is None else raw
     if not isinstance(raw, list):
@@ -111,16 +113,18 @@ def _links(graph: dict, where: str) -> list[tuple[str, int, str, int]]:
         if isinstance(link, list):
             if len(link) < 5:
                 raise ConvertError(f"{at}: expected [id, origin, origin_slot, target, target_slot, type]")
-            o, os_, t, ts = link[1], link[2], link[3], link[4]
+            lid, parent, o, os_, t, ts = link[0], None, link[1], link[2], link[3], link[4]
         elif isinstance(link, dict):
+            lid, parent = link.get("id"), link.get("parentId")
             o, os_ = link.get("origin_id"), link.get("origin_slot")
             t, ts = link.get("target_id"), link.get("target_slot")
         elif link is None:
             continue  # the frontend leaves holes in old files
         else:
             raise ConvertError(f"{at}: a link must be a list or an object")
-        out.append((_id(o, at), _slot_index(os_, at), _id(t, at), _slot_index(ts, at)))
+        out.append((lid, _id(o, at), _slot_index(os_, at), _id(t, at), _slot_index(ts, at), parent))
     return out
+
 
 
 def _slots(raw: Any, where: str, key: str) -> list[Slot]:
@@ -155,6 +159,8 @@ class Flattener:
         self.group_nodes = groups if isinstance(groups, dict) else {}
         self.nodes: list[FlatNode] = []
         self.by_id: dict[str, FlatNode] = {}
+        # native reroutes by flat id ("<instance>:<id>" inside a subgraph): {"pos", "parent"}
+        self.reroutes: dict[str, dict] = {}
 
     def add(self, node: FlatNode) -> None:
         if len(self.nodes) >= MAX_NODES:
@@ -165,8 +171,10 @@ class Flattener:
         self.by_id[node.id] = node
 
     def graph(self, graph: dict, depth: int, where: str,
-              ids: Callable[[str], str] | None = None, origin: tuple[float, float] = (0, 0)) -> None:
-        """Add every node of `graph`; `ids` maps a file id to its flat id (default: itself)."""
+              ids: Callable[[str], str] | None = None, origin: tuple[float, float] = (0, 0),
+              prefix: str = "") -> None:
+        """Add every node of `graph`; `ids` maps a file id to its flat id (default: itself),
+        `prefix` makes its native reroute ids unique (a subgraph instance's id and ":")."""
         nodes = graph.get("nodes")
         if not isinstance(nodes, list):
             raise ConvertError(f"{where}: 'nodes' must be a list")
@@ -187,13 +195,24 @@ class Flattener:
                                  _slots(raw.get("inputs"), at, "inputs"),
                                  _slots(raw.get("outputs"), at, "outputs"),
                                  raw.get("widgets_values"), raw, offset=origin)
-        for o, os_, t, ts in _links(graph, where):
+        # Imported here: comfy_reroutes takes ConvertError and pair from this module.
+        from engine.comfy_reroutes import native_reroutes
+        points, extensions = native_reroutes(graph, where)
+        for rid, point in points.items():
+            parent = point["parent"]
+            self.reroutes[prefix + rid] = {
+                "pos": [point["pos"][0] + origin[0], point["pos"][1] + origin[1]],
+                "parent": prefix + parent if parent in points else None}
+        for lid, o, os_, t, ts, parent in _links(graph, where):
             target = made.get(t) or self.by_id.get(ids(t))  # the latter: a subgraph's output
             if target is None:
                 continue  # a link to a node that is not in the file: nothing to wire
             while len(target.inputs) <= ts:
                 target.inputs.append(Slot(f"input{len(target.inputs)}", "*"))
             target.inputs[ts].link = (ids(o), os_)
+            parent = extensions.get(lid, parent) if isinstance(lid, (int, str)) else parent
+            parent = str(parent) if isinstance(parent, (int, str)) and not isinstance(parent, bool) else None
+            target.inputs[ts].reroute = prefix + parent if parent in points else None
         for nid, node in made.items():
             self.expand(node, depth, where)
 
@@ -230,7 +249,7 @@ class Flattener:
 
         def ids(i: str) -> str:
             return node.id if i == out_id else f"{node.id}:{i}"
-        self.graph(sub, depth + 1, where, ids, self._origin(node, sub.get("nodes")))
+        self.graph(sub, depth + 1, where, ids, self._origin(node, sub.get("nodes")), f"{node.id}:")
 
     def _origin(self, node: FlatNode, inner: Any) -> tuple[float, float]:
         """Offset that draws inner nodes where the instance stood."""

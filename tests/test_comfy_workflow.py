@@ -88,16 +88,21 @@ def test_bypassed_node_passes_its_first_input_of_the_same_type():
                   [[1, 1, 0, 2, 0, "CONDITIONING"], [2, 2, 0, 3, 1, "CONDITIONING"],
                    [3, 3, 0, 4, 0, "LATENT"], [4, 4, 0, 5, 0, "IMAGE"]])
     d = doc_of(wf)
-    assert set(d["nodes"]) == {"1", "3", "5"}
-    assert d["nodes"]["3"]["inputs"]["positive"] == ["1", 0]
-    assert "images" not in d["nodes"]["5"]["inputs"]  # no IMAGE input to pass: link dropped
+    # Kept as nodes with ui.mode; the server resolves them when it builds the prompt.
+    assert d["nodes"]["2"]["ui"]["mode"] == "bypass" and d["nodes"]["4"]["ui"]["mode"] == "bypass"
+    prompt = document_to_prompt(d, REG)
+    assert set(prompt) == {"1", "3", "5"}
+    assert prompt["3"]["inputs"]["positive"] == ["1", 0]
+    assert "images" not in prompt["5"]["inputs"]  # no IMAGE input to pass: link dropped
 
 
 def test_muted_node_removed_with_its_links():
     wf = workflow([node(1, "CLIPTextEncode", ["a"], [("clip", "CLIP")], COND, mode=2),
                    node(3, "KSampler", KS_VALUES, KS_IN)], [[1, 1, 0, 3, 1, "CONDITIONING"]])
     d = doc_of(wf)
-    assert set(d["nodes"]) == {"3"} and "positive" not in d["nodes"]["3"]["inputs"]
+    assert d["nodes"]["1"]["ui"]["mode"] == "mute" and d["nodes"]["3"]["inputs"]["positive"] == ["1", 0]
+    prompt = document_to_prompt(d, REG)
+    assert set(prompt) == {"3"} and "positive" not in prompt["3"]["inputs"]
 
 
 def test_unknown_class_kept_with_file_sockets_and_reported():

@@ -11,6 +11,7 @@ import { installClipboard } from "./editor/clipboard.js";
 import { installModes } from "./editor/modes.js";
 import { installGroups } from "./editor/groups.js";
 import { installContextMenus } from "./editor/context_menu.js";
+import { installReroutes } from "./editor/reroute_ui.js";
 import { QueuePanel } from "./panels/queue.js";
 import { Gallery } from "./panels/gallery.js";
 import { HistoryPanel } from "./panels/history.js";
@@ -61,6 +62,7 @@ async function main() {
   installModes(editor, document);
   installGroups(editor);
   installContextMenus(editor, { rename: interactions.rename, paste: () => clipboard.pasteStored() });
+  installReroutes(editor);
   editor.addEventListener("toast", (e) => { const d = /** @type {CustomEvent} */ (e).detail; toast(d.text, d.kind); });
 
   // Workflow tabs, each autosaved with its own undo stack; a file name becomes its tab's title.

@@ -29,6 +29,8 @@ export function fragment(graph, ids, noteIds = []) {
       (external[id] ||= {})[name] = [v[0], v[1]];
       delete e.inputs[name];
     }
+    // Reroute points are not copied: a pasted link keeping these ids would run through the original's.
+    delete e.ui.link_reroutes;
     nodes[id] = e;
   }
   const notes = graph.notes.filter((m) => noteIds.includes(m.id)).map((m) => ({ ...m, pos: [...m.pos], size: [...m.size] }));

@@ -6,6 +6,7 @@
  */
 import { defaultValue, isSeedInput } from "./defs.js";
 import { missingDef } from "./missing.js";
+import { loadReroutes, saveReroutes, setLinkReroute } from "./reroutes.js";
 export { WIDGET_KINDS, SEED_CONTROLS, parseObjectInfo, isSeedInput, defaultValue } from "./defs.js";
 
 /** @typedef {{name: string, type: string, kind: string, optional: boolean, opts: Record<string, any>, choices: string[] | null, widget: boolean}} InputDef */
@@ -50,6 +51,8 @@ export class Graph {
     this.notes = [];
     /** @type {Group[]} ComfyUI-style boxes around nodes; drawn only, never executed. */
     this.groups = [];
+    /** @type {import("./reroutes.js").Reroute[]} points links pass through (reroutes.js) */
+    this.reroutes = [];
     this.view = { offset: /** @type {[number, number]} */ ([0, 0]), scale: 1 };
   }
 
@@ -136,12 +139,14 @@ export class Graph {
     const r = this.canConnect(src, out, dst, name);
     if (!r.ok) throw new Error(r.reason);
     /** @type {GNode} */ (this.nodes.get(dst)).links[name] = [src, out];
+    setLinkReroute(this, dst, name, undefined);
   }
 
   /** Remove the link into `dst`.`name`; a widget input falls back to its literal value. */
   disconnect(/** @type {string} */ dst, /** @type {string} */ name) {
     const n = this.nodes.get(dst);
     if (n) delete n.links[name];
+    if (n) setLinkReroute(this, dst, name, undefined);
   }
 
   /** All links as flat records, for drawing. */
@@ -181,6 +186,8 @@ export class Graph {
     /** @type {Record<string, any>} */
     const ui = { view: { offset: [...this.view.offset], scale: this.view.scale }, notes };
     if (this.groups.length) ui.groups = this.groups.map((g) => ({ ...g, bounding: [...g.bounding] }));
+    const reroutes = saveReroutes(this, nodes);
+    if (reroutes.length) ui.reroutes = reroutes;
     return { version: 1, nodes, ui };
   }
 
@@ -197,6 +204,7 @@ export class Graph {
         const [x, y] = pair(g.bounding), [w, h] = pair(g.bounding.slice(2), [200, 100]);
         return { ...g, title: String(g.title ?? ""), bounding: [x, y, w, h] };
       });
+    this.reroutes = loadReroutes(ui.reroutes);
     const v = ui.view || {};
     this.view = { offset: pair(v.offset), scale: Number(v.scale) || 1 };
     return this;

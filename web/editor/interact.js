@@ -5,6 +5,7 @@
  * live feedback, link drop on empty canvas → compatible-node search, renaming titles.
  */
 import { typesCompatible } from "./graph.js";
+import { carryReroute } from "./reroutes.js";
 
 /** @typedef {import("./editor.js").Editor} Editor */
 /** @typedef {{dir: "in" | "out", type: string, node: string, slot: string | number}} Pending */
@@ -52,12 +53,14 @@ export function installInteractions(editor) {
     const input = s.dataset.input || "";
     const link = editor.graph.nodes.get(node)?.links[input];
     if (link) {
-      // Grabbing a linked input picks the link up from its source, to move or drop it.
+      // Grabbing a linked input picks the link up from its source, to move or drop it (its
+      // reroute points go with it to the input it lands on).
+      const reroute = editor.graph.nodes.get(node)?.ui?.link_reroutes?.[input];
       editor.graph.disconnect(node, input);
       view.render();
       const src = view.outputSocket(link[0], link[1]);
       const type = editor.graph.outputType(link[0], link[1]) || "*";
-      return { mode: "link", detached: true, detachedFrom: [node, input], pending: { dir: "out", node: link[0], slot: link[1], type }, from: src ? view.socketPos(src) : view.toGraph(e.clientX, e.clientY) };
+      return { mode: "link", detached: true, detachedFrom: [node, input], reroute, pending: { dir: "out", node: link[0], slot: link[1], type }, from: src ? view.socketPos(src) : view.toGraph(e.clientX, e.clientY) };
     }
     return { mode: "link", pending: { dir: "in", node, slot: input, type: s.dataset.socketType }, from: view.socketPos(s) };
   };
@@ -68,7 +71,10 @@ export function installInteractions(editor) {
     markSockets(null);
     if (!drag.marked) {
       // A click without a drag: nothing to connect; put a picked-up link back.
-      if (drag.detached) editor.commit(() => editor.graph.connect(p.node, Number(p.slot), drag.detachedFrom[0], drag.detachedFrom[1]));
+      if (drag.detached) editor.commit(() => {
+        editor.graph.connect(p.node, Number(p.slot), drag.detachedFrom[0], drag.detachedFrom[1]);
+        carryReroute(editor.graph, drag.reroute, drag.detachedFrom[0], drag.detachedFrom[1]);
+      });
       return;
     }
     const under = /** @type {HTMLElement | null} */ (document.elementFromPoint(e.clientX, e.clientY));
@@ -96,7 +102,11 @@ export function installInteractions(editor) {
         : [target.dataset.nodeId || "", Number(target.dataset.output), p.node, String(p.slot)];
       const r = editor.graph.canConnect(src, out, dst, input);
       if (!r.ok) editor.toast(r.reason, "error");
-      editor.commit(() => { if (r.ok) editor.graph.connect(src, out, dst, input); });
+      editor.commit(() => {
+        if (!r.ok) return;
+        editor.graph.connect(src, out, dst, input);
+        if (drag.detached) carryReroute(editor.graph, drag.reroute, dst, input);
+      });
       return;
     }
     if (drag.detached) editor.commit(() => {});

@@ -16,6 +16,18 @@ export function curve(a, b) {
   return `M${a[0]},${a[1]} C${a[0] + dx},${a[1]} ${b[0] - dx},${b[1]} ${b[0]},${b[1]}`;
 }
 
+/** Path from `a` through the points `via` to `b`, one curve a segment (as ComfyUI's reroutes). */
+export function curveThrough(/** @type {[number, number]} */ a, /** @type {[number, number][]} */ via, /** @type {[number, number]} */ b) {
+  if (!via.length) return curve(a, b);
+  const pts = [a, ...via, b];
+  let d = `M${a[0]},${a[1]}`;
+  for (let i = 1; i < pts.length; i++) {
+    const c = curve(pts[i - 1], pts[i]);
+    d += c.slice(c.indexOf(" C"));
+  }
+  return d;
+}
+
 /** Centre of a socket element in graph coordinates (offsets up to its node, then the node's). @param {HTMLElement} s */
 export function socketPos(s) {
   // A collapsed node hides its sockets: its links meet the title bar's left (inputs) and right (outputs) edges.
@@ -41,7 +53,7 @@ export function socketPos(s) {
   return /** @type {[number, number]} */ ([x, y]);
 }
 
-/** @typedef {{path: SVGPathElement, from: HTMLElement, to: HTMLElement}} LinkEntry */
+/** @typedef {{path: SVGPathElement, from: HTMLElement, to: HTMLElement, via: [number, number][]}} LinkEntry */
 
 export class Links {
   /** The two SVG layers appended to `layer`: links under the nodes, the dragged link above them. @param {HTMLElement} layer */
@@ -64,8 +76,9 @@ export class Links {
   /**
    * Rebuild every link path. @param {Iterable<{src: string, index: number, dst: string, input: string, type: string}>} links
    * @param {(node: string, index: number) => HTMLElement | null} output @param {(node: string, input: string) => HTMLElement | null} input
+   * @param {(node: string, input: string) => [number, number][]} [via] reroute points of a link, source first
    */
-  draw(links, output, input) {
+  draw(links, output, input, via = () => []) {
     const paths = [];
     const byNode = new Map();
     this.byNode = byNode;
@@ -74,12 +87,14 @@ export class Links {
       const to = input(l.dst, l.input);
       if (!from || !to) continue;
       const p = document.createElementNS(SVG, "path");
-      p.setAttribute("d", curve(socketPos(from), socketPos(to)));
+      const points = via(l.dst, l.input);
+      p.setAttribute("d", curveThrough(socketPos(from), points, socketPos(to)));
       p.setAttribute("stroke", typeColor(l.type));
       p.classList.add("link");
       p.dataset.link = `${l.src}:${l.index}->${l.dst}.${l.input}`;
+      Object.assign(p.dataset, { dst: l.dst, input: l.input }); // ids may hold ":" and ".": not parsed back
       paths.push(p);
-      const entry = { path: p, from, to };
+      const entry = { path: p, from, to, via: points };
       for (const id of new Set([l.src, l.dst])) {
         if (!byNode.has(id)) byNode.set(id, []);
         byNode.get(id).push(entry);
@@ -93,7 +108,7 @@ export class Links {
     const moved = new Set();
     for (const id of ids) for (const link of this.byNode?.get(id) || []) moved.add(link);
     // All reads (socketPos) before all writes: one layout per move, not one per link.
-    const curves = [...moved].map((l) => curve(socketPos(l.from), socketPos(l.to)));
+    const curves = [...moved].map((l) => curveThrough(socketPos(l.from), l.via, socketPos(l.to)));
     [...moved].forEach((l, i) => l.path.setAttribute("d", curves[i]));
   }
 

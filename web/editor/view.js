@@ -12,6 +12,7 @@ import { showNodeText } from "./node_text.js";
 import { markMode } from "./modes.js";
 import { markFlags, asInputs } from "./node_flags.js";
 import { Links, socketPos, typeColor } from "./links.js";
+import { drawReroutes, reroutePoints } from "./reroute_ui.js";
 
 /** @param {string} tag @param {string} cls @param {string} [text] */
 export function el(tag, cls, text) {
@@ -195,7 +196,8 @@ export class View {
   }
 
   drawLinks() {
-    this.links.draw(this.graph.linkList(), (n, i) => this.outputSocket(n, i), (n, i) => this.inputSocket(n, i));
+    this.links.draw(this.graph.linkList(), (n, i) => this.outputSocket(n, i), (n, i) => this.inputSocket(n, i), reroutePoints(this.graph));
+    drawReroutes(this);
   }
 
   /**
