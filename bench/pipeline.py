@@ -127,7 +127,7 @@ def run_ours(args: argparse.Namespace) -> dict:
 
     out = Path(tempfile.mkdtemp(prefix="bench_out_"))
     config = Config(weights_dir=args.weights, output_dir=out, input_dir=out, temp_dir=out, data_dir=out,
-                    memory_budget_gb=args.memory_budget, extra={"device": args.device})
+                    memory_budget_gb=args.memory_budget, extra={"device": args.device, "compile": args.compile})
     env = Env(config)
     doc = load_default()
     files = weight_files(args.full)
@@ -168,7 +168,12 @@ def run_ours(args: argparse.Namespace) -> dict:
     total = time.perf_counter() - start
     if run.status != "success":
         raise RuntimeError(f"our pipeline failed: {run.error and run.error.get('exception_message')}")
-    return {"total": total, **times, **peak_memory(), "model_loads": env.models.loads}
+    from runtime.compiled import COMPILE_STATS, compile_seconds
+
+    compiles = [s | {"compile_s": compile_seconds(s)} for s in COMPILE_STATS.values()]
+    compile_s = sum(c["compile_s"] or c["first_call_s"] for c in compiles)  # reported apart from the steps
+    return {"total": total, **times, **peak_memory(), "model_loads": env.models.loads, "compile_s": compile_s,
+            "total_excl_compile": total - compile_s, "compiles": compiles}
 
 
 def run_diffusers(args: argparse.Namespace) -> dict:
@@ -247,7 +252,7 @@ def run_diffusers(args: argparse.Namespace) -> dict:
     images[0].save(Path(tempfile.mkdtemp(prefix="bench_out_")) / "diffusers.png", compress_level=4)  # as SaveImage
     times["save"] = time.perf_counter() - t
     total = time.perf_counter() - start
-    return {"total": total, **times, **peak_memory()}
+    return {"total": total, "total_excl_compile": total, **times, **peak_memory()}
 
 
 def side(args: argparse.Namespace, name: str, steps_c: int | None = None, steps_b: int | None = None) -> dict:
@@ -256,6 +261,7 @@ def side(args: argparse.Namespace, name: str, steps_c: int | None = None, steps_
     cmd = [sys.executable, __file__, "--side", name, "--weights", str(args.weights), "--size", str(args.size),
            "--steps-c", str(steps_c), "--steps-b", str(steps_b), "--device", args.device]
     cmd += ["--full"] if args.full else []
+    cmd += ["--compile", args.compile] if args.compile != "off" else []
     cmd += ["--memory-budget", str(args.memory_budget)] if args.memory_budget else []
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
@@ -270,7 +276,7 @@ def alternate(args: argparse.Namespace, run_side=None) -> dict:
     Returns {"reduced": {"steps_c", "steps_b", "rounds", "ratios", "load"}, "full": {...} or None}.
     """
     run_side = run_side or side
-    keys = ("total",) + STAGES
+    keys = ("total", "total_excl_compile") + STAGES
     phases = {"reduced": (args.rounds, args.round_steps_c, args.round_steps_b),
               "full": (args.full_rounds, args.steps_c, args.steps_b)}
     out = {}
@@ -308,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--round-steps-b", type=int, default=2, help="Stage B steps in the reduced rounds")
     p.add_argument("--full-rounds", type=int, default=1, help="rounds at the full step counts (0: skip them)")
     p.add_argument("--size", type=int, default=1024, help="image width and height")
+    p.add_argument("--compile", choices=("off", "inductor", "cudagraphs", "eager"), default="off",
+                   help="torch.compile our Stage C/B (runtime/compiled.py); compile time is reported apart")
     p.add_argument("--device", default="cpu")
     p.add_argument("--full", action="store_true", help="3.6B Stage C + 1.5B Stage B instead of the lite pair")
     p.add_argument("--memory-budget", type=float, default=None,
