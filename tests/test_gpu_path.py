@@ -57,3 +57,33 @@ def test_component_bench_smoke_keeps_every_round(tmp_path):
         assert data[dtype]["ratios"]["seconds"]["n"] == 2
     assert data["fp32"]["error_vs_ours_fp32"]["ours"]["max_abs"] == 0
     assert data["bf16"]["ours_within_bf16_bound"] is True and data["bf16_bound"] == components.BF16_BOUND
+
+
+class _RecordCasts(torch.overrides.TorchFunctionMode):
+    """Records (source device, target device, dtype change) of every Tensor.to call."""
+
+    def __init__(self):
+        super().__init__()
+        self.casts = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if func is torch.Tensor.to and isinstance(out, torch.Tensor) and out.dtype != args[0].dtype:
+            self.casts.append((args[0].device.type, out.device.type))
+        return out
+
+
+@pytest.mark.parametrize("device", ["meta"] + DEVICES)
+def test_loader_casts_on_the_target_device(device):
+    """An fp32 tensor loaded as bf16 off the CPU is cast there, not on the CPU ('meta' stands in for a GPU)."""
+    from models.loading.loader import _convert
+
+    t = torch.randn(4, 5)
+    with _RecordCasts() as rec:
+        out = _convert(t, torch.bfloat16, device)
+    assert out.device.type == device and out.dtype == torch.bfloat16
+    assert rec.casts == [(device, device)]  # the one dtype change ran where the tensor ends up
+    if device != "meta":
+        assert torch.equal(out.cpu(), t.to(torch.bfloat16))
+    assert _convert(torch.arange(3), torch.bfloat16, device).dtype == torch.int64  # integer buffers keep theirs
