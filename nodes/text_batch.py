@@ -56,9 +56,10 @@ def encode(ctx: RunContext, handle: ModelHandle, encoder, text: str) -> tuple[to
     hit = take(ctx, handle, text)
     if hit is not None:
         return hit
-    texts = list(dict.fromkeys([text] + sibling_texts(ctx)))[:MAX_BATCH]
+    wanted = set(sibling_texts(ctx))  # a sibling with this very text takes a copy of this row too
+    texts = list(dict.fromkeys([text, *sorted(wanted)]))[:MAX_BATCH]
     hidden, pooled = encoder.encode(texts)
-    rows = {t: (hidden[i:i + 1].clone(), pooled[i:i + 1].clone()) for i, t in enumerate(texts) if i}
+    rows = {t: (hidden[i:i + 1].clone(), pooled[i:i + 1].clone()) for i, t in enumerate(texts) if t in wanted}
     with _lock:
         _slot.update(prompt_id=ctx.prompt_id, handle=weakref.ref(handle), rows=rows)
     return hidden[0:1], pooled[0:1]

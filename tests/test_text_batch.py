@@ -74,3 +74,15 @@ def test_only_the_edited_prompt_is_encoded_when_the_negative_is_cached(counted):
     prompt[ids[0]]["inputs"]["text"] = "another prompt"
     assert ex.execute(prompt, ids, prompt_id="b", cancel=threading.Event()).status == "success"
     assert sizes == [1]
+
+
+def test_siblings_with_the_same_text_share_one_row(counted):
+    env, doc, sizes = counted
+    prompt = document_to_prompt(doc)
+    ids = sorted(i for i, n in prompt.items() if n["class_type"] == "TextEncode")
+    prompt[ids[1]]["inputs"]["text"] = prompt[ids[0]]["inputs"]["text"]
+    ex = Executor(NODES, env)
+    assert ex.execute(prompt, ids, prompt_id="same", cancel=threading.Event()).status == "success"
+    assert sizes == [1]
+    a, b = (_outputs(ex, prompt, i)[0] for i in ids)
+    assert torch.equal(a.hidden, b.hidden) and torch.equal(a.pooled, b.pooled)
