@@ -143,10 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", type=Path, default=Path("/tmp/cascade_bench_weights"))
     p.add_argument("--json", type=Path, default=None, help="also write the results (every round) here")
     args = p.parse_args(argv)
-    torch.set_grad_enabled(False)
     if not args.smoke:
         prepare_weights(args.weights, False)
-    result = bench_stage_a(args) if args.part == "stage_a" else bench_text_encoder(args)
+    with torch.no_grad():  # not set_grad_enabled(False): main() is also called in-process by the tests
+        result = bench_stage_a(args) if args.part == "stage_a" else bench_text_encoder(args)
     phases = {k: v for k, v in result.items() if isinstance(v, dict) and "ratios" in v} or {args.part: result}
     for name, r in phases.items():
         print(f"{args.part} {name}: ratio ours/diffusers (load {r['load']['min']}–{r['load']['max']})")
