@@ -67,8 +67,10 @@ def _stage_a_pair(args, dtype: torch.dtype):
         ours = load(path, "stage_a", dtype=dtype, device=args.device)
         state = ours.state_dict()
     a = STAGE_A_PRESETS[preset]
+    # diffusers' constructor default scale factor is 0.3764, ours (the official code's) 0.43: pass ours so
+    # both sides decode the same latent and the error figures compare arithmetic, not scaling.
     theirs = PaellaVQModel(levels=a.levels, bottleneck_blocks=a.bottleneck_blocks, embed_dim=a.c_hidden,
-                           latent_channels=a.c_latent, num_vq_embeddings=a.codebook_size)
+                           latent_channels=a.c_latent, num_vq_embeddings=a.codebook_size, scale_factor=a.scale_factor)
     theirs.load_state_dict(stage_a_original_to_diffusers({k: v.float().cpu() for k, v in state.items()}))
     return ours, theirs.eval().to(args.device, dtype), a
 

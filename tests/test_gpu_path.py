@@ -56,6 +56,7 @@ def test_component_bench_smoke_keeps_every_round(tmp_path):
         assert all(r[s]["seconds"] > 0 and "load_before" in r[s] for r in rounds for s in ("ours", "diffusers"))
         assert data[dtype]["ratios"]["seconds"]["n"] == 2
     assert data["fp32"]["error_vs_ours_fp32"]["ours"]["max_abs"] == 0
+    assert data["fp32"]["error_vs_ours_fp32"]["diffusers"]["max_abs"] < 1e-6  # same latent scale both sides
     assert data["bf16"]["ours_within_bf16_bound"] is True and data["bf16_bound"] == components.BF16_BOUND
 
 
