@@ -1,9 +1,13 @@
 """Text-to-image end to end, ours vs diffusers' prior + decoder pipelines, on the same random weights.
 
     python bench/pipeline.py                       # 1024², LITE C+B, bf16, CPU, official settings
-    python bench/pipeline.py --steps-c 2 --steps-b 1 --size 256   # a quick smoke run
+    python bench/pipeline.py --rounds 2 --round-steps-c 4 --round-steps-b 2   # the same, said in full
+    python bench/pipeline.py --size 256 --rounds 2 --round-steps-c 1 --round-steps-b 1 --full-rounds 0  # smoke
     python bench/pipeline.py --full --device cuda  # 3.6B + 1.5B
 
+The sides alternate (bench/rounds.py): --rounds rounds at reduced step counts (A B, B A, ...), then
+--full-rounds at the full ones; each phase reports the median ratio ours/diffusers per stage with its
+min/max and IQR, and the JSON keeps every round with the load average before and after each side.
 Each side runs in its own subprocess so its peak RSS is its own. Random weights are written once into
 --weights (bf16 C/B/text encoder, fp32 Stage A) and reused. Reports total time, time per stage and
 peak RSS side by side; --json writes the numbers.
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import resource
 import subprocess
 import sys
@@ -25,6 +30,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+
+from bench import rounds  # noqa: E402
 
 PROMPT = "evening sunset scenery blue sky nature, glass bottle with a fizzy ice cold freezing rainbow liquid in it"
 STAGES = ("load", "text", "stage_c", "stage_b", "stage_a", "save")
@@ -120,7 +127,7 @@ def run_ours(args: argparse.Namespace) -> dict:
 
     out = Path(tempfile.mkdtemp(prefix="bench_out_"))
     config = Config(weights_dir=args.weights, output_dir=out, input_dir=out, temp_dir=out, data_dir=out,
-                    memory_budget_gb=args.memory_budget, extra={"device": args.device})
+                    memory_budget_gb=args.memory_budget, extra={"device": args.device, "compile": args.compile})
     env = Env(config)
     doc = load_default()
     files = weight_files(args.full)
@@ -161,7 +168,12 @@ def run_ours(args: argparse.Namespace) -> dict:
     total = time.perf_counter() - start
     if run.status != "success":
         raise RuntimeError(f"our pipeline failed: {run.error and run.error.get('exception_message')}")
-    return {"total": total, **times, **peak_memory(), "model_loads": env.models.loads}
+    from runtime.compiled import COMPILE_STATS, compile_seconds
+
+    compiles = [s | {"compile_s": compile_seconds(s)} for s in COMPILE_STATS.values()]
+    compile_s = sum(c["compile_s"] or c["first_call_s"] for c in compiles)  # reported apart from the steps
+    return {"total": total, **times, **peak_memory(), "model_loads": env.models.loads, "compile_s": compile_s,
+            "total_excl_compile": total - compile_s, "compiles": compiles}
 
 
 def run_diffusers(args: argparse.Namespace) -> dict:
@@ -240,14 +252,16 @@ def run_diffusers(args: argparse.Namespace) -> dict:
     images[0].save(Path(tempfile.mkdtemp(prefix="bench_out_")) / "diffusers.png", compress_level=4)  # as SaveImage
     times["save"] = time.perf_counter() - t
     total = time.perf_counter() - start
-    return {"total": total, **times, **peak_memory()}
+    return {"total": total, "total_excl_compile": total, **times, **peak_memory()}
 
 
-def side(args: argparse.Namespace, name: str) -> dict:
-    """Run one side in a fresh interpreter and return its JSON result."""
+def side(args: argparse.Namespace, name: str, steps_c: int | None = None, steps_b: int | None = None) -> dict:
+    """Run one side in a fresh interpreter (at the given step counts, default the run's) and return its JSON."""
+    steps_c, steps_b = steps_c or args.steps_c, steps_b or args.steps_b
     cmd = [sys.executable, __file__, "--side", name, "--weights", str(args.weights), "--size", str(args.size),
-           "--steps-c", str(args.steps_c), "--steps-b", str(args.steps_b), "--device", args.device]
+           "--steps-c", str(steps_c), "--steps-b", str(steps_b), "--device", args.device]
     cmd += ["--full"] if args.full else []
+    cmd += ["--compile", args.compile] if args.compile != "off" else []
     cmd += ["--memory-budget", str(args.memory_budget)] if args.memory_budget else []
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
@@ -255,40 +269,75 @@ def side(args: argparse.Namespace, name: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def alternate(args: argparse.Namespace, run_side=None) -> dict:
+    """Alternating rounds at the reduced step counts, then the full run (also alternated), with summaries.
+
+    run_side(args, name, steps_c, steps_b) -> result; the default runs each side in a subprocess.
+    Returns {"reduced": {"steps_c", "steps_b", "rounds", "ratios", "load"}, "full": {...} or None}.
+    """
+    run_side = run_side or side
+    keys = ("total", "total_excl_compile") + STAGES
+    phases = {"reduced": (args.rounds, args.round_steps_c, args.round_steps_b),
+              "full": (args.full_rounds, args.steps_c, args.steps_b)}
+    out = {}
+    for phase, (n, steps_c, steps_b) in phases.items():
+        if n <= 0:
+            out[phase] = None
+            continue
+        done = rounds.run_rounds(n, lambda name, i: run_side(args, name, steps_c, steps_b))
+        out[phase] = {"steps_c": steps_c, "steps_b": steps_b, "rounds": done,
+                      "ratios": rounds.ratio_summary(done, keys + ("peak_rss_gib", "peak_cuda_gib")),
+                      "load": rounds.load_summary(done)}
+    return out
+
+
+def report(args: argparse.Namespace, result: dict) -> None:
+    """Print each phase's median ratios ours/diffusers with their spread, and the load seen."""
+    what = f"{'full' if args.full else 'lite'} {args.size}², {args.device}"
+    for phase, r in result.items():
+        if r is None:
+            continue
+        load = r["load"]
+        print(f"\n{what}, {phase}: C {r['steps_c']} steps, B {r['steps_b']} steps, {len(r['rounds'])} rounds "
+              f"(load {load['min']}–{load['max']}); ratio ours/diffusers")
+        for key, s in r["ratios"].items():
+            if s["n"]:
+                print(rounds.format_row(key, s))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--steps-c", type=int, default=20, help="Stage C steps (official 20, cfg 4)")
-    p.add_argument("--steps-b", type=int, default=10, help="Stage B steps (official 10, cfg 1.1)")
+    p.add_argument("--steps-c", type=int, default=20, help="Stage C steps of the full run (official 20, cfg 4)")
+    p.add_argument("--steps-b", type=int, default=10, help="Stage B steps of the full run (official 10, cfg 1.1)")
+    p.add_argument("--rounds", type=int, default=2, help="alternating rounds at reduced steps (2: A B B A; 0: none)")
+    p.add_argument("--round-steps-c", type=int, default=4, help="Stage C steps in the reduced rounds")
+    p.add_argument("--round-steps-b", type=int, default=2, help="Stage B steps in the reduced rounds")
+    p.add_argument("--full-rounds", type=int, default=1, help="rounds at the full step counts (0: skip them)")
     p.add_argument("--size", type=int, default=1024, help="image width and height")
+    p.add_argument("--compile", choices=("off", "inductor", "cudagraphs", "eager"), default="off",
+                   help="torch.compile our Stage C/B (runtime/compiled.py); compile time is reported apart")
     p.add_argument("--device", default="cpu")
     p.add_argument("--full", action="store_true", help="3.6B Stage C + 1.5B Stage B instead of the lite pair")
     p.add_argument("--memory-budget", type=float, default=None,
                    help="our model budget in GiB (default: 40%% of RAM, which on 24 GiB swaps Stage C and B with --full)")
     p.add_argument("--weights", type=Path, default=Path(tempfile.gettempdir()) / "cascade_bench_weights")
     p.add_argument("--side", choices=("both", "ours", "diffusers"), default="both")
-    p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    p.add_argument("--json", type=Path, default=None, help="also write the results (every round) here")
     args = p.parse_args(argv)
     torch.set_grad_enabled(False)
     prepare_weights(args.weights, args.full)  # a no-op once the files exist (the sides' subprocesses)
+    settings = vars(args) | {"weights": str(args.weights), "json": str(args.json)}
     if args.side != "both":
         result = run_ours(args) if args.side == "ours" else run_diffusers(args)
         print(json.dumps(result))
         if args.json:
-            args.json.write_text(json.dumps({"settings": vars(args) | {"weights": str(args.weights),
-                                                                       "json": str(args.json)}, args.side: result},
-                                            indent=1))
+            args.json.write_text(json.dumps({"settings": settings, args.side: result}, indent=1))
         return 0
-    results = {name: side(args, name) for name in ("ours", "diffusers")}
-    label = f"{'full' if args.full else 'lite'} {args.size}² C {args.steps_c} steps, B {args.steps_b} steps, {args.device}"
-    print(f"\n{label}\n{'':14}{'ours':>10}{'diffusers':>12}{'ratio':>8}")
-    keys = ("total",) + STAGES + ("peak_rss_gib",) + (("peak_cuda_gib",) if "peak_cuda_gib" in results["ours"] else ())
-    for key in keys:
-        o, d = results["ours"][key], results["diffusers"].get(key, float("nan"))
-        unit = "G" if key.startswith("peak") else "s"  # GiB or seconds
-        print(f"{key:14}{o:>9.2f}{unit}{d:>11.2f}{unit}{(o / d if d else float('nan')):>8.2f}")
+    result = alternate(args)
+    report(args, result)
     if args.json:
-        args.json.write_text(json.dumps({"settings": vars(args) | {"weights": str(args.weights),
-                                                                   "json": str(args.json)}, **results}, indent=1))
+        args.json.write_text(json.dumps({"settings": settings, "cpu": platform.processor() or platform.machine(),
+                                         "cores": os.cpu_count(), **result}, indent=1))
     return 0
 
 

@@ -80,15 +80,17 @@ class Executor:
         order = graphlib.TopologicalSorter(
             {nid: {src for _, src, _ in links_of(prompt[nid]) if src in needed} for nid in needed})
         extra = extra_data or {}
+        pending = set(needed)
         for nid in order.static_order():
             node = prompt[nid]
+            pending.discard(nid)
             inputs = self._inputs(node, values)
             try:
                 if cancel.is_set():
                     raise Interrupted(f"interrupted before node {nid}")
                 emit("executing", {"node": nid, "display_node": nid, "prompt_id": prompt_id})
                 result = self._run_node(nid, node, inputs, prompt, prompt_id, cancel, extra,
-                                        report, run)
+                                        report, run, frozenset(pending))
             except Interrupted:
                 run.status = "interrupted"
                 emit("execution_interrupted", {
@@ -145,7 +147,8 @@ class Executor:
         return result
 
     def _run_node(self, nid: str, node: dict, inputs: dict, prompt: Prompt, prompt_id: str,
-                  cancel: Any, extra: dict, report: Report, run: Execution) -> Result:
+                  cancel: Any, extra: dict, report: Report, run: Execution,
+                  pending: frozenset = frozenset()) -> Result:
         class_type = node["class_type"]
         key = (nid, class_type)
         instance = self._instances.get(key)
@@ -165,7 +168,7 @@ class Executor:
 
         ctx = RunContext(node_id=nid, prompt_id=prompt_id, env=self.env, cancel=cancel,
                          prompt=prompt, extra_pnginfo=dict(extra.get("extra_pnginfo") or {}),
-                         on_progress=on_progress, on_warning=on_warning)
+                         on_progress=on_progress, on_warning=on_warning, pending=pending)
         raw = instance.run(ctx, **inputs)
         result = raw if isinstance(raw, Result) else Result(outputs=tuple(raw or ()))
         result.outputs = tuple(result.outputs or ())

@@ -78,6 +78,9 @@ class RunContext:
     extra_pnginfo: dict = field(default_factory=dict)  # e.g. {"workflow": <document>}
     on_progress: Callable[[int, int, Any], None] | None = None  # (value, max, preview PIL image | None)
     on_warning: Callable[[str], None] | None = None
+    # Nodes of this prompt that will still run after this one (cached ones will not): lets a node do
+    # work for a sibling ahead of time (TextEncode batches the prompts of its siblings, nodes/text_batch.py).
+    pending: frozenset = frozenset()
 
     def check_interrupted(self) -> None:
         if self.cancel.is_set():

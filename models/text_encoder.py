@@ -60,8 +60,12 @@ class TextEncoder(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """ids/mask [B,77] -> (last hidden state before final norm [B,77,H], text_embeds [B,1,P])."""
-        out = self.clip(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
-        return out.hidden_states[-1], out.text_embeds[:, None]
+        out = self.clip.text_model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        # The projection row by row: a matmul of one row and one of several round differently (gemv vs
+        # gemm), and a prompt batched with its negative (nodes/text_batch.py) must pool as it does alone.
+        pooled = out.pooler_output
+        embeds = torch.cat([self.clip.text_projection(pooled[i:i + 1]) for i in range(pooled.shape[0])])
+        return out.hidden_states[-1], embeds[:, None]
 
     @torch.no_grad()
     def encode(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,6 +8,7 @@ from models.patching import ModelHandle
 from models.sampling import guided_eps, sample, stage_b_grid
 from nodes import types as T
 from runtime.admission import check_run
+from runtime.compiled import compiled
 from runtime.model_use import item_seeds, module_device, module_dtype, using
 from nodes.sampling_inputs import preview_callback, sampler_inputs, seed_input
 
@@ -49,7 +50,7 @@ class StageBSampler(Node):
             # Official uncond for Stage B: pooled of the negative prompt and effnet = zeros (spec §7.2).
             cond = {"effnet": effnet, "clip": pos.pooled.to(device)}
             uncond = {"effnet": torch.zeros_like(effnet), "clip": neg.pooled.to(device)}
-            x0 = sample(guided_eps(net, cond, uncond, cfg, cfg_rho), (batch, 4, h, w),
+            x0 = sample(guided_eps(compiled(ctx.env, net, ctx.warn), cond, uncond, cfg, cfg_rho), (batch, 4, h, w),
                         sampler=sampler, scheduler=scheduler, steps=steps, shift=shift,
                         seeds=item_seeds(seed, batch), device=device, dtype=module_dtype(net), callback=callback)
         return (T.StageBLatent(x0.float().cpu(), stage_c_latent.height, stage_c_latent.width),)

@@ -9,6 +9,7 @@ from models.sampling import guided_eps, sample, stage_c_hw
 from nodes import types as T
 from nodes.controlnet import CONTROL, PreparedControl
 from runtime.admission import check_run
+from runtime.compiled import compiled
 from runtime.model_use import item_seeds, module_device, module_dtype, using
 from nodes.sampling_inputs import env_preview_size, preview_callback, sampler_inputs, seed_input
 from nodes.vision import IMAGE_PROMPT, clip_img_pair
@@ -75,7 +76,8 @@ class StageCSampler(Node):
                     "clip_img": clip_img}
             uncond = {"clip_text": neg.hidden.to(device), "clip_text_pooled": neg.pooled.to(device),
                       "clip_img": clip_img_neg}
-            model = prepared.wrap(net) if prepared else net
+            net_call = compiled(ctx.env, net, ctx.warn)  # the module itself unless compile is on
+            model = prepared.wrap(net_call) if prepared else net_call
             x0 = sample(guided_eps(model, cond, uncond, cfg, cfg_rho), (batch_size, 16, h, w),
                         sampler=sampler, scheduler=scheduler, steps=steps, shift=shift, denoise=denoise,
                         init=None if init_samples is None else init_samples.to(device),

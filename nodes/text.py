@@ -4,6 +4,7 @@ from __future__ import annotations
 from engine.schema import Input, Node, Output, RunContext
 from models.patching import ModelHandle
 from models.text_encoder import LONG_PROMPTS
+from nodes import text_batch
 from nodes import types as T
 from runtime.model_use import using
 
@@ -40,8 +41,9 @@ class TextEncode(Node):
                              f"got {long_prompts!r} and {emphasis!r}")
         with using(ctx.env, text_encoder) as encoder:
             if long_prompts == "truncate" and emphasis == "off":
-                # The official path, unchanged: one batch through the tokenizer's own truncation.
-                hidden, pooled = encoder.encode([text])
+                # The official path through the tokenizer's own truncation, batched with the siblings'
+                # texts still to run (the negative prompt): one encoder pass for both.
+                hidden, pooled = text_batch.encode(ctx, text_encoder, encoder, text)
             else:
                 hidden, pooled = encoder.encode_prompt(text, long_prompts, emphasis == "comfy", clean=True)
         if pooled.dim() == 2:

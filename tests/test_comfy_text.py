@@ -99,8 +99,8 @@ def test_weighted_tokens_follow_empty_plus_scaled_difference(encoder, oracle, to
 
 def test_weights_of_one_skip_the_empty_pass(encoder):
     batches = []
-    hook = encoder.clip.register_forward_hook(lambda m, a, kw, out: batches.append(kw["input_ids"].shape[0]),
-                                              with_kwargs=True)
+    hook = encoder.clip.text_model.register_forward_hook(
+        lambda m, a, kw, out: batches.append(kw["input_ids"].shape[0]), with_kwargs=True)
     try:
         same, _ = encoder.encode_prompt("a (cat:1.0) sat")
         plain, _ = encoder.encode_prompt("a cat sat")
