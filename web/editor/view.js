@@ -55,6 +55,7 @@ export class View {
     const cell = 20 * scale;
     const mod = (/** @type {number} */ v) => ((v % cell) + cell) % cell - cell;
     this.grid.style.transform = `translate(${mod(offset[0])}px, ${mod(offset[1])}px)`;
+    this.editor.emit("drawn", "transform"); // the minimap follows (one redraw per frame)
   }
 
   /** Client (CSS pixel) coordinates to graph coordinates. @param {number} x @param {number} y */
@@ -78,6 +79,7 @@ export class View {
     this.applyTransform();
     this.applyStatus();
     this.drawLinks();
+    this.editor.emit("drawn", "render");
   }
 
   /** @param {import("./graph.js").Note} m */
@@ -227,6 +229,7 @@ export class View {
       moved.push(id);
     }
     this.links.redraw(moved);
+    this.editor.emit("drawn", "move");
   }
 
   /** Show or hide the link being dragged. @param {[number, number] | null} a @param {[number, number]} [b] */
