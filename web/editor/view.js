@@ -229,7 +229,6 @@ export class View {
       moved.push(id);
     }
     this.links.redraw(moved);
-    this.editor.emit("drawn", "move");
   }
 
   /** Show or hide the link being dragged. @param {[number, number] | null} a @param {[number, number]} [b] */
