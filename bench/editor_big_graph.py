@@ -1,6 +1,6 @@
 """The editor with a big graph: load time and frames per second while panning and dragging a node.
 
-    python bench/editor_big_graph.py [--nodes 500] [--seconds 3] [--rounds 3] [--out bench/results/editor_big_graph.json]
+    python bench/editor_big_graph.py [--nodes 500] [--seconds 3] [--rounds 3] [--web DIR] [--out bench/results/editor_big_graph.json]
 
 Serves `web/` from the real server with the stub nodes (tests/web_stub_nodes.py), opens it in Debian's
 headless Chromium (/usr/bin/chromium via Playwright), loads a generated workflow (tests/big_graph.py)
@@ -8,6 +8,12 @@ and then, for each gesture, sends real mouse moves as fast as the browser takes 
 while the page counts animation frames. A frame counts as *moving* when what it shows changed since
 the last frame (the layer's transform for a pan, the dragged node's position for a drag): that is the
 rate a user sees, not just how often the browser ticks. Goal: ≥ 50 fps for both, load ≤ 1 s.
+
+The figures depend on what else the CPUs are doing: the load averages before and after are recorded,
+and the best of `--rounds` rounds is reported. `--web DIR` serves another copy of `web/` (e.g. an older
+commit's, from `git archive <commit> web | tar -x -C /tmp/old`) to compare both under the same load;
+`--trace` adds the renderer's milliseconds per pointer move by phase (main thread, layout, paint, raster,
+composite), read from Chromium's trace: the work a move costs, steadier than a rate on a busy machine.
 """
 from __future__ import annotations
 
@@ -21,7 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from tests.big_graph import big_document  # noqa: E402
 from tests.server_harness import make_config, running_server  # noqa: E402
@@ -71,11 +78,36 @@ def gesture(page, start: tuple[float, float], key_js: str, seconds: float) -> di
             "frame_ms_max": round(max(gaps), 1), "seconds": round(wall, 2)}
 
 
-def run(nodes: int, seconds: float, rounds: int) -> dict:
+def traced(browser, page, start: tuple[float, float], key_js: str, seconds: float) -> dict:
+    """One gesture under Chromium's tracing: the renderer's time per pointer move, by phase (ms).
+
+    Steadier than frame rates on a shared machine: it is the work a move costs, not what was left of a core."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+        browser.start_tracing(page=page, path=f.name, categories=["devtools.timeline", "blink", "cc", "viz"])
+        r = gesture(page, start, key_js, seconds)
+        browser.stop_tracing()
+        data = json.loads(Path(f.name).read_text())
+    events = data["traceEvents"] if isinstance(data, dict) else data
+    threads = {(e["pid"], e["tid"]): e["args"]["name"] for e in events if e.get("ph") == "M" and e.get("name") == "thread_name"}
+    moves = max(1.0, r["moves_per_s"] * r["seconds"])
+    phases = {"main_thread": ("CrRendererMain", "ProxyMain::BeginMainFrame"), "layout": ("CrRendererMain", "Layout"),
+              "paint": ("CrRendererMain", "LocalFrameView::RunPaintLifecyclePhase"),
+              "raster": ("ThreadPoolForegroundWorker", "RasterTask"), "composite": ("VizCompositorThread", "Display::DrawAndSwap")}
+    out = {k: 0.0 for k in phases}
+    for e in events:
+        if e.get("ph") == "X" and "dur" in e:
+            for k, (thread, name) in phases.items():
+                if e["name"] == name and threads.get((e["pid"], e["tid"])) == thread:
+                    out[k] += e["dur"] / 1000
+    return {f"{k}_ms_per_move": round(v / moves, 2) for k, v in out.items()} | {"moves": int(moves)}
+
+
+def run(nodes: int, seconds: float, rounds: int, web: Path = ROOT / "web", trace: bool = False) -> dict:
     from playwright.sync_api import sync_playwright
     doc = big_document(nodes)
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
-        config = make_config(Path(tmp), web_dir=Path(__file__).resolve().parent.parent / "web")
+        config = make_config(Path(tmp), web_dir=web)
         with running_server(config, WEB_STUB_NODES, WebStubEnv(config.output_dir, config.input_dir)) as base:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             page = browser.new_context(viewport=VIEWPORT).new_page()
@@ -97,11 +129,20 @@ def run(nodes: int, seconds: float, rounds: int) -> dict:
                 drags.append(gesture(page, (title["x"] + 30, title["y"] + title["height"] / 2),
                                      "(e => e.style.left + e.style.top)(document.querySelector('.node[data-node-id=\"6\"]'))",
                                      seconds))
+            costs = {}
+            if trace:
+                pan_key = "document.querySelector('.layer').style.transform"
+                page.evaluate(RESET_VIEW)
+                costs["pan"] = traced(browser, page, empty, pan_key, seconds)
+                page.evaluate(RESET_VIEW)
+                title = page.locator('.node[data-node-id="6"] .node-header').bounding_box()
+                costs["drag"] = traced(browser, page, (title["x"] + 30, title["y"] + title["height"] / 2),
+                                       "(e => e.style.left + e.style.top)(document.querySelector('.node[data-node-id=\"6\"]'))", seconds)
             browser.close()
     best = lambda rs: max(rs, key=lambda r: r["moving_fps"])  # noqa: E731
     return {"nodes": nodes, "links": links, "viewport": VIEWPORT, "load": load, "loads": loads,
-            "pan": best(pans), "drag": best(drags), "pan_rounds": pans, "drag_rounds": drags,
-            "load_average_after": os.getloadavg(),
+            "pan": best(pans), "drag": best(drags), "renderer_cost": costs, "pan_rounds": pans, "drag_rounds": drags,
+            "load_average_before": load_before, "load_average_after": os.getloadavg(), "web": str(web.relative_to(ROOT)) if web.is_relative_to(ROOT) else str(web),
             "machine": f"headless Debian Chromium {browser.version}, {os.cpu_count()} cores, {platform.machine()}",
             "goal": {"pan_fps": 50, "drag_fps": 50, "load_ms": 1000}}
 
@@ -111,9 +152,11 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, default=500)
     ap.add_argument("--seconds", type=float, default=3.0, help="how long each gesture lasts")
     ap.add_argument("--rounds", type=int, default=3, help="gesture rounds; the best is reported")
+    ap.add_argument("--web", type=Path, default=ROOT / "web", help="the editor files to serve (default: this checkout's web/)")
+    ap.add_argument("--trace", action="store_true", help="also trace one pan and one drag: renderer ms per move, by phase")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "editor_big_graph.json")
     a = ap.parse_args()
-    result = run(a.nodes, a.seconds, a.rounds)
+    result = run(a.nodes, a.seconds, a.rounds, a.web.resolve(), a.trace)
     print(json.dumps(result, indent=2))
     a.out.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -152,7 +152,7 @@ def test_arrange_lays_the_graph_out_in_layers_along_its_links(server, browser):
     for i, n in enumerate(doc["nodes"].values()):
         n["ui"]["pos"] = [100 + 3 * i, 100 + 2 * i]
     page = open_editor(browser, server["base"], doc)
-    page.mouse.click(1000, 700, button="right")
+    page.mouse.click(900, 450, button="right")  # clear of the minimap (bottom right)
     choose(page, "Arrange")
     pos = {i: n["ui"]["pos"] for i, n in document(page)["nodes"].items()}
     # Columns by depth: loaders, encoders, sampler, decode, save (the decode's depth is the sampler's + 1).

@@ -23,6 +23,8 @@ import { ask } from "./ask.js";
 import { addChoice, imageLoader, uploadImage } from "./upload.js";
 import { DefsRefresher } from "./refresh.js";
 import { installBatch } from "./batch.js";
+import { Minimap } from "./editor/minimap.js";
+import { Library } from "./editor/library.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const EMPTY = { version: 1, nodes: {}, ui: { notes: [] } };
@@ -127,6 +129,15 @@ async function main() {
   api.addEventListener("disconnected", () => $("conn").classList.remove("on"));
   api.connect();
 
+  // Before the first view is framed: an open library narrows the canvas the graph is fitted into.
+  const library = new Library(editor, $("library-panel"));
+  const minimap = new Minimap(editor, /** @type {HTMLElement} */ ($("canvas").parentElement));
+  $("library-btn").addEventListener("click", () => library.toggle());
+  $("minimap-btn").addEventListener("click", () => minimap.toggle());
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "n" && !e.ctrlKey && !e.metaKey && !e.altKey && !isEditingField()) { e.preventDefault(); library.toggle(); }
+  });
+
   await tabs.restore(loadAutosave()); // first visit: the default workflow, framed whole beside the panels
   gallery.loadHistory();
   historyPanel.refresh();
@@ -194,7 +205,7 @@ async function main() {
     else if (ctrl && e.key.toLowerCase() === "o" && !isEditingField()) { e.preventDefault(); open(); }
   });
   // Exposed for tests and the browser console.
-  Object.assign(window, { cascade: { editor, api, runner, models, tabs, refresher } });
+  Object.assign(window, { cascade: { editor, api, runner, models, tabs, refresher, library, minimap } });
   document.body.dataset.ready = "1";
 }
 

@@ -27,10 +27,13 @@ export class View {
   constructor(root, editor) {
     this.root = root;
     this.editor = editor;
+    // The dot grid is its own composited element moved by a transform (a moving background-position
+    // would repaint the whole canvas on every pan frame).
+    this.grid = el("div", "grid");
     this.layer = el("div", "layer");
     this.links = new Links(this.layer);
     this.box = el("div", "box-select");
-    root.append(this.layer, this.box);
+    root.append(this.grid, this.layer, this.box);
     /** @type {Map<string, HTMLElement>} */
     this.nodeEls = new Map();
     /** Run-time decorations kept across re-renders. */
@@ -46,12 +49,15 @@ export class View {
     const { offset, scale } = this.graph.view;
     this.layer.style.transform = `translate(${offset[0]}px, ${offset[1]}px) scale(${scale})`;
     // A custom property on the canvas restyles every node under it: set it only when the zoom changes,
-    // so a pan touches nothing but the layer's transform and the grid's position.
+    // so a pan touches nothing but the transforms of the layer and the grid.
     if (this.gridScale !== scale) {
       this.gridScale = scale;
       this.root.style.setProperty("--grid", `${20 * scale}px`);
     }
-    this.root.style.backgroundPosition = `${offset[0]}px ${offset[1]}px`;
+    const cell = 20 * scale;
+    const mod = (/** @type {number} */ v) => ((v % cell) + cell) % cell - cell;
+    this.grid.style.transform = `translate(${mod(offset[0])}px, ${mod(offset[1])}px)`;
+    this.editor.emit("drawn", "transform"); // the minimap follows (one redraw per frame)
   }
 
   /** Client (CSS pixel) coordinates to graph coordinates. @param {number} x @param {number} y */
@@ -75,6 +81,7 @@ export class View {
     this.applyTransform();
     this.applyStatus();
     this.drawLinks();
+    this.editor.emit("drawn", "render");
   }
 
   /** @param {import("./graph.js").Note} m */

@@ -1,0 +1,36 @@
+"""Panning touches only two transforms: the node layer's and the dot grid's (a moving background on the
+canvas itself repainted the whole canvas on every pan frame; bench/editor_big_graph.py has the figures)."""
+from __future__ import annotations
+
+import pytest
+
+from tests.web_helpers import browser, drag, empty_spot, open_editor, server  # noqa: F401
+
+pytestmark = pytest.mark.browser
+
+STATE = """() => ({canvas: document.getElementById('canvas').getAttribute('style'),
+    grid: document.querySelector('#canvas > .grid')?.style.transform ?? null,
+    layer: document.querySelector('#canvas > .layer').style.transform,
+    view: cascade.editor.graph.view})"""
+
+
+def test_pan_moves_the_grid_by_transform_modulo_one_cell(server, browser):  # noqa: F811
+    page = open_editor(browser, server["base"])
+    page.evaluate("() => { const v = cascade.editor.graph.view; v.scale = 0.5; v.offset = [0, 0]; cascade.editor.view.applyTransform(); }")
+    before = page.evaluate(STATE)
+    assert before["grid"] == "translate(-10px, -10px)"  # one 10-px cell (20 at zoom 0.5) up and left
+    start = empty_spot(page)
+    drag(page, start, (start[0] + 37, start[1] - 23), steps=5)
+    after = page.evaluate(STATE)
+    assert after["view"]["offset"] == [37, -23]
+    assert after["layer"] == "translate(37px, -23px) scale(0.5)"
+    # The grid lands on the graph's own cells: 37 mod 10 = 7 → -3; -23 mod 10 = 7 → -3.
+    assert after["grid"] == "translate(-3px, -3px)"
+    assert after["canvas"] == before["canvas"]  # nothing on the canvas element itself changes on a pan
+    # The grid covers the whole canvas wherever it sits, and never takes a click.
+    cover = page.evaluate("""() => { const c = document.getElementById('canvas').getBoundingClientRect();
+        const g = document.querySelector('#canvas > .grid').getBoundingClientRect();
+        return [g.left <= c.left, g.top <= c.top, g.right >= c.right, g.bottom >= c.bottom,
+                getComputedStyle(document.querySelector('#canvas > .grid')).pointerEvents]; }""")
+    assert cover == [True, True, True, True, "none"]
+    assert page.errors == []  # type: ignore[attr-defined]

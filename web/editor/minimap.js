@@ -1,0 +1,167 @@
+// @ts-check
+/**
+ * The minimap: the whole graph in miniature in a corner of the canvas, with the part in view outlined.
+ * Clicking or dragging in it centres the view there. One <canvas>, redrawn at most once per animation
+ * frame however many edits or pans happen in between; node sizes are measured only after a full
+ * render (a pan reuses them), so a pan costs one small canvas redraw. A node being dragged shows in
+ * its new place when the drag ends (the edit): redrawing on every move doubled the compositor's work
+ * per move in the bench.
+ */
+
+/** @typedef {[number, number, number, number]} Box x0, y0, x1, y1 in graph units */
+/** @typedef {{bounds: Box, scale: number, ox: number, oy: number}} Frame graph → minimap: m = o + g·scale */
+
+/** Shown unless this local-storage key says "off". */
+export const STORAGE_KEY = "cascade-studio.minimap";
+/** Size of the minimap in CSS pixels. */
+export const SIZE = /** @type {[number, number]} */ ([200, 140]);
+
+/** The union of `boxes`, grown by `pad` graph units; null when there are none. @param {Box[]} boxes */
+export function unionBox(boxes, pad = 40) {
+  if (!boxes.length) return null;
+  let [x0, y0, x1, y1] = boxes[0];
+  for (const b of boxes) {
+    x0 = Math.min(x0, b[0]); y0 = Math.min(y0, b[1]); x1 = Math.max(x1, b[2]); y1 = Math.max(y1, b[3]);
+  }
+  return /** @type {Box} */ ([x0 - pad, y0 - pad, x1 + pad, y1 + pad]);
+}
+
+/** The frame fitting `bounds` into a w×h minimap, centred, aspect kept. @param {Box} bounds @param {number} w @param {number} h @returns {Frame} */
+export function fitFrame(bounds, w, h) {
+  const scale = Math.min(w / (bounds[2] - bounds[0] || 1), h / (bounds[3] - bounds[1] || 1));
+  return { bounds, scale, ox: (w - (bounds[2] - bounds[0]) * scale) / 2 - bounds[0] * scale, oy: (h - (bounds[3] - bounds[1]) * scale) / 2 - bounds[1] * scale };
+}
+
+/** The graph box visible in a cw×ch canvas at view {offset, scale}. @param {{offset: number[], scale: number}} view @param {number} cw @param {number} ch @returns {Box} */
+export function visibleBox(view, cw, ch) {
+  const [ox, oy] = view.offset;
+  return [-ox / view.scale, -oy / view.scale, (cw - ox) / view.scale, (ch - oy) / view.scale];
+}
+
+/** The view offset that centres graph point (gx, gy) in a cw×ch canvas at zoom `scale`. */
+export function centredOffset(/** @type {number} */ gx, /** @type {number} */ gy, /** @type {number} */ scale, /** @type {number} */ cw, /** @type {number} */ ch) {
+  return /** @type {[number, number]} */ ([cw / 2 - gx * scale, ch / 2 - gy * scale]);
+}
+
+export class Minimap {
+  /** @param {import("./editor.js").Editor} editor @param {HTMLElement} host where the minimap sits (over the canvas's corner) */
+  constructor(editor, host) {
+    this.editor = editor;
+    this.canvas = document.createElement("canvas");
+    this.canvas.className = "minimap";
+    this.canvas.title = "Minimap: click or drag to move the view";
+    host.append(this.canvas);
+    /** @type {Map<string, [number, number]>} node sizes in graph units, measured after each full render */
+    this.sizes = new Map();
+    this.pending = 0;
+    this.measure = true;
+    /** How many times it has drawn (the tests check the throttle). */
+    this.redraws = 0;
+    /** @type {Frame | null} the mapping of the last drawing */
+    this.frame = null;
+    editor.addEventListener("drawn", (e) => this.schedule(/** @type {CustomEvent} */ (e).detail === "render"));
+    for (const type of ["change", "viewchange"]) editor.addEventListener(type, () => this.schedule(false));
+    this.installPointer();
+    this.show(localStorage.getItem(STORAGE_KEY) !== "off");
+  }
+
+  /** Show or hide (remembered across reloads). @param {boolean} on */
+  show(on) {
+    this.canvas.hidden = !on;
+    localStorage.setItem(STORAGE_KEY, on ? "on" : "off");
+    if (on) this.schedule(true);
+  }
+
+  toggle() { this.show(this.canvas.hidden); }
+
+  /** Redraw at the next animation frame (once, however often asked). @param {boolean} measure re-read node sizes too */
+  schedule(measure) {
+    this.measure ||= measure;
+    if (this.pending || this.canvas.hidden) return;
+    this.pending = requestAnimationFrame(() => { this.pending = 0; this.draw(); });
+  }
+
+  /** Every node, note and group box in graph units, with a kind for the colour. */
+  boxes() {
+    const { graph, view } = this.editor;
+    if (this.measure) {
+      this.measure = false;
+      this.sizes.clear();
+      for (const [id, e] of view.nodeEls) this.sizes.set(id, [e.offsetWidth, e.offsetHeight]);
+    }
+    /** @type {{box: Box, kind: string}[]} */
+    const out = [];
+    for (const g of graph.groups) {
+      const [x, y, w, h] = g.bounding;
+      out.push({ box: [x, y, x + w, y + h], kind: "group" });
+    }
+    for (const m of graph.notes) out.push({ box: [m.pos[0], m.pos[1], m.pos[0] + m.size[0], m.pos[1] + m.size[1]], kind: "note" });
+    for (const n of graph.nodes.values()) {
+      const [w, h] = this.sizes.get(n.id) || n.size || [260, 100];
+      out.push({ box: [n.pos[0], n.pos[1], n.pos[0] + w, n.pos[1] + h], kind: this.editor.selection.has(n.id) ? "selected" : "node" });
+    }
+    return out;
+  }
+
+  draw() {
+    this.redraws++;
+    const [w, h] = SIZE;
+    const dpr = window.devicePixelRatio || 1;
+    if (this.canvas.width !== w * dpr) Object.assign(this.canvas, { width: w * dpr, height: h * dpr });
+    const ctx = /** @type {CanvasRenderingContext2D} */ (this.canvas.getContext("2d"));
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, w, h);
+    const items = this.boxes();
+    const bounds = unionBox(items.map((i) => i.box));
+    this.frame = bounds ? fitFrame(bounds, w, h) : null;
+    if (!this.frame) return;
+    const { scale, ox, oy } = this.frame;
+    const rect = (/** @type {Box} */ b) => /** @type {[number, number, number, number]} */ ([ox + b[0] * scale, oy + b[1] * scale, Math.max(1, (b[2] - b[0]) * scale), Math.max(1, (b[3] - b[1]) * scale)]);
+    for (const { box, kind } of items) {
+      ctx.fillStyle = COLOURS[kind];
+      ctx.fillRect(...rect(box));
+    }
+    const root = this.editor.root;
+    const seen = rect(visibleBox(this.editor.graph.view, root.clientWidth, root.clientHeight));
+    ctx.fillStyle = "rgba(91, 156, 255, 0.12)";
+    ctx.fillRect(...seen);
+    ctx.strokeStyle = "#5b9cff";
+    ctx.lineWidth = 1.5;
+    ctx.strokeRect(...seen);
+  }
+
+  /** Press or drag in the minimap: the view centres on the graph point under the pointer. */
+  installPointer() {
+    let down = false;
+    const jump = (/** @type {PointerEvent} */ e) => {
+      if (!this.frame) return;
+      const r = this.canvas.getBoundingClientRect();
+      const { scale, ox, oy } = this.frame;
+      const gx = (e.clientX - r.left - ox) / scale, gy = (e.clientY - r.top - oy) / scale;
+      const view = this.editor.graph.view;
+      const root = this.editor.root;
+      view.offset = centredOffset(gx, gy, view.scale, root.clientWidth, root.clientHeight);
+      this.editor.view.applyTransform();
+    };
+    this.canvas.addEventListener("pointerdown", (e) => {
+      if (e.button !== 0) return;
+      down = true;
+      this.canvas.setPointerCapture(e.pointerId);
+      e.preventDefault();
+      jump(e);
+    });
+    this.canvas.addEventListener("pointermove", (e) => { if (down) jump(e); });
+    const end = () => {
+      if (!down) return;
+      down = false;
+      this.editor.emit("viewchange"); // autosaves the view, as the end of a pan does
+    };
+    this.canvas.addEventListener("pointerup", end);
+    this.canvas.addEventListener("pointercancel", end);
+  }
+}
+
+/** Fill colours by kind (CSS colours; groups translucent so nodes inside stay visible). */
+const COLOURS = /** @type {Record<string, string>} */ ({
+  group: "rgba(138, 138, 138, 0.25)", note: "#6b6335", node: "#8a90a0", selected: "#5b9cff",
+});
