@@ -70,7 +70,9 @@ def create_app(config: Config, registry: Mapping[str, type[Node]], env: Any,
     free_hook = getattr(env, "free_memory", None)  # optional Env hook for POST /free
     on_free = free_hook if callable(free_hook) else None
     if config.workers:  # scale-out: imported only here, so the default never imports Ray
-        from engine.dispatch import Dispatcher, weights_of
+        from engine.dispatch import Dispatcher, require_ray, weights_of
+
+        require_ray()
         worker: Worker = Dispatcher(store, executor, hub.publish_threadsafe, on_free,
                                     nodes=nodes or load_nodes, config=config,
                                     workers=config.workers, address=config.ray_address,

@@ -55,6 +55,15 @@ def start_ray(address: str | None, workers: int, object_store_bytes: int | None 
     return True
 
 
+def require_ray() -> None:
+    """SystemExit with the install line when the optional dependency is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise SystemExit("error: --workers/--ray-address need Ray: .venv/bin/pip install "
+                         "-c requirements.lock -r requirements-ray.txt")
+
+
 def weights_of(registry: Any, env: Any) -> Callable[[dict], set]:
     """The job's model set: every path a node's ``weights_used(env, inputs)`` names (the same
     hook admission sizes jobs with); nodes without the hook load nothing we can prefer on."""
