@@ -59,6 +59,8 @@ class RemoteWorker:
         self._cancels: dict[str, threading.Event] = {}
         self._early: set[str] = set()  # cancelled before their run() arrived
         self._shipped: set[tuple] = set()
+        self._running = False
+        self._pending_free: tuple[bool, bool] | None = None
 
     def info(self) -> dict:
         """Who this worker is (for /system_stats); also the liveness probe after a restart."""
@@ -77,7 +79,15 @@ class RemoteWorker:
         return True
 
     def free(self, unload_models: bool, free_memory: bool) -> None:
-        """POST /free, applied between jobs (the dispatcher only calls it on an idle worker)."""
+        """POST /free: applied now when idle, else when the running job ends (as in-process)."""
+        with self._lock:
+            if self._running:
+                old = self._pending_free or (False, False)
+                self._pending_free = (old[0] or unload_models, old[1] or free_memory)
+                return
+        self._free_now(unload_models, free_memory)
+
+    def _free_now(self, unload_models: bool, free_memory: bool) -> None:
         if free_memory:
             self.executor.reset()
         hook = getattr(self.env, "free_memory", None)
@@ -90,6 +100,7 @@ class RemoteWorker:
         self._write_inputs(inputs)
         cancel = threading.Event()
         with self._lock:
+            self._running = True
             self._cancels[prompt_id] = cancel
             if prompt_id in self._early:
                 self._early.discard(prompt_id)
@@ -123,6 +134,9 @@ class RemoteWorker:
             thread.join()
             with self._lock:
                 self._cancels.pop(prompt_id, None)
+                self._running, pending, self._pending_free = False, self._pending_free, None
+            if pending is not None:
+                self._free_now(*pending)
 
     def _write_inputs(self, inputs: dict[str, bytes]) -> None:
         """Put the job's input files in place; unchanged files keep their mtime (cache keys)."""

@@ -126,3 +126,22 @@ def test_remote_worker_runs_in_scratch_and_ships_bytes_once(tmp_path):
         assert [i[3] for i in again if i[0] == "event" and i[1] == "executed"] == [{}]
     finally:
         worker.close()
+
+
+def test_remote_free_waits_for_the_running_job(tmp_path):
+    """POST /free reaching a busy worker is applied when its job ends, never under it."""
+    config = make_config(tmp_path)
+    worker = RemoteWorker("w", nodes, config)
+    try:
+        prompt = {"1": {"class_type": "Const", "inputs": {"value": 1}},
+                  "2": {"class_type": "Show", "inputs": {"x": ["1", 0]}}}
+        stream = worker.run("p1", prompt, ["2"], {}, {})
+        next(stream)  # the job is running
+        worker.free(True, False)
+        assert worker.env.freed == []
+        list(stream)
+        assert worker.env.freed == [True]
+        worker.free(False, True)  # idle: at once
+        assert worker.env.freed == [True, False]
+    finally:
+        worker.close()
