@@ -72,9 +72,6 @@ class Store:
         self.on_end = on_end
         self._lock = threading.Lock()
         self._db = open_database(path, SCHEMA)
-        # Databases from before scale-out lack the column naming the worker that ran a job.
-        if "worker" not in {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}:
-            self._db.execute("ALTER TABLE jobs ADD COLUMN worker TEXT")
         # The highest sequence number ever given out, also those of deleted jobs (kept in meta):
         # clearing the queue or the history never makes numbers start again at 1 (ComfyUI's
         # counter only grows, and clients key their bookkeeping on it). One server per data
