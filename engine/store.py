@@ -173,9 +173,9 @@ class Store:
             running = self._one("SELECT COUNT(*) FROM jobs WHERE state='running'")
         return pending, running
 
-    def take_next(self, worker: str | None = None) -> list | None:
-        """Mark the first pending job running (on `worker`, a name /api/jobs shows) and return
-        ITS 5-tuple (None when empty).
+    def take_next(self, worker: str | None = "local") -> list | None:
+        """Mark the first pending job running (on `worker`, a name /api/jobs shows: the
+        in-process worker unless named) and return ITS 5-tuple (None when empty).
 
         One statement picks and marks the row, so a job left running (e.g. its finish failed)
         can never be handed out again in place of the next pending one."""

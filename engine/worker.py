@@ -170,7 +170,7 @@ class Worker:
                  "prompt_id": None if job is None else job.prompt_id}]
 
     def _take(self) -> list | None:
-        item = self.store.take_next("local")
+        item = self.store.take_next()
         if item is not None:
             extra_data = item[3]
             client_id = extra_data.get("client_id") if isinstance(extra_data, dict) else None

@@ -145,3 +145,26 @@ def test_remote_free_waits_for_the_running_job(tmp_path):
         assert worker.env.freed == [True, False]
     finally:
         worker.close()
+
+
+def test_node_order_is_the_same_in_every_process():
+    """A worker is another process with another hash seed: independent nodes must still run
+    (and send their messages) in the order the in-process worker uses."""
+    code = """
+import threading
+from engine.executor import Executor
+from tests.stub_nodes import STUB_NODES, StubEnv
+prompt = {str(i): {"class_type": "Const", "inputs": {"value": i}} for i in range(1, 9)}
+prompt.update({str(10 + i): {"class_type": "Show", "inputs": {"x": [str(i), 0]}} for i in range(1, 9)})
+run = Executor(STUB_NODES, StubEnv("/tmp")).execute(prompt, [str(10 + i) for i in range(1, 9)],
+                                                     prompt_id="p", cancel=threading.Event())
+print(",".join(run.executed))
+"""
+    orders = set()
+    for seed in ("1", "2", "3", "4", "5"):
+        out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True,
+                             text=True, timeout=60, env={**__import__("os").environ,
+                                                         "PYTHONHASHSEED": seed})
+        assert out.returncode == 0, out.stderr
+        orders.add(out.stdout.strip())
+    assert len(orders) == 1, orders

@@ -97,3 +97,23 @@ def test_real_jobs_queued_together_run_on_both_workers(remote):
     assert all(e["status"]["status_str"] == "success" for e in entries)
     workers = {j["id"]: j["worker"] for j in http_json("GET", base + "/api/jobs")[1]["jobs"]}
     assert {workers[i] for i in ids} == {"worker-1", "worker-2"}
+
+
+def test_interrupt_reaches_a_real_job_mid_stage_c(remote):
+    base, env = remote
+    doc = small_default(env, steps_c=200, steps_b=1, size=256)
+    status, body = http_json("POST", base + "/prompt", {"prompt": doc})
+    assert status == 200, body
+    pid = body["prompt_id"]
+    c_id = node_id(doc, "StageCSampler")
+
+    def in_stage_c():
+        progress = http_json("GET", f"{base}/jobs/{pid}")[1].get("progress") or {}
+        return progress.get("node") == c_id and progress.get("value", 0) >= 1
+
+    wait_for(in_stage_c, timeout=120, interval=0.1)
+    assert http_json("POST", base + "/interrupt", {"prompt_id": pid})[0] == 200
+    wait_for(lambda: http_json("GET", f"{base}/history/{pid}")[1], timeout=60, interval=0.1)
+    entry = http_json("GET", f"{base}/history/{pid}")[1][pid]
+    kind, data = entry["status"]["messages"][-1]
+    assert kind == "execution_interrupted" and data["node_id"] == c_id
