@@ -65,6 +65,9 @@ class Config:
     # The Hugging Face hub cache read for the official repos (runtime/hf_cache.py); None reads none.
     # The command line sets it from the environment (HF_HUB_CACHE/HF_HOME), --no-hf-cache leaves it None.
     hf_cache_dir: Path | None = None
+    # Scale-out on Ray (docs/scale-out.md): 0 = the in-process worker (no Ray import).
+    workers: int = 0
+    ray_address: str | None = None
     extra: Mapping[str, object] = field(default_factory=dict)  # reserved flags (--run/--set) for cli.py
 
     @property
@@ -127,9 +130,20 @@ class Config:
             download_allow=tuple(h.strip().lower() for h in values.get("download_allow") or ()
                                  if h.strip()),
             extra=extra,
+            workers=_workers(values.get("workers"), values.get("ray_address")),
+            ray_address=values.get("ray_address") or None,
             **roots,
             **paths,
         )
+
+
+def _workers(count: int | None, address: str | None) -> int:
+    """--workers N (1-64); joining a cluster without it means one worker."""
+    if count is None:
+        return 1 if address else 0
+    if not 1 <= count <= 64:
+        raise SystemExit(f"error: --workers {count} is out of range; pass 1-64")
+    return count
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
@@ -162,6 +176,11 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--download-allow", action="append", default=None, metavar="HOST[:PORT]",
                    help="let the API download pasted links from this host too (repeatable); by default "
                         "only the Hugging Face hub's, so a request cannot make the server fetch other addresses")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="run jobs on N Ray workers (a local cluster bound to 127.0.0.1; needs "
+                        "requirements-ray.txt); default: one worker inside the server, no Ray")
+    p.add_argument("--ray-address", default=None, metavar="HOST:PORT",
+                   help="run jobs on an existing Ray cluster (see docs/scale-out.md for its security)")
     # The headless runner (cli.py) shares this parser, so `server.py --run` and `cli.py` agree.
     p.add_argument("--run", default=None, metavar="WORKFLOW.json",
                    help="run this workflow headless (no server) and write its images")

@@ -40,8 +40,11 @@ WORKER_STOP_S, SOCKET_CLOSE_S, SHUTDOWN_S = 1.5, 0.5, 1.5
 
 
 def create_app(config: Config, registry: Mapping[str, type[Node]], env: Any,
-               lock: DataLock | None = None) -> web.Application:
+               lock: DataLock | None = None, nodes: Callable | None = None) -> web.Application:
     """The application; the worker thread starts and stops with the app's lifecycle.
+
+    With ``config.workers`` jobs run on Ray actors that build their nodes with `nodes(config)`
+    (a module-level function, imported by name in each worker; default load_nodes).
 
     Takes the data-folder lock unless `lock` (already held) is given; raises DataFolderBusy
     when another server holds it, before the store is opened."""
@@ -65,8 +68,17 @@ def create_app(config: Config, registry: Mapping[str, type[Node]], env: Any,
     store.on_end = on_end  # called on every way a job ends
     executor = Executor(registry, env)
     free_hook = getattr(env, "free_memory", None)  # optional Env hook for POST /free
-    worker = Worker(store, executor, hub.publish_threadsafe,
-                    on_free=free_hook if callable(free_hook) else None)
+    on_free = free_hook if callable(free_hook) else None
+    if config.workers:  # scale-out: imported only here, so the default never imports Ray
+        from engine.dispatch import Dispatcher, require_ray, weights_of
+
+        require_ray()
+        worker: Worker = Dispatcher(store, executor, hub.publish_threadsafe, on_free,
+                                    nodes=nodes or load_nodes, config=config,
+                                    workers=config.workers, address=config.ray_address,
+                                    job_models=weights_of(registry, env))
+    else:
+        worker = Worker(store, executor, hub.publish_threadsafe, on_free=on_free)
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=MIDDLEWARES)
     app[SERVICES] = Services(config, registry, env, store, executor, worker, hub)
     app[REDACTOR] = redactor(config)  # path roots resolved once, not per request
@@ -155,7 +167,7 @@ def main(argv: list[str] | None = None,
     lock.update(port)
     registry, env = (nodes or load_nodes)(config)
     try:
-        app = create_app(config, registry, env, lock=lock)
+        app = create_app(config, registry, env, lock=lock, nodes=nodes or load_nodes)
     except (DatabaseUnavailable, OSError) as exc:  # read-only, locked by another program, ...
         raise SystemExit(f"error: {exc}") from None
     host = f"[{config.host}]" if ":" in config.host else config.host

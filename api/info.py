@@ -157,7 +157,9 @@ async def system_stats(request: web.Request) -> web.Response:
                    "ram_free": free, "comfyui_version": VERSION, "cascade_studio_version": VERSION,
                    "python_version": sys.version, "pytorch_version": _torch_version(),
                    "embedded_python": False, "argv": public_argv(sys.argv)},
-        "devices": await asyncio.to_thread(_devices)})
+        "devices": await asyncio.to_thread(_devices),
+        # Who runs jobs: the in-process worker, or one entry per Ray worker (--workers/--ray-address).
+        "workers": await asyncio.to_thread(services(request).worker.describe)})
 
 
 async def features(request: web.Request) -> web.Response:

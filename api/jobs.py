@@ -73,9 +73,10 @@ async def get_job(request: web.Request) -> web.Response:
         legacy = LEGACY_DONE.get(messages[-1][0] if messages else "", "error")
     reply = {**record, "prompt_id": prompt_id, **job, "comfy_status": record["status"],
              "status": record["status"] if request.path.startswith("/api/") else legacy}
-    running = svc.worker.running
-    if job["state"] == "running" and running is not None and running.prompt_id == prompt_id:
-        reply["progress"] = {"node": running.node, "value": running.value, "max": running.max}
+    running = svc.worker.running_job(prompt_id)
+    if job["state"] == "running" and running is not None:
+        reply["progress"] = {"node": running.node, "value": running.value, "max": running.max,
+                             "worker": running.worker}
     if entry is not None:
         reply["history"] = entry
     return json_response(reply)

@@ -222,10 +222,10 @@ async def ws_handler(request: web.Request) -> web.WebSocketResponse:
     # Queued before the client is visible to the hub, so ``status`` with ``sid`` comes first.
     client.outbox.put(json.dumps({"type": "status",
                                   "data": {**svc.worker.status(), "sid": sid}}))
-    running = svc.worker.running
-    if running is not None and running.client_id == sid and running.node is not None:
-        client.outbox.put(json.dumps({"type": "executing", "data": {
-            "node": running.node, "display_node": running.node, "prompt_id": running.prompt_id}}))
+    for running in svc.worker.running_jobs():  # one per worker with --workers
+        if running.client_id == sid and running.node is not None:
+            client.outbox.put(json.dumps({"type": "executing", "data": {
+                "node": running.node, "display_node": running.node, "prompt_id": running.prompt_id}}))
     old = hub.clients.get(sid)
     hub.clients[sid] = client  # a reconnect with the same id replaces the old socket
     if old is not None:

@@ -77,8 +77,11 @@ class Executor:
                 run.outputs[nid] = hit.ui
                 emit("executed", {"node": nid, "display_node": nid, "output": hit.ui,
                                   "prompt_id": prompt_id})
+        # Built in id order: a set's order changes with each process's hash seed, and the same
+        # prompt must run its nodes (and send its messages) in the same order in every process.
         order = graphlib.TopologicalSorter(
-            {nid: {src for _, src, _ in links_of(prompt[nid]) if src in needed} for nid in needed})
+            {nid: sorted({src for _, src, _ in links_of(prompt[nid]) if src in needed},
+                         key=_id_order) for nid in sorted(needed, key=_id_order)})
         extra = extra_data or {}
         pending = set(needed)
         for nid in order.static_order():

@@ -24,7 +24,7 @@ STATUS_SQL = """CASE
         THEN 'cancelled'
     ELSE 'failed' END"""
 COLUMNS = (f"prompt_id, {STATUS_SQL}, number, created, started, finished, extra_data, entry, "
-           "prompt")
+           "prompt, worker")
 # Output kinds a client can show (ComfyUI's frontend previews these).
 PREVIEWABLE = frozenset({"images", "video", "audio", "gifs", "3d"})
 
@@ -64,7 +64,7 @@ def _ms(seconds: float | None) -> int | None:
 
 
 def _record(row: tuple, detail: bool) -> dict:
-    pid, status, number, created, started, finished, extra_raw, entry_raw, prompt_raw = row
+    pid, status, number, created, started, finished, extra_raw, entry_raw, prompt_raw, worker = row
     extra = json.loads(extra_raw)
     entry = json.loads(entry_raw) if entry_raw else None
     outputs = entry["outputs"] if entry else {}
@@ -80,6 +80,7 @@ def _record(row: tuple, detail: bool) -> dict:
         "execution_error": error, "outputs_count": count,
         "previewable_outputs_count": previewable, "preview_output": preview,
         "workflow_id": workflow.get("id") if isinstance(workflow, dict) else None,
+        "worker": worker,  # who ran / runs it: "local" in-process, a Ray worker's name with --workers
     }
     record = {k: v for k, v in record.items() if v is not None}
     if detail:

@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     started REAL,
     finished REAL,
     done_seq INTEGER,
-    entry TEXT
+    entry TEXT,
+    worker TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, number, seq);
 CREATE INDEX IF NOT EXISTS jobs_done ON jobs(done_seq);
@@ -172,17 +173,23 @@ class Store:
             running = self._one("SELECT COUNT(*) FROM jobs WHERE state='running'")
         return pending, running
 
-    def take_next(self) -> list | None:
-        """Mark the first pending job running and return ITS 5-tuple (None when empty).
+    def take_next(self, worker: str | None = "local") -> list | None:
+        """Mark the first pending job running (on `worker`, a name /api/jobs shows: the
+        in-process worker unless named) and return ITS 5-tuple (None when empty).
 
         One statement picks and marks the row, so a job left running (e.g. its finish failed)
         can never be handed out again in place of the next pending one."""
         with self._lock:
             row = self._db.execute(
-                "UPDATE jobs SET state='running', started=? WHERE prompt_id = (SELECT prompt_id "
-                "FROM jobs WHERE state='pending' ORDER BY number, seq LIMIT 1) "
-                f"RETURNING {ITEM_COLUMNS}", (time.time(),)).fetchone()
+                "UPDATE jobs SET state='running', started=?, worker=? WHERE prompt_id = (SELECT "
+                "prompt_id FROM jobs WHERE state='pending' ORDER BY number, seq LIMIT 1) "
+                f"RETURNING {ITEM_COLUMNS}", (time.time(), worker)).fetchone()
         return None if row is None else _item(row)
+
+    def set_worker(self, prompt_id: str, worker: str) -> None:
+        """Name the worker a running job was leased to (engine/dispatch.py)."""
+        with self._lock:
+            self._db.execute("UPDATE jobs SET worker=? WHERE prompt_id=?", (worker, prompt_id))
 
     def delete_pending(self, ids: list[str]) -> int:
         """Remove these pending jobs (others are ignored); their waiters get "cancelled"."""

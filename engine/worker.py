@@ -31,6 +31,7 @@ class Running:
     node: str | None = None
     value: int = 0
     max: int = 0
+    worker: str = "local"  # which worker runs it (a Ray actor's name with --workers)
 
 
 class Worker:
@@ -154,6 +155,20 @@ class Worker:
                 self.running = None
                 time.sleep(1.0)
 
+    def running_jobs(self) -> list[Running]:
+        """Every job being executed now (one at most here; one per worker with --workers)."""
+        job = self.running
+        return [] if job is None else [job]
+
+    def running_job(self, prompt_id: str) -> Running | None:
+        return next((j for j in self.running_jobs() if j.prompt_id == prompt_id), None)
+
+    def describe(self) -> list[dict]:
+        """The workers for /system_stats: name, kind, state (idle/busy) and the running job."""
+        job = self.running
+        return [{"name": "local", "kind": "in-process", "state": "idle" if job is None else "busy",
+                 "prompt_id": None if job is None else job.prompt_id}]
+
     def _take(self) -> list | None:
         item = self.store.take_next()
         if item is not None:
@@ -194,8 +209,7 @@ class Worker:
                 self.publish("progress_state", state, client_id)
 
         try:
-            run = self.executor.execute(prompt, outputs, prompt_id=prompt_id, cancel=job.cancel,
-                                        report=report, extra_data=extra_data)
+            run = self._execute(item, job, report)
             entry = history_entry(item, run.outputs, run.status, run.messages, run.warnings)
         except Exception as exc:  # an engine bug: record it, keep serving
             entry = self._error_entry(item, None, str(exc), type(exc).__name__, client_id)
@@ -207,9 +221,19 @@ class Worker:
                 self._finish(prompt_id, self._error_entry(
                     item, None if bad == "?" else bad, f"output of node {bad} cannot be stored: {exc}",
                     "ValueError", client_id))
-            self.running = None
+            self._release(job)
         self.publish("executing", {"node": None, "prompt_id": prompt_id}, client_id)
         self.publish("status", self.status(), None)
+
+    def _execute(self, item: list, job: Running, report: Callable[[str, dict], None]):
+        """Run the job here (engine/dispatch.py runs it on a Ray actor instead)."""
+        _, prompt_id, prompt, extra_data, outputs = item
+        return self.executor.execute(prompt, outputs, prompt_id=prompt_id, cancel=job.cancel,
+                                     report=report, extra_data=extra_data)
+
+    def _release(self, job: Running) -> None:
+        """The job's end is recorded (called under the lock): the worker is free again."""
+        self.running = None
 
     def _error_entry(self, item: list, node_id: str | None, message: str, exc_type: str,
                      client_id: str | None) -> dict:

@@ -45,12 +45,13 @@ def make_config(tmp: Path, **overrides: Any) -> Config:
 
 @contextlib.contextmanager
 def running_server(config: Config, registry: Mapping, env: Any,
-                   expose: dict | None = None) -> Iterator[str]:
+                   expose: dict | None = None, nodes: Any = None) -> Iterator[str]:
     """Start ``server.create_app`` on an ephemeral port; yields ``http://127.0.0.1:PORT``.
-    ``expose["app"]`` receives the application (for tests that inspect server state)."""
+    ``expose["app"]`` receives the application (for tests that inspect server state);
+    `nodes` builds each Ray worker's nodes when ``config.workers`` is set."""
     from server import create_app
 
-    app = create_app(config, registry, env)
+    app = create_app(config, registry, env, nodes=nodes)
     if expose is not None:
         expose["app"] = app
     loop = asyncio.new_event_loop()

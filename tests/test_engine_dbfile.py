@@ -90,8 +90,9 @@ def test_an_older_version_of_our_tables_is_upgraded_in_place_not_moved_aside(tmp
     from engine.store import SCHEMA
 
     path = tmp_path / "q.sqlite3"
-    older = SCHEMA.replace("    entry TEXT\n", "").replace("done_seq INTEGER,", "done_seq INTEGER")
-    assert older != SCHEMA and "entry TEXT" not in older
+    older = SCHEMA.replace("    entry TEXT,\n    worker TEXT\n", "").replace("done_seq INTEGER,",
+                                                                           "done_seq INTEGER")
+    assert older != SCHEMA and "entry TEXT" not in older and "worker TEXT" not in older
     db = sqlite3.connect(path)
     db.executescript(older)
     db.execute("INSERT INTO jobs (prompt_id, seq, number, state, prompt, extra_data, outputs, created) "

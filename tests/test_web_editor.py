@@ -171,6 +171,7 @@ def test_queue_shows_progress_preview_and_result_then_png_drop_restores_graph(se
     page.wait_for_selector('.node[data-node-id="6"] .node-images img.preview', timeout=10000)
     page.wait_for_function("() => parseFloat(document.querySelector('.node[data-node-id=\"6\"] .node-progress .bar').style.width) > 0")
     page.locator(".queue-list li.job.running").wait_for()
+    page.locator(".queue-list li.running .job-worker", has_text="on local").wait_for()  # who runs it
     page.wait_for_function("() => /node #6 \\d+\\/8/.test(document.querySelector('.queue-list li.running .job-progress')?.textContent || '')")
     result = page.locator('.node[data-node-id="8"] .node-images img.result')
     result.wait_for(timeout=15000)

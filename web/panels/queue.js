@@ -1,7 +1,8 @@
 // @ts-check
 /**
  * The queue panel: the running job (with interrupt) and pending jobs (each cancellable), refreshed
- * from GET /queue whenever the server broadcasts a `status` event.
+ * from GET /queue whenever the server broadcasts a `status` event. A running job names the worker
+ * that runs it (GET /system_stats `workers`: "local", or a Ray worker's name with --workers).
  */
 
 /** @typedef {import("../api.js").Api} Api */
@@ -49,17 +50,23 @@ export class QueuePanel {
     const r = await this.api.queueState();
     if (!r.ok || !r.body) return;
     const running = (r.body.queue_running || []).map(queueItem);
+    /** @type {Record<string, string>} prompt id -> worker name, only asked for while jobs run */
+    const workers = {};
+    if (running.length) {
+      const s = await this.api.fetchJson("/system_stats");
+      for (const w of (s.ok && s.body && s.body.workers) || []) if (w.prompt_id) workers[w.prompt_id] = w.name;
+    }
     const pending = (r.body.queue_pending || []).map(queueItem).sort((/** @type {any} */ a, /** @type {any} */ b) => a.number - b.number);
     this.count.textContent = `${running.length} running · ${pending.length} pending`;
     const rows = [];
-    for (const it of running) rows.push(this.row(it, true));
+    for (const it of running) rows.push(this.row(it, true, workers[it.id]));
     for (const it of pending) rows.push(this.row(it, false));
     if (!rows.length) rows.push(Object.assign(document.createElement("li"), { className: "empty", textContent: "Nothing queued" }));
     this.list.replaceChildren(...rows);
   }
 
-  /** @param {{id: string, number: number, prompt: any}} it @param {boolean} running */
-  row(it, running) {
+  /** @param {{id: string, number: number, prompt: any}} it @param {boolean} running @param {string} [worker] */
+  row(it, running, worker) {
     const li = document.createElement("li");
     li.className = running ? "job running" : "job pending";
     li.dataset.promptId = it.id;
@@ -76,6 +83,7 @@ export class QueuePanel {
       this.refresh();
     });
     li.append(label);
+    if (worker) li.append(Object.assign(document.createElement("span"), { className: "job-worker", textContent: `on ${worker}` }));
     if (running) li.append(Object.assign(document.createElement("span"), { className: "job-progress", textContent: this.progress }));
     li.append(btn);
     return li;
