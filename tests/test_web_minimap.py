@@ -117,3 +117,29 @@ def test_minimap_redraws_once_per_frame_and_toggles(server, browser):  # noqa: F
     page.locator("#minimap-btn").click()
     assert page.locator("canvas.minimap").is_visible()
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_the_view_outline_stays_on_the_map_when_the_view_is_away_from_the_graph(server, browser):  # noqa: F811
+    """The map spans the graph and the part in view: panned far off (or zoomed out past the graph), the outline
+    still lies on the map instead of off its edge; a press in the map keeps its frame while it moves the view."""
+    page = open_editor(browser, server["base"])
+    page.wait_for_selector(".node")
+    for offset, scale in (([-20000, -15000], 1), ([700, 400], 0.2)):
+        page.evaluate("([o, s]) => { const v = cascade.editor.graph.view; v.offset = o; v.scale = s;"
+                      " cascade.editor.view.applyTransform(); cascade.editor.emit('viewchange'); }", [offset, scale])
+        page.evaluate(FRAMES)
+        x0, y0, x1, y1 = page.evaluate("""() => { const m = cascade.minimap, f = m.frame, r = cascade.editor.root;
+            const s = cascade.editor.graph.view.scale, o = cascade.editor.graph.view.offset;
+            const g = [-o[0] / s, -o[1] / s, (r.clientWidth - o[0]) / s, (r.clientHeight - o[1]) / s];
+            return [f.ox + g[0] * f.scale, f.oy + g[1] * f.scale, f.ox + g[2] * f.scale, f.oy + g[3] * f.scale]; }""")
+        w, h = page.evaluate("() => [cascade.minimap.canvas.width / devicePixelRatio, cascade.minimap.canvas.height / devicePixelRatio]")
+        assert -1 <= x0 < x1 <= w + 1 and -1 <= y0 < y1 <= h + 1, (offset, scale, (x0, y0, x1, y1), (w, h))
+    # While the map is pressed, its frame does not change under the pointer.
+    box = page.locator("canvas.minimap").bounding_box()
+    page.mouse.move(box["x"] + 20, box["y"] + 20)
+    page.mouse.down()
+    before = page.evaluate("() => ({...cascade.minimap.frame})")
+    page.mouse.move(box["x"] + box["width"] - 20, box["y"] + box["height"] - 20, steps=5)
+    page.evaluate(FRAMES)
+    assert page.evaluate("() => ({...cascade.minimap.frame})") == before
+    page.mouse.up()

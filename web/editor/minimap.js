@@ -112,8 +112,14 @@ export class Minimap {
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, w, h);
     const items = this.boxes();
-    const bounds = unionBox(items.map((i) => i.box));
-    this.frame = bounds ? fitFrame(bounds, w, h) : null;
+    const root = this.editor.root;
+    const visible = visibleBox(this.editor.graph.view, root.clientWidth, root.clientHeight);
+    // The map spans the graph and the part in view, so the outline never leaves it; while a press in the
+    // map moves the view, the frame stays put so the map does not rescale under the pointer.
+    if (!(this.held && this.frame)) {
+      const bounds = unionBox(items.length ? [...items.map((i) => i.box), visible] : []);
+      this.frame = bounds ? fitFrame(bounds, w, h) : null;
+    }
     if (!this.frame) return;
     const { scale, ox, oy } = this.frame;
     const rect = (/** @type {Box} */ b) => /** @type {[number, number, number, number]} */ ([ox + b[0] * scale, oy + b[1] * scale, Math.max(1, (b[2] - b[0]) * scale), Math.max(1, (b[3] - b[1]) * scale)]);
@@ -121,8 +127,7 @@ export class Minimap {
       ctx.fillStyle = COLOURS[kind];
       ctx.fillRect(...rect(box));
     }
-    const root = this.editor.root;
-    const seen = rect(visibleBox(this.editor.graph.view, root.clientWidth, root.clientHeight));
+    const seen = rect(visible);
     ctx.fillStyle = "rgba(91, 156, 255, 0.12)";
     ctx.fillRect(...seen);
     ctx.strokeStyle = "#5b9cff";
@@ -133,6 +138,8 @@ export class Minimap {
   /** Press or drag in the minimap: the view centres on the graph point under the pointer. */
   installPointer() {
     let down = false;
+    /** True while a press in the map moves the view (the frame is kept). */
+    this.held = false;
     const jump = (/** @type {PointerEvent} */ e) => {
       if (!this.frame) return;
       const r = this.canvas.getBoundingClientRect();
@@ -145,7 +152,7 @@ export class Minimap {
     };
     this.canvas.addEventListener("pointerdown", (e) => {
       if (e.button !== 0) return;
-      down = true;
+      down = this.held = true;
       this.canvas.setPointerCapture(e.pointerId);
       e.preventDefault();
       jump(e);
@@ -153,7 +160,8 @@ export class Minimap {
     this.canvas.addEventListener("pointermove", (e) => { if (down) jump(e); });
     const end = () => {
       if (!down) return;
-      down = false;
+      down = this.held = false;
+      this.schedule(false);
       this.editor.emit("viewchange"); // autosaves the view, as the end of a pan does
     };
     this.canvas.addEventListener("pointerup", end);
