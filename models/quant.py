@@ -174,6 +174,7 @@ def quantize_model(model: nn.Module, mode: str, device: str | torch.device = "cp
         mod.register_buffer(name + "_scale", scale)
         mod.__dict__["quant_mode"] = mode
         mod.__class__ = _quant_class(type(mod), name)
+    model.__dict__["quant_mode"] = mode  # what LoRA loading checks (models/lora)
     return model
 
 

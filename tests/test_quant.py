@@ -179,3 +179,20 @@ def test_loader_nodes_take_the_quantize_option(tmp_path):
         full = prompt_models_bytes(env, prompt)
         prompt["1"]["inputs"]["quantize"] = "int8_weight"
         assert prompt_models_bytes(env, prompt) < full
+
+
+def test_a_lora_on_an_int8_model_is_refused_with_the_reason(tmp_path):
+    from safetensors.torch import save_file
+
+    from models.lora import apply_lora
+    from models.lora.report import LoraError
+    from models.patching import ModelHandle
+
+    net = quantize_model(_tiny(StageC, STAGE_C_PRESETS, 0), "int8_weight")
+    g = torch.Generator().manual_seed(0)
+    key = "prior.up_blocks.0.2.kv_mapper.1"
+    path = tmp_path / "l.safetensors"
+    save_file({f"{key}.lora_A.weight": torch.randn(4, 32, generator=g),
+               f"{key}.lora_B.weight": torch.randn(32, 4, generator=g)}, str(path))
+    with pytest.raises(LoraError, match="quantize int8_weight.*quantize none"):
+        apply_lora(path, unet=ModelHandle(net), unet_kind="stage_c")
