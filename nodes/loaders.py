@@ -28,7 +28,8 @@ def _loader_inputs(kind: str, what: str) -> tuple[Input, ...]:
 _QUANT_INPUT = Input(
     "quantize", T.COMBO, default="none", choices=QUANT_MODES, optional=True,
     tooltip="int8 weights for the Linear and 1×1 layers (models/quant.py). none: today's exact output. "
-            "int8_weight: half the bf16 memory (2-3x slower on the CPU; for small GPUs). int8_dynamic: also int8 activations "
+            "int8_weight: half the bf16 memory (2-3x slower on the CPU; for small GPUs). "
+            "int8_dynamic: also int8 activations "
             "(CPUs with VNNI/AMX; faster there, falls back to int8_weight elsewhere). LoRAs need none (they "
             "patch float weights). Error figures: bench/results/README_quant.md")
 
