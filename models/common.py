@@ -31,7 +31,10 @@ _ONEDNN_LINEAR = _has_onednn_linear()
 
 
 def _onednn_ok(x: torch.Tensor, weight: torch.Tensor, allow_fp32: bool = False) -> bool:
-    # The raw oneDNN op has no autograd: use it only when nothing here needs a gradient.
+    # The raw oneDNN op has no autograd: use it only when nothing here needs a gradient. An int8 weight
+    # (models/quant.py) is no tensor: it goes through F.linear, which hands it to its own kernel.
+    if not isinstance(weight, torch.Tensor):
+        return False
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
     dtype_ok = x.dtype == torch.bfloat16 or (allow_fp32 and x.dtype == torch.float32)
     return _ONEDNN_LINEAR and dtype_ok and x.device.type == "cpu" and not needs_grad
@@ -144,7 +147,8 @@ class ResBlock(nn.Module):
         cw = self.channelwise
         h = linear_gelu(h, cw[0].weight, cw[0].bias)
         b, hh, ww, c4 = h.shape
-        if not self.training and hh * ww > c4 // 4:
+        # The GRN fold scales the weight per item: not for an int8 weight (models/quant.py).
+        if not self.training and hh * ww > c4 // 4 and isinstance(cw[4].weight, torch.Tensor):
             return nchw(self._grn_folded_out(h, x).view(b, hh, ww, -1))
         h = cw[3](cw[2](h))
         return nchw(linear_add(h, cw[4].weight, cw[4].bias, nhwc(x)))

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 from engine.schema import Input, Node, Output, RunContext
 from models.patching import ModelHandle
 from nodes import types as T
+from models.quant import QUANT_MODES
 from runtime.env import dtype_choices
 from runtime.weights import DEFAULT_FILES, KIND_FOLDERS, file_stamp, missing_file_message
 
@@ -22,6 +23,15 @@ def _loader_inputs(kind: str, what: str) -> tuple[Input, ...]:
                       "tensors hold one (an all-in-one checkpoint offers each of its parts)"),
         Input("dtype", T.COMBO, default="auto", choices=dtype_choices(kind), tooltip=_DTYPE_TIP),
     )
+
+
+_QUANT_INPUT = Input(
+    "quantize", T.COMBO, default="none", choices=QUANT_MODES, optional=True,
+    tooltip="int8 weights for the Linear and 1×1 layers (models/quant.py). none: today's exact output. "
+            "int8_weight: half the bf16 memory (2-3x slower on the CPU; for small GPUs). "
+            "int8_dynamic: also int8 activations "
+            "(CPUs with VNNI/AMX; faster there, falls back to int8_weight elsewhere). LoRAs need none (they "
+            "patch float weights). Error figures: bench/results/README_quant.md")
 
 
 class _Loader(Node):
@@ -46,20 +56,23 @@ class _Loader(Node):
         return file_stamp(env, cls.KIND, inputs.get("file"))
 
     @classmethod
-    def weights_used(cls, env: Any, inputs: dict) -> list[tuple[Any, Any]] | None:
-        """[(path, torch dtype)] this node loads (admission's estimate), or None if the file is unknown."""
+    def weights_used(cls, env: Any, inputs: dict) -> list[tuple[Any, ...]] | None:
+        """[(path, torch dtype, quantize mode)] this node loads (admission's estimate), or None if the
+        file is unknown."""
         path = env.weight_path(cls.KIND, inputs.get("file"))
-        return None if path is None else [(path, env.resolve_dtype(cls.KIND, inputs.get("dtype", "auto")))]
+        if path is None:
+            return None
+        return [(path, env.resolve_dtype(cls.KIND, inputs.get("dtype", "auto")), inputs.get("quantize", "none"))]
 
-    def run(self, ctx: RunContext, file: str, dtype: str = "auto") -> tuple:
-        return (ModelHandle(ctx.env.load_model(self.KIND, file, dtype)),)
+    def run(self, ctx: RunContext, file: str, dtype: str = "auto", quantize: str = "none") -> tuple:
+        return (ModelHandle(ctx.env.load_model(self.KIND, file, dtype, quantize)),)
 
 
 class LoadStageC(_Loader):
     """Load the Stage C prior (text → 16-channel latent at about 1/42 of the image size)."""
 
     KIND, TITLE = "stage_c", "Load Stage C"
-    INPUTS = _loader_inputs("stage_c", "Stage C (prior)")
+    INPUTS = _loader_inputs("stage_c", "Stage C (prior)") + (_QUANT_INPUT,)
     OUTPUTS = (Output("stage_c", T.STAGE_C, "the Stage C prior"),)
 
 
@@ -67,7 +80,7 @@ class LoadStageB(_Loader):
     """Load the Stage B decoder (Stage C latent → 4-channel latent at 1/4 of the image size)."""
 
     KIND, TITLE = "stage_b", "Load Stage B"
-    INPUTS = _loader_inputs("stage_b", "Stage B (decoder)")
+    INPUTS = _loader_inputs("stage_b", "Stage B (decoder)") + (_QUANT_INPUT,)
     OUTPUTS = (Output("stage_b", T.STAGE_B, "the Stage B decoder"),)
 
 

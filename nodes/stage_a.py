@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from engine.schema import Input, Node, Output, RunContext
 from models.patching import ModelHandle
 from nodes import types as T
+from models.stage_a_tiles import DEFAULT_TILE, TILE_MODES, decode, receptive_radius, should_tile
 from runtime.admission import check_run
 from runtime.model_use import module_device, module_dtype, using
 
@@ -32,15 +33,23 @@ class StageADecode(Node):
     INPUTS = (
         Input("stage_a", T.STAGE_A, tooltip="the Stage A VQGAN"),
         Input("stage_b_latent", T.STAGE_B_LATENT, tooltip="the Stage B sampler's output"),
+        Input("tiled", T.COMBO, default="auto", choices=TILE_MODES, optional=True,
+              tooltip="decode in 1024² tiles with overlap so memory stays flat with size (same image up to "
+                      "float rounding); auto: above 2048²"),
     )
     OUTPUTS = (Output("image", T.IMAGE, "decoded image at the size the latent stands for"),)
 
-    def run(self, ctx: RunContext, stage_a: ModelHandle, stage_b_latent: T.StageBLatent | torch.Tensor) -> tuple:
+    def run(self, ctx: RunContext, stage_a: ModelHandle, stage_b_latent: T.StageBLatent | torch.Tensor,
+            tiled: str = "auto") -> tuple:
         samples = getattr(stage_b_latent, "samples", stage_b_latent)
-        check_run(ctx.env, "stage_a", stage_a.module, 4 * samples.shape[-1], 4 * samples.shape[-2],
-                  samples.shape[0], False)
+        tiles = should_tile(tiled, tuple(samples.shape[-2:]))
+        # A tiled decode's peak is one tile's (plus the output), whatever the image size.
+        side = 4 * (DEFAULT_TILE + 2 * receptive_radius(stage_a.module.config))
+        w, h = (min(side, 4 * samples.shape[-1]), min(side, 4 * samples.shape[-2])) if tiles else \
+            (4 * samples.shape[-1], 4 * samples.shape[-2])
+        check_run(ctx.env, "stage_a", stage_a.module, w, h, samples.shape[0], False)
         with using(ctx.env, stage_a) as net:
-            out = net.decode(samples.to(module_device(net), module_dtype(net)))
+            out = decode(net, samples.to(module_device(net), module_dtype(net)), "always" if tiles else "never")
         if isinstance(stage_b_latent, T.StageBLatent):  # drop the rows/columns added to round the grid up
             out = out[..., :stage_b_latent.height, :stage_b_latent.width]
         return (bchw_to_image(out),)

@@ -148,8 +148,8 @@ def prompt_models_bytes(env: Any, prompt: dict) -> int | None:
             return None
         if files is None:
             return None
-        for path, dtype in files:
-            seen[str(path)] = max(seen.get(str(path), 0), ModelManager._estimate(path, dtype))
+        for path, dtype, *quantize in files:  # (path, dtype) or (path, dtype, quantize mode)
+            seen[str(path)] = max(seen.get(str(path), 0), ModelManager._estimate(path, dtype, *quantize))
     return sum(seen.values())
 
 

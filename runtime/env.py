@@ -183,12 +183,12 @@ class Env:
             choice = (_AUTO_DTYPE_CUDA.get(kind) if cuda else None) or _AUTO_DTYPE[kind]
         return DTYPES[choice]
 
-    def load_model(self, kind: str, name: str, dtype_choice: str = "auto") -> nn.Module:
-        """Load (or reuse the resident copy of) a weights file of `kind`."""
+    def load_model(self, kind: str, name: str, dtype_choice: str = "auto", quantize: str = "none") -> nn.Module:
+        """Load (or reuse the resident copy of) a weights file of `kind`; `quantize`: models/quant.py mode."""
         path = self.weight_path(kind, name)
         if path is None:
             raise FileNotFoundError(weights.missing_file_message(self.weights_dir, KIND_FOLDERS.get(kind, kind), name))
-        return self.models.load(path, kind, self.resolve_dtype(kind, dtype_choice))
+        return self.models.load(path, kind, self.resolve_dtype(kind, dtype_choice), quantize=quantize)
 
     def admit(self, prompt: dict) -> dict[str, dict[str, str]]:
         """Validation hook: {node_id: {input_name: message}} for jobs whose memory cannot fit.

@@ -16,6 +16,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
+from models.quant import int8_bytes_ratio, quantize_model
 from runtime.stamps import stamp
 
 LoadFn = Callable[[Path, str, torch.dtype, str], nn.Module]  # (path, kind, dtype, device) -> module
@@ -33,6 +34,7 @@ class _Entry:
     resident: bool = True
     tick: int = 0
     pins: int = 0  # > 0 while a node is running it: never evicted then
+    quantize: str = "none"  # models/quant.py mode, applied after every read
 
 
 def module_nbytes(module: nn.Module) -> int:
@@ -85,13 +87,15 @@ class ModelManager:
         self.evictions = 0
 
     @staticmethod
-    def key(path: Path, kind: str, dtype: torch.dtype) -> tuple:
-        """Residency key: a file changed on disk (a new file stamp, runtime/stamps.py) is a different model."""
+    def key(path: Path, kind: str, dtype: torch.dtype, quantize: str = "none") -> tuple:
+        """Residency key: a file changed on disk (a new file stamp, runtime/stamps.py), or quantised
+        otherwise, is a different model."""
         path = Path(path).resolve()
-        return (str(path), stamp(path), str(dtype), kind)
+        key = (str(path), stamp(path), str(dtype), kind)
+        return key if quantize == "none" else key + (quantize,)
 
     def load(self, path: Path, kind: str, dtype: torch.dtype, *, defer: bool = True,
-             lazy: bool = False) -> nn.Module:
+             lazy: bool = False, quantize: str = "none") -> nn.Module:
         """Return the module for this file, loading it (and evicting others) if needed.
 
         With `defer`, a new model that would only fit by evicting others is returned weightless (meta)
@@ -99,22 +103,26 @@ class ModelManager:
         eagerly would push Stage C out just before Stage C is sampled. With `lazy`, a new model is
         always returned weightless and read at its first use: an all-in-one file's parts that nothing
         uses (the Stage B checkpoint's text encoder in ComfyUI's examples) are then never read.
+        `quantize` (models/quant.QUANT_MODES) stores Linear/1x1 weights as int8 after each read.
         """
         with self._lock:
-            key = self.key(path, kind, dtype)
+            key = self.key(path, kind, dtype, quantize)
             entry = self._entries.get(key)
             if entry is None:
-                estimate = self._estimate(path, dtype)
+                estimate = self._estimate(path, dtype, quantize)
                 skeleton = None
                 over = self.resident_bytes() + estimate > self.budget_bytes
                 if (lazy or (defer and over)) and self._skeleton_fn is not None:
                     skeleton = self._skeleton_fn(Path(path), kind, dtype)
+                if skeleton is not None and quantize != "none":
+                    skeleton = quantize_model(skeleton, quantize, self.device)  # same buffers as a read
                 if skeleton is not None:
                     module, resident = skeleton.eval().requires_grad_(False), False
                 else:
                     self._make_room(estimate, keep=None)
-                    module, resident = self._read(Path(path), kind, dtype), True
-                entry = _Entry(key, Path(path), kind, dtype, module, module_nbytes(module), resident)
+                    module, resident = self._read(Path(path), kind, dtype, quantize), True
+                entry = _Entry(key, Path(path), kind, dtype, module, module_nbytes(module), resident,
+                               quantize=quantize)
                 self._entries[key] = entry
                 self._by_module[id(module)] = entry
                 self._touch(entry)
@@ -178,8 +186,8 @@ class ModelManager:
         self._tick += 1
         entry.tick = self._tick
 
-    def _read(self, path: Path, kind: str, dtype: torch.dtype) -> nn.Module:
-        module = self._load_fn(path, kind, dtype, self.device)
+    def _read(self, path: Path, kind: str, dtype: torch.dtype, quantize: str = "none") -> nn.Module:
+        module = quantize_model(self._load_fn(path, kind, dtype, self.device), quantize, self.device)
         self.loads += 1
         return module.eval().requires_grad_(False)
 
@@ -188,7 +196,7 @@ class ModelManager:
             self._make_room(0, keep=entry)  # models unpinned since the last squeeze may be over budget
             return
         self._make_room(entry.nbytes, keep=entry)
-        _swap_in(entry.module, self._read(entry.path, entry.kind, entry.dtype))
+        _swap_in(entry.module, self._read(entry.path, entry.kind, entry.dtype, entry.quantize))
         entry.resident = True
 
     def _make_room(self, incoming: int, keep: _Entry | None) -> None:
@@ -208,8 +216,10 @@ class ModelManager:
             torch.cuda.empty_cache()
 
     @staticmethod
-    def _estimate(path: Path, dtype: torch.dtype) -> int:
-        """Rough in-memory size before loading: file size, scaled when bf16/fp16 files become fp32."""
+    def _estimate(path: Path, dtype: torch.dtype, quantize: str = "none") -> int:
+        """Rough in-memory size before loading: file size, scaled when bf16/fp16 files become fp32,
+        and to one byte a weight when quantised to int8 (two for int8_dynamic: fbgemm packs a copy)."""
         size = Path(path).stat().st_size
         itemsize = torch.empty((), dtype=dtype).element_size()
-        return size * 2 if itemsize == 4 and "bf16" in Path(path).name else size
+        size = size * 2 if itemsize == 4 and "bf16" in Path(path).name else size
+        return size if quantize == "none" else int(size * int8_bytes_ratio(dtype, quantize))

@@ -75,6 +75,10 @@ def apply_lora(path: str | Path, *, unet: ModelHandle | None, unet_kind: str,
                strength_te: float = 1.0) -> tuple[ModelHandle | None, ModelHandle | None, LoraReport]:
     """New handles with the LoRA's patches appended, plus the report (input handles untouched)."""
     path = Path(path)
+    mode = getattr(unet.module, "quant_mode", None) if unet is not None else None
+    if mode is not None:  # its matrices are int8 buffers: there is no float weight to add a delta to
+        raise LoraError(f"LoRA {path.name}: the {unet_kind.replace('_', ' ').title()} was loaded with quantize "
+                        f"{mode}; LoRAs patch float weights: load it with quantize none")
     models = Models(unet=unet.module if unet else None, unet_kind=unet_kind,
                     text_encoder=text_encoder.module if text_encoder else None,
                     strength_unet=strength_unet, strength_te=strength_te)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.schema import INT, Input, Node, Output, RunContext
+from models.stage_a_tiles import decode_tiled, should_tile
 from nodes.comfy import types as C
 from runtime.model_use import using
 
@@ -126,7 +127,12 @@ def vae_decode(ctx: RunContext, vae: C.Vae, samples: torch.Tensor) -> torch.Tens
     with using(ctx.env, handle) as net:
         param = next(net.parameters())
         z = samples.to(device=param.device, dtype=torch.float32)
-        rgb = net.decode_raw(z) if vae.kind == "stage_a" else net(z)
+        if vae.kind != "stage_a":
+            rgb = net(z)
+        elif should_tile("auto", tuple(z.shape[-2:])):  # above 2048², in tiles: flat memory, same image
+            rgb = decode_tiled(net, z, fn=net.decode_raw)
+        else:
+            rgb = net.decode_raw(z)
     return rgb.float().cpu().movedim(1, -1).contiguous()
 
 
