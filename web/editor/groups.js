@@ -10,7 +10,7 @@
  * general canvas handling (interact.js: pan, box select, search on double-click) never sees them.
  */
 import { boundsAround, dragSet, isPinned, moved, resized, rounded, DEFAULT_FONT } from "./group_model.js";
-import { groupPalette } from "./parts.js";
+import { editInPlace, groupPalette } from "./parts.js";
 import { isEditingField } from "./interact.js";
 
 /** @typedef {import("./editor.js").Editor} Editor */
@@ -188,25 +188,10 @@ export function installGroups(editor) {
 
   /** Edit a group's title in place; Enter or leaving keeps it, Escape cancels, empty means "Group". */
   const rename = (/** @type {number} */ index, /** @type {HTMLElement} */ name) => {
-    const input = document.createElement("input");
-    input.className = "title-edit group-title-edit";
-    input.value = name.textContent || "";
-    name.replaceWith(input);
-    input.focus();
-    input.select();
-    let done = false;
-    const finish = (/** @type {boolean} */ keep) => {
-      if (done) return;
-      done = true;
-      if (keep) editGroup(editor, index, (g) => { g.title = input.value.trim() || "Group"; });
+    editInPlace(name, "title-edit group-title-edit", (keep, text) => {
+      if (keep) editGroup(editor, index, (g) => { g.title = text || "Group"; });
       else editor.view.render();
-    };
-    input.addEventListener("keydown", (e) => {
-      e.stopPropagation();
-      if (e.key === "Enter") finish(true);
-      if (e.key === "Escape") finish(false);
     });
-    input.addEventListener("blur", () => finish(true));
   };
 
   document.addEventListener("keydown", (e) => {

@@ -6,6 +6,7 @@
  */
 import { typesCompatible } from "./graph.js";
 import { carryReroute } from "./reroutes.js";
+import { editInPlace } from "./parts.js";
 
 /** @typedef {import("./editor.js").Editor} Editor */
 /** @typedef {{dir: "in" | "out", type: string, node: string, slot: string | number}} Pending */
@@ -250,29 +251,11 @@ export function installInteractions(editor) {
     const id = /** @type {HTMLElement} */ (title.closest(".node")).dataset.nodeId || "";
     const n = editor.graph.nodes.get(id);
     if (!n) return;
-    const input = document.createElement("input");
-    input.className = "title-edit";
-    input.value = title.textContent || "";
-    title.replaceWith(input);
-    input.focus();
-    input.select();
-    let done = false;
-    const finish = (/** @type {boolean} */ keep) => {
-      if (done) return;
-      done = true;
-      const v = input.value.trim();
-      const def = editor.graph.defs[n.type];
-      editor.commit(() => {
-        if (keep) n.title = v && (!def || v !== def.displayName) ? v : undefined;
-        if (!n.title) delete n.title;
-      });
-    };
-    input.addEventListener("keydown", (e) => {
-      e.stopPropagation();
-      if (e.key === "Enter") finish(true);
-      if (e.key === "Escape") finish(false);
-    });
-    input.addEventListener("blur", () => finish(true));
+    const def = editor.graph.defs[n.type];
+    editInPlace(title, "title-edit", (keep, v) => editor.commit(() => {
+      if (keep) n.title = v && (!def || v !== def.displayName) ? v : undefined;
+      if (!n.title) delete n.title;
+    }));
   };
 
   document.addEventListener("keydown", (e) => {

@@ -83,3 +83,29 @@ export function missingValuesElement(/** @type {import("./graph.js").GNode} */ n
   }
   return box;
 }
+
+/**
+ * Replace `shown` (a title) by a text field holding its text; Enter or leaving the field calls
+ * `done(true, text)`, Escape `done(false, text)`, once. Keys typed there never reach the canvas.
+ * @param {HTMLElement} shown @param {string} cls @param {(keep: boolean, text: string) => void} done
+ */
+export function editInPlace(shown, cls, done) {
+  const input = document.createElement("input");
+  input.className = cls;
+  input.value = shown.textContent || "";
+  shown.replaceWith(input);
+  input.focus();
+  input.select();
+  let finished = false;
+  const finish = (/** @type {boolean} */ keep) => {
+    if (finished) return;
+    finished = true;
+    done(keep, input.value.trim());
+  };
+  input.addEventListener("keydown", (e) => {
+    e.stopPropagation();
+    if (e.key === "Enter") finish(true);
+    if (e.key === "Escape") finish(false);
+  });
+  input.addEventListener("blur", () => finish(true));
+}
