@@ -3,8 +3,8 @@
  * Editing groups on the canvas (geometry in group_model.js, drawing in parts.js): Ctrl+G groups the
  * selection; a click on a group's title bar selects it; dragging the bar moves the group with what
  * lies inside it (nodes, notes, nested groups, reroute points); the corner resizes; a double-click
- * on the title renames; the bar's tools (or a right-click on it) set the colour, pin it, remove it (its nodes
- * stay); Delete removes a selected group. Every edit is one undo step.
+ * on the title renames; the bar's tools (or a right-click on it) set the colour, pin it, remove it
+ * (its nodes stay); Delete removes a selected group. Every edit is one undo step.
  *
  * The handlers listen in the capture phase on the canvas and stop the events they take, so the
  * general canvas handling (interact.js: pan, box select, search on double-click) never sees them.
