@@ -143,7 +143,7 @@ def run_workflow(workflow: dict, config: Config, env: Any, registry: dict, *, st
     """Validate and execute a workflow through the engine's executor; returns (exit code, image paths)."""
     stream = stream or sys.stderr
     if is_document(workflow):
-        prompt, extra = document_to_prompt(workflow), {"extra_pnginfo": {"workflow": workflow}}
+        prompt, extra = document_to_prompt(workflow, registry), {"extra_pnginfo": {"workflow": workflow}}
     else:
         prompt, extra = workflow, {}
     checked = validate_prompt(prompt, registry, env)

@@ -212,3 +212,21 @@ def test_a_group_selected_in_one_workflow_is_not_deleted_in_the_next(server, bro
     page.keyboard.press("Delete")
     assert [g["title"] for g in document(page)["ui"]["groups"]] == ["Outer", "Inner"]
     assert page.errors == []
+
+
+def test_reroute_points_inside_a_dragged_group_move_with_it(server, browser):
+    """A point of the link 2 → 6 inside the outer group moves with the group (as ComfyUI's); the one
+    outside stays. Before, every point stayed, so the moved nodes' links bent back to the old spot."""
+    doc = grouped_document()
+    doc["ui"]["reroutes"] = [{"id": "in", "pos": [380, 400]}, {"id": "out", "pos": [600, 300], "parent": "in"}]
+    doc["nodes"]["6"]["ui"]["link_reroutes"] = {"stage_c": "out"}
+    page = open_at_scale_1(browser, server["base"], doc)
+    start = title_point(page, 0)
+    drag(page, start, (start[0] + 200, start[1] + 100))
+    after = document(page)
+    assert after["ui"]["reroutes"] == [{"id": "in", "pos": [580, 500]}, {"id": "out", "pos": [600, 300], "parent": "in"}]
+    assert page.locator('.reroute[data-reroute-id="in"]').evaluate("e => [e.style.left, e.style.top]") == ["580px", "500px"]
+    assert undo_index(page) == 1
+    page.keyboard.press("Control+z")
+    assert document(page)["ui"]["reroutes"][0]["pos"] == [380, 400]
+    assert page.errors == []

@@ -1,7 +1,9 @@
 """Browser tests of issue 13 §2: bypass (Ctrl+B) and mute (Ctrl+M), drawn, stored, run by the server."""
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -66,4 +68,31 @@ def test_ctrl_m_mutes_and_what_needs_the_muted_node_fails_with_its_reason(server
     assert status == 400
     reason = reply["node_errors"]["10"]["errors"][0]
     assert reason["type"] == "required_input_missing" and reason["details"] == "value: node 9 is muted"
+    assert page.errors == []
+
+
+def test_save_api_writes_the_prompt_the_server_runs_with_bypassed_and_muted_nodes(server, browser):
+    """Save API leaves bypassed and muted nodes out as Queue does: a file the API runs as the editor's
+    run, not one with the bypassed node back in (the download must equal the server's own prompt)."""
+    from engine.workflow import document_to_prompt
+    from tests.web_stub_nodes import WEB_STUB_NODES
+
+    page = open_editor(browser, server["base"], seeded_document())
+
+    def save_api() -> dict:
+        with page.expect_download() as download:
+            page.click("#save-api-btn")
+        return json.loads(Path(download.value.path()).read_text())
+
+    page.locator('.node[data-node-id="10"] .node-header').click()
+    page.keyboard.press("Control+b")
+    saved = save_api()
+    assert "10" not in saved and saved["6"]["inputs"]["seed"] == ["9", 0]  # passed through by type
+    assert saved == document_to_prompt(document(page), WEB_STUB_NODES)
+    page.locator('.node[data-node-id="9"] .node-header').click()
+    page.keyboard.press("Control+m")
+    saved = save_api()
+    assert "9" not in saved and "seed" not in saved["6"]["inputs"]
+    assert saved["6"]["_meta"]["left_out"] == {"seed": "node 9 is muted"}
+    assert saved == document_to_prompt(document(page), WEB_STUB_NODES)
     assert page.errors == []

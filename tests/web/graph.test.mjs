@@ -161,3 +161,18 @@ test("an API prompt is rebuilt as a document with layered positions", () => {
   assert.equal(toDocument({ hello: 1 }), null);
   assert.equal(fromApiPrompt({ "1": { class_type: "Save", inputs: {}, _meta: { title: "Out" } } }).nodes["1"].ui.title, "Out");
 });
+
+test("toApiPrompt leaves bypassed and muted nodes out as the server does", () => {
+  const { g, a, b, c } = chain();
+  b.ui = { mode: "bypass" }; // its CONDITIONING output has no CONDITIONING input to pass on
+  let api = g.toApiPrompt();
+  assert.ok(!(b.id in api) && a.id in api);
+  assert.ok(!("positive" in api[c.id].inputs));
+  assert.deepEqual(api[c.id]._meta.left_out, { positive: `node ${b.id} is bypassed and has no linked CONDITIONING input to pass on` });
+  b.ui = { mode: "mute" };
+  api = g.toApiPrompt();
+  assert.deepEqual(api[c.id]._meta.left_out, { positive: `node ${b.id} is muted` });
+  delete b.ui;
+  assert.deepEqual(g.toApiPrompt()[c.id].inputs.positive, [b.id, 0]);
+  assert.equal(g.toApiPrompt()[c.id]._meta.left_out, undefined);
+});

@@ -7,6 +7,7 @@
 import { defaultValue, isSeedInput } from "./defs.js";
 import { missingDef } from "./missing.js";
 import { loadReroutes, saveReroutes, setLinkReroute } from "./reroutes.js";
+import { modeOf, throughModes } from "./modes.js";
 export { WIDGET_KINDS, SEED_CONTROLS, parseObjectInfo, isSeedInput, defaultValue } from "./defs.js";
 
 /** @typedef {{name: string, type: string, kind: string, optional: boolean, opts: Record<string, any>, choices: string[] | null, widget: boolean}} InputDef */
@@ -233,17 +234,29 @@ export class Graph {
   }
 
   /**
-   * The API prompt (ComfyUI's format): the document with every `ui` key stripped and each node's
+   * The API prompt (ComfyUI's format), as the server runs the document (engine/workflow.py): every
+   * `ui` key stripped, bypassed and muted nodes left out with their links passed on or dropped
+   * (modes.js; a dropped input is named in `_meta.left_out` `{input: reason}`), and each node's
    * `_meta.title` set to its title, else its class's display name, else its class name (some
    * clients find nodes by that title).
    */
   toApiPrompt() {
     /** @type {Record<string, any>} */
     const out = {};
+    const anyMode = [...this.nodes.values()].some((n) => modeOf(n));
     for (const n of this.nodes.values()) {
+      if (modeOf(n)) continue;
       const e = this.nodeEntry(n);
       const d = this.defs[n.type];
+      /** @type {Record<string, string>} */
+      const leftOut = {};
+      if (anyMode) for (const [name, v] of Object.entries(e.inputs)) {
+        const r = throughModes(this, v);
+        if (r.reason === null) e.inputs[name] = r.value;
+        else { delete e.inputs[name]; leftOut[name] = r.reason; }
+      }
       out[n.id] = { class_type: e.class_type, inputs: e.inputs, _meta: { title: n.title || (d && d.displayName) || n.type } };
+      if (Object.keys(leftOut).length) out[n.id]._meta.left_out = leftOut;
     }
     return out;
   }

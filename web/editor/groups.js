@@ -2,9 +2,9 @@
 /**
  * Editing groups on the canvas (geometry in group_model.js, drawing in parts.js): Ctrl+G groups the
  * selection; a click on a group's title bar selects it; dragging the bar moves the group with what
- * lies inside it (nodes, notes, nested groups); the corner resizes; a double-click on the title
- * renames; the bar's tools (or a right-click on it) set the colour, pin it, remove it (its nodes
- * stay); Delete removes a selected group. Every edit is one undo step.
+ * lies inside it (nodes, notes, nested groups, reroute points); the corner resizes; a double-click
+ * on the title renames; the bar's tools (or a right-click on it) set the colour, pin it, remove it
+ * (its nodes stay); Delete removes a selected group. Every edit is one undo step.
  *
  * The handlers listen in the capture phase on the canvas and stop the events they take, so the
  * general canvas handling (interact.js: pan, box select, search on double-click) never sees them.
@@ -95,12 +95,15 @@ export function installGroups(editor) {
     const g = editor.graph.groups[index];
     if (!g || isPinned(g)) return;
     const start = editor.view.toGraph(e.clientX, e.clientY);
-    if (t.classList.contains("group-resize")) drag = { mode: "resize", index, start, b0: [...g.bounding], nested: [], items: [] };
+    if (t.classList.contains("group-resize")) drag = { mode: "resize", index, start, b0: [...g.bounding], nested: [], items: [], points: [] };
     else {
       const set = /** @type {{groups: number[], items: string[]}} */ (dragSet(editor.graph.groups, index, itemBoxes(editor)));
       const items = set.items.map((id) => editor.graph.nodes.get(id) || editor.graph.notes.find((m) => m.id === id))
         .filter((it) => !!it).map((it) => ({ it, p0: [...it.pos] }));
-      drag = { mode: "move", index, start, b0: [...g.bounding], nested: set.groups.map((j) => ({ j, b0: [...editor.graph.groups[j].bounding] })), items, ids: set.items };
+      // Reroute points inside move too (as in ComfyUI), else the links of the moved nodes bend back to where they were.
+      const inPoints = /** @type {{items: string[]}} */ (dragSet(editor.graph.groups, index, editor.graph.reroutes.map((r) => ({ id: r.id, box: /** @type {import("./group_model.js").Box} */ ([r.pos[0], r.pos[1], r.pos[0], r.pos[1]]) }))));
+      const points = editor.graph.reroutes.filter((r) => inPoints.items.includes(r.id)).map((it) => ({ it, p0: [...it.pos] }));
+      drag = { mode: "move", index, start, b0: [...g.bounding], nested: set.groups.map((j) => ({ j, b0: [...editor.graph.groups[j].bounding] })), items, ids: set.items, points };
     }
     root.setPointerCapture(e.pointerId);
   }, { capture: true });
@@ -124,8 +127,9 @@ export function installGroups(editor) {
     groups[drag.index].bounding = moved(drag.b0, dx, dy);
     place(drag.index);
     for (const { j, b0 } of drag.nested) { groups[j].bounding = moved(b0, dx, dy); place(j); }
-    for (const { it, p0 } of drag.items) it.pos = [p0[0] + dx, p0[1] + dy];
+    for (const { it, p0 } of [...drag.items, ...drag.points]) it.pos = [p0[0] + dx, p0[1] + dy];
     editor.view.updatePositions(drag.ids);
+    if (drag.points.length) editor.view.drawLinks(); // links through the points, and their dots
   });
 
   const end = () => {
@@ -135,7 +139,7 @@ export function installGroups(editor) {
     if (!d.moved) return;
     const groups = editor.graph.groups;
     for (const j of [d.index, ...d.nested.map((/** @type {any} */ n) => n.j)]) groups[j].bounding = rounded(groups[j].bounding);
-    for (const { it } of d.items) it.pos = [Math.round(it.pos[0]), Math.round(it.pos[1])];
+    for (const { it } of [...d.items, ...d.points]) it.pos = [Math.round(it.pos[0]), Math.round(it.pos[1])];
     editor.commit(() => {});
   };
   root.addEventListener("pointerup", end);

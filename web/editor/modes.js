@@ -13,6 +13,39 @@ export function modeOf(n) {
   return MODES.includes(m) ? m : null;
 }
 
+const MAX_HOPS = 10_000; // a chain of bypassed nodes this long is a loop (as engine/workflow.py)
+
+/**
+ * Where input value `value` comes from once bypassed and muted nodes are left out: the server's rule
+ * (engine/workflow.py `_through_modes`, so Save API writes the prompt Queue runs). A bypassed node's
+ * output k passes on its input at slot k when that is a linked input of the output's type, else its
+ * first linked input of that type; a link from a muted node, or a bypassed one with nothing to pass
+ * on, is dropped with the reason. Slots follow /object_info's order (required, then optional), which
+ * is the class's own except where an optional input precedes a required one of the same type.
+ * @param {import("./graph.js").Graph} graph @param {any} value an input's literal or `[source id, output]`
+ * @returns {{value: any, reason: null} | {value: undefined, reason: string}}
+ */
+export function throughModes(graph, value) {
+  const isLink = (/** @type {any} */ v) => Array.isArray(v) && v.length === 2 && typeof v[0] === "string" && Number.isInteger(v[1]);
+  for (let hop = 0; hop < MAX_HOPS; hop++) {
+    if (!isLink(value)) return { value, reason: null };
+    const src = graph.nodes.get(value[0]);
+    const mode = src ? modeOf(src) : null;
+    if (!src || !mode) return { value, reason: null };
+    if (mode === "mute") return { value: undefined, reason: `node ${src.id} is muted` };
+    const def = graph.defs[src.type];
+    if (!def) return { value: undefined, reason: `node ${src.id} is bypassed and its class is unknown` };
+    const out = def.outputs[value[1]];
+    if (!out) return { value: undefined, reason: `node ${src.id} is bypassed and has no output ${value[1]}` };
+    const inputs = def.inputs.map((i) => [i.type, src.links[i.name] ? [...src.links[i.name]] : null]);
+    const same = inputs[value[1]];
+    const picked = same && same[0] === out.type && same[1] ? same[1] : (inputs.find(([t, l]) => t === out.type && l) || [])[1];
+    if (!picked) return { value: undefined, reason: `node ${src.id} is bypassed and has no linked ${out.type} input to pass on` };
+    value = picked;
+  }
+  return { value: undefined, reason: "the link loops through bypassed nodes" };
+}
+
 /** Mark a rendered node element with its mode (CSS draws bypassed purple, muted grey). */
 export function markMode(/** @type {HTMLElement} */ e, /** @type {import("./graph.js").GNode} */ n) {
   const m = modeOf(n);
