@@ -1,6 +1,7 @@
 """Optional `torch.compile` of the sampled networks (Stage C, Stage B), off by default.
 
-The mode comes from the config (`extra["compile"]`, cli `--set compile=...`) or $CASCADE_COMPILE:
+The mode comes from the config's `extra["compile"]` (bench/pipeline.py's --compile sets it) or, for the
+server and the CLI, from $CASCADE_COMPILE; an unknown mode fails the sampler node naming the choices:
 
 - off: the module itself, exactly as before.
 - inductor: torch.compile with the default inductor backend (fused kernels; the first step compiles).

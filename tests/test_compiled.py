@@ -35,11 +35,13 @@ def test_off_returns_the_module_itself(monkeypatch):
 
 
 @pytest.mark.slow  # dynamo traces the tiny network (~10 s on 2 shared cores)
-def test_compiled_stage_b_matches_eager_and_compiles_once(monkeypatch):
+@pytest.mark.parametrize("quantize", ["none", "int8_weight"])  # int8 layers must trace too (models/quant.py)
+def test_compiled_stage_b_matches_eager_and_compiles_once(monkeypatch, quantize):
+    from models.quant import quantize_model
     from models.stage_b import STAGE_B_PRESETS, StageB
 
     torch.manual_seed(0)
-    net = StageB(STAGE_B_PRESETS["tiny"]).eval()
+    net = quantize_model(StageB(STAGE_B_PRESETS["tiny"]).eval(), quantize)
     warnings = []
     run = C.compiled(_env("eager"), net, warnings.append)
     assert C.compiled(_env("eager"), net) is run and not warnings
