@@ -57,3 +57,19 @@ def test_compiled_stage_b_matches_eager_and_compiles_once(monkeypatch, quantize)
     assert torch.equal(got, want)
     stats = C.COMPILE_STATS[id(run)]
     assert stats["calls"] == 3 and stats["mode"] == "eager" and C.compile_seconds(stats) >= 0
+
+
+def test_server_refuses_to_start_with_an_unknown_mode(tmp_path, monkeypatch):
+    """A misspelt $CASCADE_COMPILE is named at start-up, before the data folder or the port is taken;
+    otherwise the server would start and every Stage C / Stage B sampler would fail."""
+    import server
+
+    def nodes(config):
+        raise AssertionError("the server went on to load its nodes")
+    monkeypatch.setenv("CASCADE_COMPILE", "inductr")
+    with pytest.raises(SystemExit, match="compile mode 'inductr' is not one of off, inductor"):
+        server.main(["--port", "0", "--data", str(tmp_path / "data")], nodes=nodes)
+    assert not (tmp_path / "data").exists()
+    monkeypatch.setenv("CASCADE_COMPILE", "EAGER")  # case does not matter, as compile_mode reads it
+    with pytest.raises(AssertionError, match="load its nodes"):
+        server.main(["--port", "0", "--data", str(tmp_path / "data")], nodes=nodes)
