@@ -27,6 +27,7 @@ from engine.dbfile import DatabaseUnavailable
 from engine.executor import Executor
 from engine.schema import Node
 from engine.store import Store
+from runtime.compiled import compile_mode
 from engine.worker import Worker
 from runtime.temp_files import wipe_temp
 
@@ -148,6 +149,7 @@ def main(argv: list[str] | None = None,
     config = Config.from_cli(sys.argv[1:] if argv is None else argv)
     try:
         config.check_safe()
+        compile_mode(None)  # $CASCADE_COMPILE: an unknown mode would otherwise fail every sampler node
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
     if config.extra.get("run"):  # headless: same executor, no HTTP (see cli.py)

@@ -122,12 +122,19 @@ def _quant_class(base: type, name: str) -> type:
     def get(self: nn.Module) -> QWeight:
         q, scale = self._buffers[name + "_int8"], self._buffers[name + "_scale"]
         cached = self.__dict__.get("_qweight")
-        if cached is None or cached.q is not q:  # rebuilt after an eviction swapped fresh buffers in
+        if cached is None or cached.q is not q:  # rebuilt after a reload swapped fresh buffers in
             cached = QWeight(q, scale, self.__dict__["quant_mode"])
             self.__dict__["_qweight"] = cached
         return cached
 
-    return type(f"Int8{base.__name__}", (base,), {name: property(get), "__module__": __name__})
+    def _apply(self: nn.Module, fn: Any, recurse: bool = True) -> nn.Module:
+        # The cached view holds the int8 buffers and fbgemm's packed copies: any conversion of the
+        # module's tensors (eviction's to_empty("meta"), .to(device)) drops it, or the old tensors
+        # would stay alive beside the new ones.
+        self.__dict__.pop("_qweight", None)
+        return base._apply(self, fn, recurse)
+
+    return type(f"Int8{base.__name__}", (base,), {name: property(get), "_apply": _apply, "__module__": __name__})
 
 
 def _targets(model: nn.Module) -> list[tuple[nn.Module, str]]:

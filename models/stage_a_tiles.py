@@ -35,6 +35,11 @@ def receptive_radius(config: StageAConfig) -> int:
     return math.ceil(radius)
 
 
+def piece_side(config: StageAConfig, tile: int | None = None) -> int:
+    """Latent pixels per side of the largest piece a tiled decode runs at once: the core and its halos."""
+    return (DEFAULT_TILE if tile is None else tile) + 2 * receptive_radius(config)
+
+
 def should_tile(mode: str, latent_hw: tuple[int, int]) -> bool:
     """Whether `mode` tiles a latent of this [H, W] (image = 4× the latent per side)."""
     if mode not in TILE_MODES:

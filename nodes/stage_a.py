@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from engine.schema import Input, Node, Output, RunContext
 from models.patching import ModelHandle
 from nodes import types as T
-from models.stage_a_tiles import DEFAULT_TILE, TILE_MODES, decode, receptive_radius, should_tile
-from runtime.admission import check_run
+from models.stage_a_tiles import TILE_MODES, decode, should_tile
+from runtime.admission import check_run, decode_tile
 from runtime.model_use import module_device, module_dtype, using
 
 
@@ -43,11 +43,9 @@ class StageADecode(Node):
             tiled: str = "auto") -> tuple:
         samples = getattr(stage_b_latent, "samples", stage_b_latent)
         tiles = should_tile(tiled, tuple(samples.shape[-2:]))
-        # A tiled decode's peak is one tile's (plus the output), whatever the image size.
-        side = 4 * (DEFAULT_TILE + 2 * receptive_radius(stage_a.module.config))
-        w, h = (min(side, 4 * samples.shape[-1]), min(side, 4 * samples.shape[-2])) if tiles else \
-            (4 * samples.shape[-1], 4 * samples.shape[-2])
-        check_run(ctx.env, "stage_a", stage_a.module, w, h, samples.shape[0], False)
+        # A tiled decode's network peak is one piece's, whatever the image size; the image is whole.
+        check_run(ctx.env, "stage_a", stage_a.module, 4 * samples.shape[-1], 4 * samples.shape[-2],
+                  samples.shape[0], False, tile=decode_tile(tiled, stage_a.module.config, tuple(samples.shape[-2:])))
         with using(ctx.env, stage_a) as net:
             out = decode(net, samples.to(module_device(net), module_dtype(net)), "always" if tiles else "never")
         if isinstance(stage_b_latent, T.StageBLatent):  # drop the rows/columns added to round the grid up

@@ -18,6 +18,8 @@ items n = 2B for the batched cond+uncond pass, s = bytes per element of the mode
   mappers' 4c-wide maps at level 0 (Stage B's CondMapper).
 * Stage A decode: the H/2 level's MixingResBlock is 4 * c_hidden/2 wide on (2h)(2w) positions:
     peak = B * s * K_A * 4 * (c_hidden/2) * 4hw,  K_A = 2,  plus the image (B * 3 * 16hw * 4 bytes * 6 copies).
+  Decoded in tiles (models/stage_a_tiles.py), hw in the first term is one piece's (core and halos); the
+  image term stays whole.
 * The sampler's own float32 state (x, x0, eps, noise, both CFG halves): 10 * n * C * h * w * 4 bytes.
 * OVERHEAD = 256 MiB per job: what a first call costs regardless of size (library workspaces, weight
   repacking); measured 58 MiB for a 32² Stage B latent, where the per-pixel terms give 11 MiB.
@@ -38,6 +40,7 @@ on a 24 GiB card (auto budget 80%) the lite files' ~5 GiB leave ~19 GiB: admitte
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass
@@ -65,6 +68,7 @@ class Job:
     batch: int
     guided: bool
     text_tokens: int = 77  # Stage C's text sequence: 77 per chunk of a chunked prompt (77·k)
+    tile: int = 0  # Stage A decoded in tiles: latent pixels per side of one piece (0: untiled)
 
 
 def _unet_bytes(cfg: Any, positions: int, items: int, itemsize: int, cond_tokens: int,
@@ -101,7 +105,9 @@ def _activations(job: Job) -> int:
         patch = cfg.patch_size
         return state + _unet_bytes(cfg, (h // patch) * (w // patch), items, job.itemsize, cfg.c_clip_seq,
                                    [True] * len(cfg.c_hidden))
-    block = K_A * 4 * (cfg.c_hidden // 2) * 4 * h * w * job.itemsize
+    # Tiled, the network runs one piece at a time; the whole image (and its copies) is still made.
+    area = min(h, job.tile) * min(w, job.tile) if job.tile else h * w
+    block = K_A * 4 * (cfg.c_hidden // 2) * 4 * area * job.itemsize
     image = 3 * 16 * h * w * 4 * IMAGE_COPIES
     return job.batch * (block + image)
 
@@ -158,7 +164,7 @@ def largest_square(job: Job, limit: int) -> int:
     lo, hi = 0, 8192 // 64
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        trial = Job(job.kind, job.config, job.itemsize, mid * 64, mid * 64, 1, job.guided)
+        trial = dataclasses.replace(job, width=mid * 64, height=mid * 64, batch=1)
         if job_bytes(trial) <= limit:
             lo = mid
         else:
@@ -180,13 +186,14 @@ class MemoryRefused(ValueError):
 
 
 def check_run(env: Any, kind: str, module: Any, width: int, height: int, batch: int, guided: bool,
-              text_tokens: int = 77) -> None:
+              text_tokens: int = 77, tile: int = 0) -> None:
     """Run-time admission for what validation could not size (an init image, an encoded image, linked
     widgets): the same estimate and limit as ``admit``; raises MemoryRefused with the same message.
 
     `module` is the node's network (resident or not: only its config and dtype are read); width and
     height are the image's pixels; text_tokens is the longer prompt's sequence length (77·k for a prompt
-    chunked into k chunks). An env without a model manager (stub envs) is not checked.
+    chunked into k chunks); tile: a tiled Stage A decode's piece side in latent pixels (0: untiled). An
+    env without a model manager (stub envs) is not checked.
     """
     models = getattr(env, "models", None)
     config = getattr(module, "config", None)
@@ -194,7 +201,7 @@ def check_run(env: Any, kind: str, module: Any, width: int, height: int, batch: 
         return
     param = next((p for p in module.parameters() if p.is_floating_point()), None)
     itemsize = param.element_size() if param is not None else 4
-    job = Job(kind, config, itemsize, int(width), int(height), int(batch), bool(guided), int(text_tokens))
+    job = Job(kind, config, itemsize, int(width), int(height), int(batch), bool(guided), int(text_tokens), int(tile))
     limit = limit_bytes(getattr(env, "device", "cpu"), models.budget_bytes, models.resident_bytes())
     needed = job_bytes(job)
     if needed > limit:
@@ -285,8 +292,25 @@ def jobs(env: Any, prompt: dict) -> list[tuple[str, str, Job]]:
         cfg_scale = (node.get("inputs") or {}).get("cfg", 1.0)
         guided = not (isinstance(cfg_scale, (int, float)) and cfg_scale == 1)
         job = Job(kind, model[0], model[1], size[0], size[1], size[2], guided)
+        if class_type == "StageADecode":
+            job = dataclasses.replace(job, tile=_decode_tile(node, model[0], size))
         found.append((node_id, "width" if class_type == "StageCSampler" else via, job))
     return found
+
+
+def decode_tile(mode: Any, config: Any, latent_hw: tuple[int, int]) -> int:
+    """The piece side (latent pixels) Stage A Decode's `tiled` mode decodes a latent of [H, W] in, else 0.
+
+    A linked or unknown mode counts as untiled (the larger estimate; validation names a bad choice)."""
+    from models.stage_a_tiles import TILE_MODES, piece_side, should_tile
+
+    if not isinstance(mode, str) or mode not in TILE_MODES or not should_tile(mode, latent_hw):
+        return 0
+    return piece_side(config)
+
+
+def _decode_tile(node: dict, config: Any, size: tuple[int, int, int]) -> int:
+    return decode_tile((node.get("inputs") or {}).get("tiled", "auto"), config, stage_b_grid(size[0], size[1]))
 
 
 def admit(env: Any, prompt: dict) -> dict[str, dict[str, str]]:

@@ -1,6 +1,7 @@
 """Optional `torch.compile` of the sampled networks (Stage C, Stage B), off by default.
 
-The mode comes from the config (`extra["compile"]`, cli `--set compile=...`) or $CASCADE_COMPILE:
+The mode comes from the config's `extra["compile"]` (bench/pipeline.py's --compile sets it) or, for the
+server and the CLI, from $CASCADE_COMPILE; an unknown mode fails the sampler node naming the choices:
 
 - off: the module itself, exactly as before.
 - inductor: torch.compile with the default inductor backend (fused kernels; the first step compiles).
@@ -16,10 +17,10 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch is imported where a module is compiled: the server checks the mode at start-up
+    from torch import nn
 
 MODES = ("off", "inductor", "cudagraphs", "eager")
 # id(wrapper) -> {"name", "mode", "calls", "first_call_s", "other_calls_s"}; read by bench/pipeline.py.
@@ -58,6 +59,8 @@ def compiled(env: Any, module: nn.Module, warn: Callable[[str], None] | None = N
     options, warning = compile_options(mode, device)
     if warning and warn:
         warn(warning)
+    import torch
+
     inner = torch.compile(module, dynamic=False, **options)
     stats = {"name": type(module).__name__, "mode": mode, "calls": 0, "first_call_s": 0.0, "other_calls_s": 0.0}
 

@@ -35,11 +35,13 @@ def test_off_returns_the_module_itself(monkeypatch):
 
 
 @pytest.mark.slow  # dynamo traces the tiny network (~10 s on 2 shared cores)
-def test_compiled_stage_b_matches_eager_and_compiles_once(monkeypatch):
+@pytest.mark.parametrize("quantize", ["none", "int8_weight"])  # int8 layers must trace too (models/quant.py)
+def test_compiled_stage_b_matches_eager_and_compiles_once(monkeypatch, quantize):
+    from models.quant import quantize_model
     from models.stage_b import STAGE_B_PRESETS, StageB
 
     torch.manual_seed(0)
-    net = StageB(STAGE_B_PRESETS["tiny"]).eval()
+    net = quantize_model(StageB(STAGE_B_PRESETS["tiny"]).eval(), quantize)
     warnings = []
     run = C.compiled(_env("eager"), net, warnings.append)
     assert C.compiled(_env("eager"), net) is run and not warnings
@@ -55,3 +57,19 @@ def test_compiled_stage_b_matches_eager_and_compiles_once(monkeypatch):
     assert torch.equal(got, want)
     stats = C.COMPILE_STATS[id(run)]
     assert stats["calls"] == 3 and stats["mode"] == "eager" and C.compile_seconds(stats) >= 0
+
+
+def test_server_refuses_to_start_with_an_unknown_mode(tmp_path, monkeypatch):
+    """A misspelt $CASCADE_COMPILE is named at start-up, before the data folder or the port is taken;
+    otherwise the server would start and every Stage C / Stage B sampler would fail."""
+    import server
+
+    def nodes(config):
+        raise AssertionError("the server went on to load its nodes")
+    monkeypatch.setenv("CASCADE_COMPILE", "inductr")
+    with pytest.raises(SystemExit, match="compile mode 'inductr' is not one of off, inductor"):
+        server.main(["--port", "0", "--data", str(tmp_path / "data")], nodes=nodes)
+    assert not (tmp_path / "data").exists()
+    monkeypatch.setenv("CASCADE_COMPILE", "EAGER")  # case does not matter, as compile_mode reads it
+    with pytest.raises(AssertionError, match="load its nodes"):
+        server.main(["--port", "0", "--data", str(tmp_path / "data")], nodes=nodes)

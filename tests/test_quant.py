@@ -196,3 +196,28 @@ def test_a_lora_on_an_int8_model_is_refused_with_the_reason(tmp_path):
                f"{key}.lora_B.weight": torch.randn(32, 4, generator=g)}, str(path))
     with pytest.raises(LoraError, match="quantize int8_weight.*quantize none"):
         apply_lora(path, unet=ModelHandle(net), unet_kind="stage_c")
+
+
+@pytest.mark.parametrize("mode", ["int8_weight", pytest.param("int8_dynamic", marks=needs_vnni)])
+def test_eviction_frees_the_int8_weights_of_a_model_that_has_run(tmp_path, mode):
+    """Nothing but the module's buffers may hold the int8 weights (or fbgemm's packed copies): a model
+    that has run, then evicted, must free them, or Stage C and Stage B taking turns on a small card
+    would each keep its weights after eviction."""
+    import gc
+    import weakref
+
+    from safetensors.torch import save_file
+
+    path = tmp_path / "c.safetensors"
+    save_file(_tiny(StageC, STAGE_C_PRESETS, 0).state_dict(), str(path))
+    mm = ModelManager(lambda p, kind, dtype, device: _tiny(StageC, STAGE_C_PRESETS, 0).to(dtype),
+                      budget_bytes=1 << 30)
+    net = mm.load(path, "stage_c", torch.bfloat16, quantize=mode)
+    before = net(*_stage_c_inputs())
+    weights = [weakref.ref(b) for n, b in net.named_buffers() if n.endswith("_int8")]
+    assert weights
+    assert mm.unload(net)
+    gc.collect()
+    assert [w for w in weights if w() is not None] == []
+    mm.ensure(net)  # the reload runs on its own buffers, with the same result
+    assert torch.equal(net(*_stage_c_inputs()), before)

@@ -105,3 +105,54 @@ def test_decode_node_takes_the_tiled_option(tmp_path, monkeypatch):
     tiled = node().run(ctx, models["stage_a"], latent, "always")[0]
     assert pieces and tiled.shape == plain.shape == (1, 600, 280, 3)
     assert (tiled - plain).abs().max() <= 8 * torch.finfo(torch.float32).eps
+
+
+def test_validation_admits_a_decode_its_tiles_fit_and_counts_the_whole_image(tmp_path, monkeypatch):
+    """Validation sizes Stage A Decode as it will run: tiled (auto above 2048²) its network peak is one
+    piece's, so a size whose untiled decode cannot fit is admitted; with tiled never it is refused."""
+    from runtime import admission
+    from tests.test_nodes_admission import node_id_of, on_machine, prompt_of
+    from tests.nodes_helpers import demo_env, tmp_config
+
+    env = demo_env(tmp_config(tmp_path))
+    prompt = prompt_of(env, size=4096, batch=1, full=False)
+    a = node_id_of(prompt, "StageADecode")
+    (tiled,) = [j for n, _, j in admission.jobs(env, prompt) if n == a]
+    prompt[a]["inputs"]["tiled"] = "never"
+    (untiled,) = [j for n, _, j in admission.jobs(env, prompt) if n == a]
+    # The image itself (and its copies) is whole either way: the tiled estimate stays above it.
+    image = 3 * 4096 * 4096 * 4 * admission.IMAGE_COPIES
+    assert image < admission.job_bytes(tiled) < admission.job_bytes(untiled)
+    between = (admission.job_bytes(tiled) + admission.job_bytes(untiled)) / 2
+    on_machine(monkeypatch, env, between / admission.GIB, 0)
+    assert a in env.admit(prompt)
+    prompt[a]["inputs"]["tiled"] = "auto"
+    assert a not in env.admit(prompt)
+
+
+@pytest.mark.parametrize("comfy", [False, True])
+def test_run_time_check_counts_the_whole_image_of_a_tiled_decode(tmp_path, monkeypatch, comfy):
+    """A latent from elsewhere (sizes unknown at validation) is checked before decoding: tiled, the
+    output image and its copies still take memory that grows with the size, so a too-big one is refused
+    (Stage A Decode, and ComfyUI's VAEDecode, which did no check at all) before anything is decoded."""
+    import nodes.comfy.latent as comfy_latent
+    import nodes.stage_a as stage_a_nodes
+    from nodes.comfy import types as C
+    from nodes.types import StageBLatent
+    from runtime import admission
+    from tests.nodes_helpers import loaded_nodes
+    from tests.test_nodes_admission import on_machine
+
+    env, ctx, _te, models = loaded_nodes(tmp_path)
+    on_machine(monkeypatch, env, 1, 0)  # 1 GiB: one 1024² piece fits, an 8192² image does not
+
+    def never(*args, **kwargs):
+        raise AssertionError("decoded although it cannot fit")
+    monkeypatch.setattr(stage_a_nodes, "decode", never)
+    monkeypatch.setattr(comfy_latent, "decode_tiled", never)
+    latent = torch.zeros(1, 4, 2048, 2048)
+    with pytest.raises(admission.MemoryRefused, match="8192×8192 at batch 1"):
+        if comfy:
+            comfy_latent.VAEDecode().run(ctx, {"samples": latent}, C.Vae("stage_a", stage_a=models["stage_a"]))
+        else:
+            stage_a_nodes.StageADecode().run(ctx, models["stage_a"], StageBLatent(latent, 8192, 8192), "auto")

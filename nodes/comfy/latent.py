@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from engine.schema import INT, Input, Node, Output, RunContext
 from models.stage_a_tiles import decode_tiled, should_tile
 from nodes.comfy import types as C
+from runtime.admission import check_run, decode_tile
 from runtime.model_use import using
 
 MAX_RESOLUTION = 16384  # ComfyUI's nodes.MAX_RESOLUTION
@@ -124,12 +125,17 @@ def vae_decode(ctx: RunContext, vae: C.Vae, samples: torch.Tensor) -> torch.Tens
     if samples.shape[1] != want:
         raise ValueError(f"samples: a {vae.kind} VAE decodes {want}-channel latents, got {samples.shape[1]} "
                          "(Stage C latents decode with the Stage C VAE, Stage B latents with Stage A)")
+    tiles = vae.kind == "stage_a" and should_tile("auto", tuple(samples.shape[-2:]))
+    if vae.kind == "stage_a":  # as Stage A Decode: refused before allocating when it cannot fit
+        hw = tuple(samples.shape[-2:])
+        check_run(ctx.env, "stage_a", handle.module, 4 * hw[1], 4 * hw[0], samples.shape[0], False,
+                  tile=decode_tile("auto", handle.module.config, hw))
     with using(ctx.env, handle) as net:
         param = next(net.parameters())
         z = samples.to(device=param.device, dtype=torch.float32)
         if vae.kind != "stage_a":
             rgb = net(z)
-        elif should_tile("auto", tuple(z.shape[-2:])):  # above 2048², in tiles: flat memory, same image
+        elif tiles:  # above 2048², in tiles: flat memory, same image
             rgb = decode_tiled(net, z, fn=net.decode_raw)
         else:
             rgb = net.decode_raw(z)
