@@ -221,3 +221,25 @@ def test_eviction_frees_the_int8_weights_of_a_model_that_has_run(tmp_path, mode)
     assert [w for w in weights if w() is not None] == []
     mm.ensure(net)  # the reload runs on its own buffers, with the same result
     assert torch.equal(net(*_stage_c_inputs()), before)
+
+
+def test_off_the_cpu_a_quantised_model_is_quantised_in_host_memory_then_moved(tmp_path):
+    """On a GPU the unquantised weights never reach the card: the read goes to the host, int8 goes over
+    ('meta' stands in for the card). Unquantised models still load straight onto the device."""
+    from safetensors.torch import save_file
+
+    path = tmp_path / "c.safetensors"
+    save_file(_tiny(StageC, STAGE_C_PRESETS, 0).state_dict(), str(path))
+    asked = []
+
+    def load_fn(p, kind, dtype, device):
+        asked.append(str(device))
+        return _tiny(StageC, STAGE_C_PRESETS, 0).to(dtype).to(device)
+
+    mm = ModelManager(load_fn, budget_bytes=1 << 30, device="meta")
+    quant = mm.load(path, "stage_c", torch.bfloat16, quantize="int8_weight")
+    assert asked == ["cpu"]
+    assert quant.clip_txt_mapper.weight_int8.device.type == "meta"
+    assert all(t.device.type == "meta" for t in list(quant.parameters()) + list(quant.buffers()))
+    mm.load(path, "stage_c", torch.bfloat16)
+    assert asked == ["cpu", "meta"]
