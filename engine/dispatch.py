@@ -24,12 +24,16 @@ from engine.executor import Execution, now_ms
 from engine.remote import RemoteWorker
 from engine.ray_cluster import RemoteCancel, require_ray, start_ray  # noqa: F401 (re-exported)
 from engine.shipping import OutputWriter, collect_inputs
-from engine.worker import Running, Worker
+from engine.worker import Requeued, Running, Worker
 
 log = logging.getLogger("cascade.dispatch")
 HISTORY_EVENTS = ("execution_start", "execution_cached", "execution_error",
                   "execution_interrupted", "execution_success")
 RESTART_WAIT_S = 120.0  # a restarted actor that does not answer by then is reported "lost"
+# A job whose worker died before the job reached it goes back to the queue this many times at
+# most (arguments that kill every worker on arrival must end as an error, not loop for ever).
+MAX_REQUEUES = 3
+CLOSE_WAIT_S = 1.0  # at stop: how long the actors get to remove their scratch folders
 
 
 def weights_of(registry: Any, env: Any) -> Callable[[dict], set]:
@@ -75,6 +79,7 @@ class Dispatcher(Worker):
         self.slots: list[Slot] = []
         self.writer = OutputWriter({"output": config.output_dir, "temp": config.temp_dir})
         self._owns_cluster = False
+        self._requeues: dict[str, int] = {}  # prompt_id -> times its worker died before it started
 
     # Worker keeps one `running` job; here each slot has its own. The newest one stands in.
     @property
@@ -134,6 +139,16 @@ class Dispatcher(Worker):
     def _shutdown_actors(self) -> None:
         import ray
 
+        closing = []
+        for slot in self.slots:  # their scratch folders go with them
+            try:
+                closing.append(slot.actor.close.remote())
+            except Exception:
+                pass
+        try:
+            ray.wait(closing, num_returns=len(closing), timeout=CLOSE_WAIT_S)
+        except Exception:
+            pass
         for slot in self.slots:
             try:
                 ray.kill(slot.actor, no_restart=True)
@@ -183,7 +198,8 @@ class Dispatcher(Worker):
             self._apply_free(*free)
 
     def _idle(self) -> list[Slot]:
-        return [s for s in self.slots if s.state == "idle"]
+        # A restarted actor may answer before its old job is recorded: it waits for _release.
+        return [s for s in self.slots if s.state == "idle" and s.job is None]
 
     def _lease(self) -> None:
         """Take the next job (under the lock) and start it on the best idle slot."""
@@ -261,12 +277,17 @@ class Dispatcher(Worker):
         slot = next(s for s in self.slots if s.job is job)
         files = collect_inputs(self.config.input_dir, prompt, self.config.max_body_bytes)
         messages: list = []
+        started = False
         stream = slot.actor.run.options(num_returns="streaming").remote(
             prompt_id, prompt, outputs, extra_data, files)
         try:
             for ref in stream:
                 kind, *rest = ray.get(ref)
+                if kind == "started":
+                    started = True
+                    continue
                 if kind == "done":
+                    self._requeues.pop(prompt_id, None)
                     result = rest[0]
                     return Execution(
                         status=result["status"], messages=result["messages"],
@@ -280,16 +301,18 @@ class Dispatcher(Worker):
                     messages.append([event, data])
                 report(event, data)
         except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+            if not started:
+                return self._not_started(slot, job, report, exc)
             return self._worker_died(slot, job, messages, report, exc)
         raise RuntimeError(f"worker {slot.name} ended job {prompt_id} without a result")
 
     def _worker_died(self, slot: Slot, job: Running, messages: list, report,
-                     exc: Exception) -> Execution:
+                     exc: Exception, restarting: bool = False) -> Execution:
         """The actor process died mid-job: the job ends as an error; the actor restarts."""
         log.error("worker %s died while running %s: %s", slot.name, job.prompt_id, exc)
-        with self._wake:
-            slot.state, slot.models = "restarting", set()
-        self.writer.forget(slot.name)
+        self._requeues.pop(job.prompt_id, None)
+        if not restarting:
+            self._restarting(slot)
         error = {"prompt_id": job.prompt_id, "node_id": job.node, "node_type": None,
                  "executed": [], "exception_message":
                      f"worker {slot.name} stopped while running this job (its process died: "
@@ -297,6 +320,40 @@ class Dispatcher(Worker):
                  "exception_type": "WorkerDied", "traceback": [], "current_inputs": {},
                  "current_outputs": [], "timestamp": now_ms()}
         report("execution_error", error)
-        threading.Thread(target=self._await_ready, args=(slot,), daemon=True).start()
         return Execution(status="error", messages=messages + [["execution_error", error]],
                          error=error)
+
+    def _restarting(self, slot: Slot) -> None:
+        """The actor's process died: Ray restarts it empty; lease to it once it answers."""
+        with self._wake:
+            slot.state, slot.models = "restarting", set()
+        self.writer.forget(slot.name)
+        threading.Thread(target=self._await_ready, args=(slot,), daemon=True).start()
+
+    def _not_started(self, slot: Slot, job: Running, report, exc: Exception) -> Execution:
+        """The actor was dead before the job reached it (killed while idle, or while the job
+        was being leased): the job did not fail, so it goes back to its place in the queue. A
+        job cancelled meanwhile ends as interrupted; one whose workers keep dying before it
+        starts (MAX_REQUEUES) ends as an error."""
+        log.warning("worker %s was dead before %s reached it: %s", slot.name, job.prompt_id, exc)
+        self._restarting(slot)
+        with self._wake:
+            tries = self._requeues[job.prompt_id] = self._requeues.get(job.prompt_id, 0) + 1
+            if not job.cancel.is_set() and tries <= MAX_REQUEUES \
+                    and self.store.requeue(job.prompt_id):
+                if slot.job is job:  # under the lock: cancel() now finds the job pending
+                    slot.job = None
+                self._wake.notify_all()
+                requeued = True
+            else:
+                requeued = False
+        if requeued:
+            self.changed()
+            raise Requeued(job.prompt_id)
+        self._requeues.pop(job.prompt_id, None)
+        if job.cancel.is_set():
+            message = {"prompt_id": job.prompt_id, "node_id": None, "node_type": None,
+                       "executed": [], "timestamp": now_ms()}
+            report("execution_interrupted", message)
+            return Execution(status="interrupted", messages=[["execution_interrupted", message]])
+        return self._worker_died(slot, job, [], report, exc, restarting=True)

@@ -8,15 +8,18 @@ one actor call per job, events in order, back-pressure from Ray's generator wind
 
 This module imports no Ray: engine/dispatch.py wraps ``RemoteWorker`` with ``ray.remote``.
 Stream items (tuples, pickled by Ray):
+  ``("started", pid)``  first: the job reached a live worker (before this, a death is not its fault)
   ``("event", event, data, files)``  files: ``{(type, subfolder, filename): bytes}`` (executed only)
   ``("done", {"status", "outputs", "messages", "warnings"})``
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import queue
 import shutil
 import socket
+import stat
 import tempfile
 import threading
 from pathlib import Path
@@ -46,7 +49,11 @@ class RemoteWorker:
 
     def __init__(self, name: str, nodes: Callable, config: Any):
         self.name = name
-        self.scratch = Path(tempfile.mkdtemp(prefix=f"cascade-{name}-"))
+        # Named after the server's data folder (one server per folder) and the worker, so a
+        # restarted actor or the next server removes what a killed process left behind.
+        prefix = f"cascade-{_tag(config.data_dir)}-{name}-"
+        _remove_leftovers(Path(tempfile.gettempdir()), prefix)
+        self.scratch = Path(tempfile.mkdtemp(prefix=prefix))
         self.dirs = {kind: self.scratch / kind for kind in ("output", "temp", "input", "user")}
         for folder in self.dirs.values():
             folder.mkdir()
@@ -64,7 +71,8 @@ class RemoteWorker:
 
     def info(self) -> dict:
         """Who this worker is (for /system_stats); also the liveness probe after a restart."""
-        return {"name": self.name, "pid": os.getpid(), "host": socket.gethostname()}
+        return {"name": self.name, "pid": os.getpid(), "host": socket.gethostname(),
+                "scratch": str(self.scratch)}
 
     def cancel(self, prompt_id: str) -> bool:
         """Interrupt `prompt_id` (runs on another actor thread while run() streams)."""
@@ -96,8 +104,8 @@ class RemoteWorker:
 
     def run(self, prompt_id: str, prompt: dict, outputs: list, extra_data: dict,
             inputs: dict[str, bytes]) -> Iterator[tuple]:
-        """Execute one job, yielding its events as they happen and then its result."""
-        self._write_inputs(inputs)
+        """Execute one job: ``("started", pid)``, then its events as they happen, then its
+        result."""
         cancel = threading.Event()
         with self._lock:
             self._running = True
@@ -106,6 +114,7 @@ class RemoteWorker:
                 self._early.discard(prompt_id)
                 cancel.set()
         events: queue.Queue = queue.Queue()
+        thread = None
 
         def report(event: str, data: dict) -> None:
             files = self._files_of(data.get("output")) if event == "executed" else {}
@@ -120,9 +129,12 @@ class RemoteWorker:
             except BaseException as exc:  # an engine bug: the server records it as an error
                 events.put(("raise", exc))
 
-        thread = threading.Thread(target=work, name=f"{self.name}-job", daemon=True)
-        thread.start()
         try:
+            # The server requeues a job whose worker died before this item (the job never ran).
+            yield ("started", os.getpid())
+            self._write_inputs(inputs)
+            thread = threading.Thread(target=work, name=f"{self.name}-job", daemon=True)
+            thread.start()
             while True:
                 item = events.get()
                 if item[0] == "raise":
@@ -131,7 +143,8 @@ class RemoteWorker:
                 if item[0] == "done":
                     return
         finally:
-            thread.join()
+            if thread is not None:
+                thread.join()
             with self._lock:
                 self._cancels.pop(prompt_id, None)
                 self._running, pending, self._pending_free = False, self._pending_free, None
@@ -169,4 +182,26 @@ class RemoteWorker:
         return files
 
     def close(self) -> None:
+        """Remove the scratch folder (the dispatcher calls it at a clean stop)."""
         shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def _tag(data_dir: Any) -> str:
+    return hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:12]
+
+
+def _remove_leftovers(root: Path, prefix: str) -> None:
+    """Delete `root/prefix*` scratch folders of dead predecessors: only real folders (not links)
+    that this user owns, as mkdtemp made them."""
+    try:
+        names = [n for n in os.listdir(root) if n.startswith(prefix)]
+    except OSError:
+        return
+    for name in names:
+        path = root / name
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid():
+            shutil.rmtree(path, ignore_errors=True)

@@ -191,6 +191,15 @@ class Store:
         with self._lock:
             self._db.execute("UPDATE jobs SET worker=? WHERE prompt_id=?", (worker, prompt_id))
 
+    def requeue(self, prompt_id: str) -> bool:
+        """Put a running job that never started back in the queue, at its old place (a worker
+        that died before the job reached it: engine/dispatch.py). False if it was not running."""
+        with self._lock:
+            row = self._db.execute("UPDATE jobs SET state='pending', started=NULL, worker=NULL "
+                                   "WHERE prompt_id=? AND state='running' RETURNING 1",
+                                   (prompt_id,)).fetchone()
+        return row is not None
+
     def delete_pending(self, ids: list[str]) -> int:
         """Remove these pending jobs (others are ignored); their waiters get "cancelled"."""
         return self._remove("AND prompt_id IN (SELECT value FROM json_each(?))", (json.dumps(ids),))

@@ -21,6 +21,11 @@ Publish = Callable[[str, dict, "str | None"], None]
 BROADCAST = frozenset({"status", "execution_interrupted"})
 
 
+class Requeued(Exception):
+    """Raised by ``_execute`` when the job never started and is back in the queue: nothing
+    to record (engine/dispatch.py, a worker that died before the job reached it)."""
+
+
 @dataclass
 class Running:
     """The job being executed and its live progress (read by GET /jobs/{id})."""
@@ -211,6 +216,8 @@ class Worker:
         try:
             run = self._execute(item, job, report)
             entry = history_entry(item, run.outputs, run.status, run.messages, run.warnings)
+        except Requeued:
+            return
         except Exception as exc:  # an engine bug: record it, keep serving
             entry = self._error_entry(item, None, str(exc), type(exc).__name__, client_id)
         with self._wake:  # cancel() sees the job running or done, never done-but-running

@@ -2,6 +2,7 @@
 shipped between the server and a worker (engine/shipping.py, engine/remote.py)."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -168,3 +169,37 @@ print(",".join(run.executed))
         assert out.returncode == 0, out.stderr
         orders.add(out.stdout.strip())
     assert len(orders) == 1, orders
+
+
+def test_a_restarted_worker_removes_its_predecessors_scratch(tmp_path):
+    """Ray restarts a killed actor under the same name: the new one deletes the scratch folder
+    (inputs included) the dead one could not; close() removes its own."""
+    config = make_config(tmp_path)
+    first = RemoteWorker("w", nodes, config)
+    list(first.run("p1", {"1": {"class_type": "Const", "inputs": {"value": 1}}}, ["1"], {},
+                   {"up.png": b"secret"}))
+    assert (first.scratch / "input" / "up.png").exists()
+    second = RemoteWorker("w", nodes, config)  # `first` was killed: nobody called its close()
+    other = RemoteWorker("w2", nodes, config)  # another worker's folder is not touched
+    try:
+        assert not first.scratch.exists() and second.scratch.is_dir()
+        assert other.scratch.is_dir()
+    finally:
+        second.close()
+        other.close()
+    assert not second.scratch.exists() and not other.scratch.exists()
+
+
+def test_a_job_reports_started_before_anything_else(tmp_path):
+    """The first stream item says the job reached a live worker (the server requeues a job
+    whose worker died before it); a cancel that came first still stops it."""
+    worker = RemoteWorker("w", nodes, make_config(tmp_path))
+    try:
+        worker.cancel("p1")
+        items = list(worker.run("p1", {"1": {"class_type": "Const", "inputs": {"value": 1}},
+                                       "2": {"class_type": "Show", "inputs": {"x": ["1", 0]}}},
+                                ["2"], {}, {}))
+        assert items[0] == ("started", os.getpid())
+        assert items[-1][0] == "done" and items[-1][1]["status"] == "interrupted"
+    finally:
+        worker.close()

@@ -1,7 +1,7 @@
 """Scale-out on a local Ray cluster of 2 CPU workers, with the stub nodes (docs/scale-out.md).
 
-One cluster and one server for the whole module (Ray starts slowly); the worker-kill test runs
-last because it restarts a worker.
+One cluster and one server for the whole module (Ray starts slowly); the worker-kill tests run
+last because they restart a worker.
 """
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import signal
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -201,3 +202,47 @@ def test_killed_worker_errors_its_job_others_complete_and_it_comes_back(remote):
     wait_done(base, more)
     jobs = {j["id"]: j["worker"] for j in http_json("GET", base + "/api/jobs?limit=200")[1]["jobs"]}
     assert name in {jobs[i] for i in more}
+
+
+def scratch_of(app, name: str) -> Path | None:
+    """The worker's scratch folder, as its actor reported it (None if it did not)."""
+    from api.common import SERVICES
+
+    found = next(s.info.get("scratch") for s in app[SERVICES].worker.slots if s.name == name)
+    return Path(found) if found else None
+
+
+def test_worker_killed_while_idle_loses_no_queued_job(remote):
+    """A worker that died while idle is still "idle" to the dispatcher until a job fails on it:
+    that job never reached it, so it goes back to the queue instead of ending as an error."""
+    base, app, _ = remote
+    wait_for(lambda: all(w["state"] == "idle" for w in workers(base)), timeout=60)
+    victim = workers(base)[0]
+    old_scratch = scratch_of(app, victim["name"])
+    os.kill(victim["pid"], signal.SIGKILL)
+    wait_for(lambda: not Path(f"/proc/{victim['pid']}").exists(), timeout=10, interval=0.02)
+    ids = [submit(base, chain_prompt(value=200 + i, steps=2, delay=0.05)) for i in range(6)]
+    entries = wait_done(base, ids, timeout=90)
+    assert {i: e["status"]["status_str"] for i, e in entries.items()} == \
+        {i: "success" for i in ids}
+    names = [e["outputs"]["4"]["images"][0]["filename"] for e in entries.values()]
+    assert len(set(names)) == 6  # run once each: no duplicate images
+    back = wait_for(lambda: next((w for w in workers(base) if w["name"] == victim["name"]
+                                  and w["state"] == "idle" and w["pid"] != victim["pid"]), None),
+                    timeout=60, interval=0.2)
+    # The restarted actor removed the scratch folder its killed predecessor left behind.
+    assert back and old_scratch is not None and not old_scratch.exists()
+    assert scratch_of(app, victim["name"]).is_dir()
+
+
+def test_stopping_the_workers_removes_their_scratch_folders(remote):
+    """Runs last: stops the module server's workers as a server stop does (the fixture's own
+    stop then finds nothing left to do)."""
+    from api.common import SERVICES
+
+    base, app, _ = remote
+    dispatcher = app[SERVICES].worker
+    folders = [scratch_of(app, slot.name) for slot in dispatcher.slots]
+    assert len(folders) == 2 and all(folder and folder.is_dir() for folder in folders)
+    dispatcher.stop(5.0)
+    assert [folder for folder in folders if folder.exists()] == []
