@@ -139,6 +139,8 @@ def run_ours(args: argparse.Namespace) -> dict:
                 "LoadStageA": "stage_a"}.get(ct)
         if kind:
             inputs["file"] = files[kind][0].split("/", 1)[1]
+        if kind in ("stage_c", "stage_b") and args.quantize != "none":
+            inputs["quantize"] = args.quantize
         if ct == "LoadPreviewer":
             del doc["nodes"][nid]
         if ct == "StageCSampler":
@@ -262,6 +264,7 @@ def side(args: argparse.Namespace, name: str, steps_c: int | None = None, steps_
            "--steps-c", str(steps_c), "--steps-b", str(steps_b), "--device", args.device]
     cmd += ["--full"] if args.full else []
     cmd += ["--compile", args.compile] if args.compile != "off" else []
+    cmd += ["--quantize", args.quantize] if args.quantize != "none" else []
     cmd += ["--memory-budget", str(args.memory_budget)] if args.memory_budget else []
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
@@ -316,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=1024, help="image width and height")
     p.add_argument("--compile", choices=("off", "inductor", "cudagraphs", "eager"), default="off",
                    help="torch.compile our Stage C/B (runtime/compiled.py); compile time is reported apart")
+    p.add_argument("--quantize", choices=("none", "int8_weight", "int8_dynamic"), default="none",
+                   help="our Stage C and Stage B loaders' int8 option (models/quant.py); diffusers stays bf16")
     p.add_argument("--device", default="cpu")
     p.add_argument("--full", action="store_true", help="3.6B Stage C + 1.5B Stage B instead of the lite pair")
     p.add_argument("--memory-budget", type=float, default=None,

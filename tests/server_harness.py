@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 import urllib.error
 import urllib.request
@@ -135,6 +136,18 @@ def collect_until_done(ws: WebSocket, prompt_id: str, timeout: float = 30) -> li
                 and data["data"].get("prompt_id") == prompt_id:
             return events
     raise TimeoutError(f"no end marker for {prompt_id}; got {events}")
+
+
+def submit(base: str, doc: dict, *, previews: bool = False, timeout: float = 120) -> tuple[str, list]:
+    """POST the document with a fresh client id; return (prompt_id, all WebSocket events of the run)."""
+    cid = uuid.uuid4().hex
+    ws = connect_ws(base, cid, "&previews=1" if previews else "")
+    try:
+        status, body = http_json("POST", base + "/prompt", {"prompt": doc, "client_id": cid})
+        assert status == 200, body
+        return body["prompt_id"], collect_until_done(ws, body["prompt_id"], timeout=timeout)
+    finally:
+        ws.close()
 
 
 def wait_for(predicate, timeout: float = 10, interval: float = 0.02) -> Any:

@@ -11,25 +11,13 @@ import pytest
 from PIL import Image
 
 from tests.nodes_helpers import demo_server, node_id, small_default
-from tests.server_harness import collect_until_done, connect_ws, http, http_json, wait_for
+from tests.server_harness import collect_until_done, connect_ws, http, http_json, submit, wait_for
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     with demo_server(tmp_path_factory.mktemp("nodes_server")) as served:
         yield served
-
-
-def submit(base: str, doc: dict, *, previews: bool = False) -> tuple[str, list]:
-    """POST the document with a fresh client id; return (prompt_id, all WebSocket events of the run)."""
-    cid = uuid.uuid4().hex
-    ws = connect_ws(base, cid, "&previews=1" if previews else "")
-    try:
-        status, body = http_json("POST", base + "/prompt", {"prompt": doc, "client_id": cid})
-        assert status == 200, body
-        return body["prompt_id"], collect_until_done(ws, body["prompt_id"], timeout=120)
-    finally:
-        ws.close()
 
 
 def of_type(events: list, kind: str) -> list[dict]:

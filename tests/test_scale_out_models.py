@@ -1,15 +1,12 @@
 """Scale-out with the real nodes on tiny demo weights: 2 Ray CPU workers (docs/scale-out.md)."""
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 ray = pytest.importorskip("ray")
 
 from tests.nodes_helpers import demo_env, demo_server, node_id, small_default, tmp_config  # noqa: E402
-from tests.server_harness import (collect_until_done, connect_ws, http, http_json,  # noqa: E402
-                                  running_server, wait_for)
+from tests.server_harness import http, http_json, running_server, submit, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -30,17 +27,6 @@ def remote(tmp_path_factory):
             yield base, env
     finally:
         ray.shutdown()
-
-
-def run(base: str, doc: dict) -> tuple[str, list]:
-    client = uuid.uuid4().hex
-    ws = connect_ws(base, client, "&previews=1")
-    try:
-        status, body = http_json("POST", base + "/prompt", {"prompt": doc, "client_id": client})
-        assert status == 200, body
-        return body["prompt_id"], collect_until_done(ws, body["prompt_id"], timeout=180)
-    finally:
-        ws.close()
 
 
 def shape(events: list) -> list:
@@ -65,9 +51,9 @@ def doc_with_seed(env, seed: int) -> dict:
 def test_real_jobs_same_messages_as_in_process_and_the_model_holder_is_preferred(remote, tmp_path):
     base, env = remote
     doc = doc_with_seed(env, 11)
-    first_id, got = run(base, doc)
+    first_id, got = submit(base, doc, previews=True, timeout=180)
     with demo_server(tmp_path) as (local, local_env):
-        _, expected = run(local, doc_with_seed(local_env, 11))
+        _, expected = submit(local, doc_with_seed(local_env, 11), previews=True, timeout=180)
     assert ("execution_success", None, None) in shape(got)
     assert shape(got) == shape(expected)
     # The image was made by a worker and written by the server; /view serves it.
@@ -80,7 +66,7 @@ def test_real_jobs_same_messages_as_in_process_and_the_model_holder_is_preferred
     stats = {w["name"]: w for w in http_json("GET", base + "/system_stats")[1]["workers"]}
     assert any("demo_stage_c" in m for m in stats[holder]["models"])
     # Both idle, the other one least recently used: the worker holding the models still wins.
-    second_id, _ = run(base, doc_with_seed(env, 12))
+    second_id, _ = submit(base, doc_with_seed(env, 12), previews=True, timeout=180)
     assert jobs()[second_id] == holder
 
 
