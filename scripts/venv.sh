@@ -22,7 +22,7 @@ ensure_venv() {
       return 1
     fi
     echo "installing dependencies ($req, pinned by requirements.lock) into .venv;" \
-         "the first run downloads about $( [ "$req" = requirements-dev.txt ] && echo 310 || echo 250 ) MB" \
+         "the first run downloads about $( [ "$req" = requirements-dev.txt ] && echo 400 || echo 250 ) MB" \
          "and takes a few minutes..." >&2
     # Debian's python3 lacks the venv bootstrap (ensurepip) until python3-venv is installed; the
     # half-made .venv a failed `venv` leaves would break every later run, so it goes.
