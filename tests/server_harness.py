@@ -150,6 +150,23 @@ def submit(base: str, doc: dict, *, previews: bool = False, timeout: float = 120
         ws.close()
 
 
+def finished_entry(base: str, prompt_id: str, timeout: float = 120) -> dict:
+    """The history entry of `prompt_id` once its job has ended (success, error or interrupted)."""
+    def done():
+        status, hist = http_json("GET", f"{base}/history/{prompt_id}")
+        entry = hist.get(prompt_id) if status == 200 else None
+        return entry if entry and entry["status"]["completed"] is not None else None
+
+    return wait_for(done, timeout=timeout, interval=0.1)
+
+
+def run_prompt(base: str, prompt: dict, timeout: float = 120) -> dict:
+    """POST `prompt` (expecting 200) and return its history entry once the job has ended."""
+    status, body = http_json("POST", base + "/prompt", {"prompt": prompt})
+    assert status == 200, body
+    return finished_entry(base, body["prompt_id"], timeout)
+
+
 def wait_for(predicate, timeout: float = 10, interval: float = 0.02) -> Any:
     """Poll `predicate` until truthy; returns its value or raises TimeoutError."""
     deadline = time.monotonic() + timeout

@@ -19,7 +19,7 @@ from nodes.registry import NODES
 from runtime.env import Env
 from tests.comfy_folders_helpers import stage_b_all_in_one, stage_c_all_in_one, tiny_models
 from tests.loading_helpers import save
-from tests.server_harness import http, http_json, make_config, running_server, wait_for
+from tests.server_harness import http, http_json, make_config, run_prompt, running_server
 from tests.test_server_comfy_client import run_example_client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,18 +48,8 @@ def comfy_server(tmp_path_factory):
         yield {"base": base, "output": Path(config.output_dir), "config": config}
 
 
-def run_prompt(base: str, prompt: dict, timeout: float = 240) -> dict:
-    status, body = http_json("POST", base + "/prompt", {"prompt": prompt})
-    assert status == 200, body
-    prompt_id = body["prompt_id"]
-
-    def done():
-        _, hist = http_json("GET", f"{base}/history/{prompt_id}")
-        entry = hist.get(prompt_id)
-        return entry if entry and entry["status"]["completed"] is not None and entry["status"]["status_str"] in (
-            "success", "error") else None
-
-    entry = wait_for(done, timeout=timeout, interval=0.2)
+def run_ok(base: str, prompt: dict, timeout: float = 240) -> dict:
+    entry = run_prompt(base, prompt, timeout)
     assert entry["status"]["status_str"] == "success", entry["status"]
     return entry
 
@@ -78,7 +68,7 @@ def saved_images(base: str, entry: dict) -> list[Image.Image]:
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_api_prompt_runs_unchanged(comfy_server, name):
     prompt = example(name, "api")
-    entry = run_prompt(comfy_server["base"], copy.deepcopy(prompt))
+    entry = run_ok(comfy_server["base"], copy.deepcopy(prompt))
     (image,) = saved_images(comfy_server["base"], entry)
     assert image.size == (SIZE, SIZE)
     # ComfyUI's PNG chunk: the prompt as run (its nodes' class_type and inputs; ComfyUI's editor-only
@@ -94,9 +84,9 @@ def test_editor_json_runs_through_post_prompt_like_its_api_prompt(comfy_server):
     wf = example(name, "ui")
     api = example(name, "api")
     # Seeds are `randomize` in the editor file; the converted prompt runs what the file says.
-    entry = run_prompt(base, wf)
+    entry = run_ok(base, wf)
     (from_editor,) = saved_images(base, entry)
-    entry = run_prompt(base, api)
+    entry = run_ok(base, api)
     (from_api,) = saved_images(base, entry)
     status, converted = http_json("POST", base + "/workflow/convert", {"workflow": wf})
     assert status == 200
@@ -169,5 +159,5 @@ def test_examples_run_on_the_demo_weights(tmp_path):
                     node["inputs"].update(width=256, height=256)
                 if node["class_type"] == "KSampler":
                     node["inputs"]["steps"] = 2
-            (image,) = saved_images(base, run_prompt(base, prompt))
+            (image,) = saved_images(base, run_ok(base, prompt))
             assert image.size == (256, 256), name

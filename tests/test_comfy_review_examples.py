@@ -19,7 +19,7 @@ from PIL import Image
 from models.demo import write_comfy_demo_weights
 from nodes.registry import NODES
 from runtime.env import Env
-from tests.server_harness import http, http_json, make_config, running_server, wait_for
+from tests.server_harness import http, make_config, run_prompt, running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 SKELETON = ROOT / "tests" / "data" / "stable_cascade__text_to_image.prompt.json"
@@ -116,16 +116,7 @@ def server(tmp_path_factory):
 
 def run(base: str, prompt: dict) -> np.ndarray:
     """POST the prompt, wait, return SaveImage's single image as uint8 [H,W,3]."""
-    status, body = http_json("POST", base + "/prompt", {"prompt": copy.deepcopy(prompt)})
-    assert status == 200, body
-    pid = body["prompt_id"]
-
-    def done():
-        _, hist = http_json("GET", f"{base}/history/{pid}")
-        entry = hist.get(pid)
-        return entry if entry and entry["status"]["status_str"] in ("success", "error") else None
-
-    entry = wait_for(done, timeout=240, interval=0.1)
+    entry = run_prompt(base, copy.deepcopy(prompt), timeout=240)
     assert entry["status"]["status_str"] == "success", entry["status"]
     (ref,) = entry["outputs"]["9"]["images"]
     status, _, data = http("GET", f"{base}/view?filename={ref['filename']}&subfolder={ref['subfolder']}"

@@ -12,7 +12,7 @@ import torch
 
 from nodes.comfy.images import Canny
 from runtime.admission import MemoryRefused
-from tests.server_harness import http_json, wait_for
+from tests.server_harness import http_json, run_prompt
 from tests.test_comfy_review_examples import SIZE, run, server, skeleton  # noqa: F401  (server: the fixture)
 
 BIG = 16384  # ComfyUI's MAX_RESOLUTION: every size input allows it
@@ -24,16 +24,7 @@ def post(base: str, prompt: dict) -> tuple[int, dict]:
 
 def execution_error(base: str, prompt: dict) -> dict:
     """Queue a prompt that validates, wait for it, return its execution_error message data."""
-    status, body = post(base, prompt)
-    assert status == 200, body
-    pid = body["prompt_id"]
-
-    def done():
-        _, hist = http_json("GET", f"{base}/history/{pid}")
-        entry = hist.get(pid)
-        return entry if entry and entry["status"]["status_str"] in ("success", "error") else None
-
-    entry = wait_for(done, timeout=120, interval=0.1)
+    entry = run_prompt(base, prompt)
     assert entry["status"]["status_str"] == "error"
     (data,) = [m[1] for m in entry["status"]["messages"] if m[0] == "execution_error"]
     return data

@@ -16,7 +16,7 @@ from models.controlnet import CONTROLNET_PRESETS, ControlNet
 from nodes.registry import NODES
 from runtime.workflows import fit_to_weights
 from tests.nodes_helpers import demo_server, node_id
-from tests.server_harness import http_json, wait_for
+from tests.server_harness import run_prompt
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,19 +47,6 @@ def example(env, kind: str, controlnet: str, image: str = "example.png") -> dict
     return doc
 
 
-def run(base: str, doc: dict) -> dict:
-    status, body = http_json("POST", base + "/prompt", {"prompt": doc})
-    assert status == 200, body
-    pid = body["prompt_id"]
-
-    def done():
-        _, hist = http_json("GET", f"{base}/history/{pid}")
-        entry = hist.get(pid)
-        return entry if entry and entry["status"]["completed"] is not None else None
-
-    return wait_for(done, timeout=120, interval=0.1)
-
-
 def error_of(entry: dict) -> dict:
     assert entry["status"]["status_str"] == "error", entry["status"]
     (err,) = [m[1] for m in entry["status"]["messages"] if m[0] == "execution_error"]
@@ -69,7 +56,7 @@ def error_of(entry: dict) -> dict:
 @pytest.mark.parametrize("kind,channels", [("super_resolution", 16), ("inpainting", 4)])
 def test_a_hint_made_for_another_controlnet_is_refused_by_apply(app, kind, channels):
     base, env = app
-    err = error_of(run(base, example(env, kind, "canny")))
+    err = error_of(run_prompt(base, example(env, kind, "canny")))
     assert err["node_type"] == "ApplyControlNet"
     assert "1-channel" in err["exception_message"] and f"got {channels} channels" in err["exception_message"]
 
@@ -78,10 +65,10 @@ def test_a_hint_made_for_another_controlnet_is_refused_by_apply(app, kind, chann
 def test_a_hint_too_small_for_the_stem_is_named_at_apply(app, kind):
     base, env = app
     for image in ("one.png", "two.png"):
-        err = error_of(run(base, example(env, kind, kind, image)))
+        err = error_of(run_prompt(base, example(env, kind, kind, image)))
         assert err["node_type"] == "ApplyControlNet"
         assert "at least 3x3" in err["exception_message"]
-    assert run(base, example(env, kind, kind, "three.png"))["status"]["status_str"] == "success"
+    assert run_prompt(base, example(env, kind, kind, "three.png"))["status"]["status_str"] == "success"
 
 
 def test_the_network_names_the_minimum_itself():

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.server_harness import http_json
+from tests.server_harness import finished_entry, http_json
 from tests.web_helpers import browser, document, open_editor, server  # noqa: F401
 from tests.web_stub_nodes import pipeline_document
 
@@ -23,17 +22,6 @@ def seeded_document() -> dict:
     return doc
 
 
-def ran_prompt(base: str, prompt_id: str) -> dict:
-    """The history entry of `prompt_id` once the job has finished."""
-    for _ in range(100):
-        status, body = http_json("GET", f"{base}/history/{prompt_id}")
-        entry = body.get(prompt_id) if status == 200 else None
-        if entry and entry.get("status", {}).get("completed") is not None:
-            return entry
-        time.sleep(0.1)
-    raise AssertionError("the job did not finish")
-
-
 def test_ctrl_b_bypasses_the_selection_and_the_server_passes_its_input_through(server, browser):
     page = open_editor(browser, server["base"], seeded_document())
     node = page.locator('.node[data-node-id="10"]')
@@ -43,7 +31,7 @@ def test_ctrl_b_bypasses_the_selection_and_the_server_passes_its_input_through(s
     assert node.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(74, 45, 94)"
     assert document(page)["nodes"]["10"]["ui"]["mode"] == "bypass"
     prompt_id = page.evaluate("() => cascade.runner.queue()")
-    entry = ran_prompt(server["base"], prompt_id)
+    entry = finished_entry(server["base"], prompt_id)
     assert entry["status"]["status_str"] == "success"
     ran = entry["prompt"][2]
     assert "10" not in ran and ran["6"]["inputs"]["seed"] == ["9", 0]  # 10's INT input passed on
