@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.attention import attention
+
 
 # oneDNN can apply the exact (erf) GELU or a residual add inside the matmul epilogue, saving a full
 # pass over the activation (7.0 vs 10.8 ms for a Stage B level-0 MLP on a 16-core AMX Xeon; 16 vs
@@ -230,7 +232,7 @@ class AttnBlock(nn.Module):
         k = k.unflatten(-1, (self.nhead, d)).transpose(1, 2)
         v = v.unflatten(-1, (self.nhead, d)).transpose(1, 2)
         p = attn.dropout if self.training else 0.0
-        o = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+        o = attention(q, k, v, dropout_p=p)
         o = o.transpose(1, 2).reshape(b, hh * ww, c)
         o = linear_add(o, attn.out_proj.weight, attn.out_proj.bias, nhwc(x).reshape(b, hh * ww, c))
         return nchw(o.view(b, hh, ww, c))
