@@ -2,8 +2,12 @@
 /**
  * Copy/paste of the selection as a JSON fragment of our document. The system clipboard carries it
  * between tabs and windows; localStorage is the fallback when the page may not touch the clipboard.
+ * A copy carries the groups selected with their nodes and the reroute points of the copied links
+ * (clip_model.js); a paste is one undo step.
  */
 import { fragment, pasteFragment, toDocument } from "./convert.js";
+import { addExtras, copySet, fragmentCorner, pasteExtras } from "./clip_model.js";
+import { itemBoxes } from "./groups.js";
 
 const STORAGE_KEY = "cascade-studio.clipboard";
 const KIND = "cascade-studio/fragment";
@@ -20,14 +24,37 @@ export function installClipboard(/** @type {import("./editor.js").Editor} */ edi
     return !!a && (a.tagName === "INPUT" || a.tagName === "TEXTAREA" || a.tagName === "SELECT" || a.isContentEditable);
   };
 
+  /**
+   * What Ctrl+C takes now (copySet: the selection, or the selected group with what lies in it).
+   * @returns {{nodes: string[], notes: string[], groups: number[]} | null} null when nothing
+   */
+  const picked = () => {
+    const set = copySet(editor.graph.groups, editor.selectedGroup, itemBoxes(editor), editor.selection);
+    const nodes = set.ids.filter((id) => editor.graph.nodes.has(id));
+    const notes = set.ids.filter((id) => editor.graph.notes.some((m) => m.id === id));
+    return nodes.length || notes.length || set.groups.length ? { nodes, notes, groups: set.groups } : null;
+  };
+
   /** Copy the selection; returns the fragment text (or null when nothing is selected). */
-  const copy = () => {
-    const ids = [...editor.selection];
-    const nodes = ids.filter((id) => editor.graph.nodes.has(id));
-    const notes = ids.filter((id) => editor.graph.notes.some((m) => m.id === id));
-    if (!nodes.length && !notes.length) return null;
-    const text = JSON.stringify(fragment(editor.graph, nodes, notes));
+  const copy = (what = picked()) => {
+    if (!what) return null;
+    const text = JSON.stringify(addExtras(editor.graph, fragment(editor.graph, what.nodes, what.notes), what.groups));
     try { localStorage.setItem(STORAGE_KEY, text); } catch { /* storage full or disabled: clipboard still works */ }
+    return text;
+  };
+
+  /** Cut: copy, then remove what was copied (nodes, notes and groups) as one undo step. */
+  const cut = () => {
+    const what = picked();
+    const text = copy(what);
+    if (!what) return null;
+    editor.commit(() => {
+      for (const id of what.nodes) editor.graph.removeNode(id);
+      for (const id of what.notes) editor.graph.removeNote(id);
+      editor.graph.groups = editor.graph.groups.filter((_, i) => !what.groups.includes(i));
+      editor.selection.clear();
+      editor.selectedGroup = -1;
+    });
     return text;
   };
 
@@ -40,16 +67,17 @@ export function installClipboard(/** @type {import("./editor.js").Editor} */ edi
     try { obj = JSON.parse(text); } catch { return false; }
     const frag = obj && obj.kind === KIND ? obj : toDocument(obj);
     if (!frag) return false;
-    const entries = Object.values(frag.nodes || {});
-    const xs = [...entries.map((e) => e.ui?.pos?.[0] ?? 0), ...(frag.ui?.notes || []).map((/** @type {any} */ m) => m.pos[0])];
-    const ys = [...entries.map((e) => e.ui?.pos?.[1] ?? 0), ...(frag.ui?.notes || []).map((/** @type {any} */ m) => m.pos[1])];
+    const corner = fragmentCorner(frag);
+    if (!corner) return false;
     const at = editor.pointer;
     last = at[0] === last.at[0] && at[1] === last.at[1] ? { at, count: last.count + 1 } : { at: [...at], count: 0 };
     const step = 30 * last.count;
-    const delta = /** @type {[number, number]} */ ([Math.round(at[0] - Math.min(...xs) + step), Math.round(at[1] - Math.min(...ys) + step)]);
+    const delta = /** @type {[number, number]} */ ([Math.round(at[0] - corner[0] + step), Math.round(at[1] - corner[1] + step)]);
     editor.commit(() => {
       const added = pasteFragment(editor.graph, frag, delta, withLinks);
+      pasteExtras(editor.graph, frag, added.remap, delta);
       editor.selection = new Set([...added.nodes, ...added.notes]);
+      editor.selectedGroup = -1;
     });
     return true;
   };
@@ -64,11 +92,10 @@ export function installClipboard(/** @type {import("./editor.js").Editor} */ edi
   });
   target.addEventListener("cut", (e) => {
     if (editing()) return;
-    const text = copy();
+    const text = cut();
     if (text && e.clipboardData) {
       e.clipboardData.setData("text/plain", text);
       e.preventDefault();
-      editor.deleteSelection();
     }
   });
   target.addEventListener("paste", (e) => {

@@ -29,7 +29,8 @@ export function fragment(graph, ids, noteIds = []) {
       (external[id] ||= {})[name] = [v[0], v[1]];
       delete e.inputs[name];
     }
-    // Reroute points are not copied: a pasted link keeping these ids would run through the original's.
+    // Point ids stay out: a pasted link keeping them would run through the original's points
+    // (clip_model.js adds the points to a copy, and a paste gives them fresh ids).
     delete e.ui.link_reroutes;
     nodes[id] = e;
   }
@@ -38,7 +39,8 @@ export function fragment(graph, ids, noteIds = []) {
 }
 
 /**
- * Paste a fragment with fresh ids, shifted by `delta`; returns the new node and note ids. With
+ * Paste a fragment with fresh ids, shifted by `delta`; returns the new node and note ids, and
+ * `remap` (fragment node id → new id). With
  * `keepLinks`, inputs fed from outside the fragment (`frag.external`) are linked again to those
  * sources where they exist in `graph` and the link is allowed (ComfyUI's Ctrl+Shift+V).
  * @param {Graph} graph @param {any} frag @param {[number, number]} delta
@@ -75,7 +77,7 @@ export function pasteFragment(graph, frag, delta, keepLinks = false) {
     note.size = pair(m.size, [260, 120]);
     notes.push(note.id);
   }
-  return { nodes: Object.values(remap), notes };
+  return { nodes: Object.values(remap), notes, remap };
 }
 
 /**

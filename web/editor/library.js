@@ -55,19 +55,37 @@ export class Library {
     const head = Object.assign(document.createElement("div"), { className: "panel-head" });
     head.append(Object.assign(document.createElement("h2"), { textContent: "Nodes" }));
     panel.append(head, this.search, this.list);
-    this.search.addEventListener("input", () => this.draw());
-    this.search.addEventListener("keydown", (e) => {
-      e.stopPropagation(); // typing is not a canvas shortcut
-      const first = /** @type {HTMLElement | null} */ (this.list.querySelector(".library-item"));
-      if (e.key === "Enter" && first) this.addAtCentre(first.dataset.type || "");
-      if (e.key === "Escape") { this.search.value = ""; this.draw(); }
-    });
+    /** True from an add until the search text is edited: Ctrl+Z then undoes the graph, not the typing. */
+    this.justAdded = false;
+    this.search.addEventListener("input", () => { this.justAdded = false; this.draw(); });
+    this.search.addEventListener("keydown", (e) => this.onSearchKey(e));
     editor.addEventListener("defschange", () => this.draw());
     this.installDrag();
     this.show(localStorage.getItem(STORAGE_KEY) === "on");
   }
 
   get shown() { return !this.panel.hidden; }
+
+  /**
+   * Keys in the search box: Enter adds the first hit and keeps the focus here (to add more);
+   * Ctrl+Z / Ctrl+Shift+Z / Ctrl+Y undo and redo the graph while the text is unchanged since that
+   * add (else they edit the text, as in any field); Escape clears the search and gives the focus
+   * back to the canvas. Other keys are typing, never canvas shortcuts. @param {KeyboardEvent} e
+   */
+  onSearchKey(e) {
+    e.stopPropagation();
+    const ctrl = e.ctrlKey || e.metaKey, key = e.key.toLowerCase();
+    const first = /** @type {HTMLElement | null} */ (this.list.querySelector(".library-item"));
+    if (e.key === "Enter" && first) this.addAtCentre(first.dataset.type || "");
+    else if (e.key === "Escape") {
+      this.search.value = "";
+      this.draw();
+      this.editor.root.focus({ preventScroll: true });
+    } else if (ctrl && !e.altKey && this.justAdded && (key === "z" || key === "y")) {
+      e.preventDefault(); // not the field's own text undo
+      if (key === "y" || e.shiftKey) this.editor.redo(); else this.editor.undo();
+    }
+  }
 
   /** Show or hide the panel (remembered across reloads). @param {boolean} on */
   show(on) {
@@ -126,7 +144,13 @@ export class Library {
   addAtCentre(type) {
     const r = this.editor.root.getBoundingClientRect();
     const [x, y] = this.editor.view.toGraph(r.left + r.width / 2, r.top + r.height / 2);
-    return this.editor.addNode(type, [Math.round(x - 130), Math.round(y - 40)]);
+    return this.add(type, [Math.round(x - 130), Math.round(y - 40)]);
+  }
+
+  /** Add a node of class `type` at `pos` (one undo step). @param {string} type @param {[number, number]} pos */
+  add(type, pos) {
+    this.justAdded = true;
+    return this.editor.addNode(type, pos);
   }
 
   /** Press on an entry: a click adds at the centre; a drag shows a ghost and adds where it is dropped on the canvas. */
@@ -163,7 +187,7 @@ export class Library {
       // Only a drop on the canvas itself adds (not on the panels, the toolbar or the minimap).
       if (e.type === "pointerup" && under && this.editor.root.contains(under)) {
         const [x, y] = this.editor.view.toGraph(e.clientX, e.clientY);
-        this.editor.addNode(p.type, [Math.round(x), Math.round(y)]);
+        this.add(p.type, [Math.round(x), Math.round(y)]);
         this.editor.root.focus({ preventScroll: true });
       }
     };

@@ -71,7 +71,8 @@ export function setLinkReroute(/** @type {RGraph} */ g, /** @type {string} */ ds
   if (!Object.keys(n.ui).length) delete n.ui;
 }
 
-function nextId(/** @type {RGraph} */ g) {
+/** A point id not yet used in `g` ("r1", "r2", …). @param {RGraph} g */
+export function nextRerouteId(g) {
   let i = (g.reroutes || []).length + 1;
   while (rerouteOf(g, `r${i}`)) i++;
   return `r${i}`;
@@ -100,7 +101,7 @@ export function addReroute(g, dst, input, pos, from, to) {
   let best = 0;
   for (let i = 1; i < pts.length - 1; i++) if (segDist2(pos, pts[i], pts[i + 1]) < segDist2(pos, pts[best], pts[best + 1])) best = i;
   /** @type {Reroute} */
-  const r = { id: nextId(g), pos: [Math.round(pos[0]), Math.round(pos[1])] };
+  const r = { id: nextRerouteId(g), pos: [Math.round(pos[0]), Math.round(pos[1])] };
   if (best > 0) r.parent = path[best - 1];
   (g.reroutes ||= []).push(r);
   const after = path[best]; // the point downstream of the new one, if any
