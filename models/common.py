@@ -64,7 +64,7 @@ def linear_add(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
     """F.linear(x, weight, bias) + other; the add runs in oneDNN's matmul epilogue for CPU inference.
 
     In fp32 too: oneDNN's fp32 matmul is ~2x addmm's at Stage A's 1024² MLP shapes on the dev machine
-    (bench/stage_a.py), with fp32 rounding (rel. 2.6e-7 vs 1.4e-7 for addmm against float64)."""
+    (bench/components.py --part stage_a), with fp32 rounding (rel. 2.6e-7 vs 1.4e-7 for addmm against float64)."""
     if _onednn_ok(x, weight, allow_fp32=True) and other.dtype == x.dtype:
         x2 = x.reshape(-1, x.shape[-1])
         o2 = other.reshape(x2.shape[0], weight.shape[0]).contiguous()
