@@ -203,3 +203,69 @@ def test_library_search_keeps_focus_and_its_ctrl_z_undoes_the_add_until_typing(s
     page.keyboard.press("n")
     assert page.locator("#library-panel").is_hidden()
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_ctrl_v_lands_at_the_pointer_when_an_outside_link_ran_through_a_far_point(server, browser):  # noqa: F811
+    doc = rerouted_document()
+    doc["ui"]["reroutes"][0]["pos"] = [-3000, -2000]  # r1, on 4 → 6.positive (4 is not copied)
+    page = open_at_scale_1(browser, server["base"], doc)
+    select(page, "6")
+    page.keyboard.press("Control+c")
+    spot = empty_spot(page)
+    page.mouse.move(*spot)
+    pasted = paste(page, "Control+v", 9)
+    at = page.evaluate("([x, y]) => cascade.editor.view.toGraph(x, y).map(Math.round)", list(spot))
+    # The dropped link's points are not pasted, so they do not move the node off the pointer.
+    assert pasted["nodes"]["9"]["ui"]["pos"] == at and points(pasted, "9", "positive") == []
+    assert len(pasted["ui"]["reroutes"]) == 3
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def paste_text(page, text: str) -> None:
+    """A paste event carrying `text`, as the system clipboard would deliver it."""
+    page.evaluate("t => { const d = new DataTransfer(); d.setData('text/plain', t);"
+                  " document.dispatchEvent(new ClipboardEvent('paste', {clipboardData: d, bubbles: true})); }", text)
+
+
+def test_a_malformed_pasted_document_adds_what_it_can_in_one_step_never_half(server, browser):  # noqa: F811
+    import json
+    page = open_at_scale_1(browser, server["base"], pipeline_document(delay=0.0))
+    page.mouse.move(*empty_spot(page))
+    index, before = page.evaluate(INDEX), document(page)
+    bad = {"version": 1, "nodes": {"1": None, "2": {"class_type": "SaveImage", "inputs": "x", "ui": "bad"}, "3": [1]},
+           "ui": {"notes": [{"text": "no position"}, "n", {"pos": [0, 200], "text": None}], "groups": "x"}}
+    paste_text(page, json.dumps(bad))
+    doc = document(page)
+    assert set(doc["nodes"]) == set(before["nodes"]) | {"9"} and doc["nodes"]["9"]["class_type"] == "SaveImage"
+    assert doc["nodes"]["9"].get("ui", {}).keys() <= {"pos"}  # no characters of "bad" as ui keys
+    assert [m["text"] for m in doc["ui"]["notes"]][len(before["ui"]["notes"]):] == [""]
+    assert page.evaluate(INDEX) == index + 1 and page.locator(".node").count() == 9
+    # Nothing pastable at all: no step, no change (before: placeholder nodes stayed behind, unrecorded).
+    paste_text(page, json.dumps({"version": 1, "nodes": {"1": None}, "ui": {"notes": "nope"}}))
+    assert document(page) == doc and page.evaluate(INDEX) == index + 1
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_an_edit_that_throws_half_way_leaves_the_graph_as_last_recorded(server, browser):  # noqa: F811
+    page = open_at_scale_1(browser, server["base"], pipeline_document(delay=0.0))
+    before, index = document(page), page.evaluate(INDEX)
+    thrown = page.evaluate("""() => { const e = cascade.editor;
+      try { e.commit(() => { e.graph.addNode('SaveImage', [0, 0]); e.graph.removeNode('1'); throw new Error('half'); }); }
+      catch (err) { return String(err.message); } return null; }""")
+    assert thrown == "half"
+    assert document(page) == before and page.evaluate(INDEX) == index
+    assert page.locator(".node").count() == len(before["nodes"])
+
+
+def test_library_enter_again_adds_beside_the_last_add_not_on_top(server, browser):  # noqa: F811
+    page = open_editor(browser, server["base"])
+    page.locator("#library-btn").click()
+    page.locator(".library-search").fill("Save Image")
+    before = set(document(page)["nodes"])
+    for _ in range(3):
+        page.keyboard.press("Enter")
+    doc = document(page)
+    spots = [doc["nodes"][i]["ui"]["pos"] for i in sorted(set(doc["nodes"]) - before, key=int)]
+    assert len(spots) == 3
+    assert spots[1] == [spots[0][0] + 30, spots[0][1] + 30] and spots[2] == [spots[0][0] + 60, spots[0][1] + 60]
+    assert page.errors == []  # type: ignore[attr-defined]

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { Graph, parseObjectInfo } from "../../web/editor/graph.js";
 import { fragment, pasteFragment } from "../../web/editor/convert.js";
 import { addReroute, linkPath, rerouteOf } from "../../web/editor/reroutes.js";
-import { addExtras, copySet, fragmentCorner, pasteExtras } from "../../web/editor/clip_model.js";
+import { addExtras, cleanFragment, copySet, fragmentCorner, pasteAt, pasteExtras } from "../../web/editor/clip_model.js";
 
 const INFO = {
   Src: { input: { required: {} }, output: ["NUM"], name: "Src" },
@@ -126,4 +126,39 @@ test("pasted groups move with the paste; the corner spans nodes, notes, groups a
   assert.deepEqual(g.groups[1], { title: "G", bounding: [80, 160, 500, 100], color: "#8a8", flags: { pinned: true } });
   g.groups[1].flags.pinned = false; // a copy, not the same object
   assert.equal(g.groups[0].flags.pinned, true);
+});
+
+test("pasteAt puts the corner of what it adds at the point, not that of a dropped link's points", () => {
+  const { g, c } = graph();
+  rerouteOf(g, c).pos = [-3000, -2000]; // the outside link into 2.y, far up-left
+  const frag = copied(g, ["2"]);
+  const plain = pasteAt(g, frag, [700, 300], false);
+  assert.deepEqual(g.nodes.get(plain.nodes[0]).pos, [700, 300]); // its point is not pasted, so it does not count
+  assert.deepEqual(plain.points, []);
+  const kept = pasteAt(g, frag, [700, 300], true); // now the point comes along and is the corner
+  const pts = kept.points.map((id) => pos(g, id));
+  assert.equal(pts.length, 3); // a, b on 1 → x and c on 3 → y
+  assert.deepEqual([Math.min(...pts.map((p) => p[0])), Math.min(...pts.map((p) => p[1]))], [700, 300]);
+  assert.deepEqual(g.nodes.get(kept.nodes[0]).pos, [400 + 3700, 0 + 2300]);
+});
+
+test("cleanFragment drops what a paste cannot take, so a paste never throws half-way", () => {
+  const { g } = graph();
+  const frag = cleanFragment({
+    version: 1,
+    nodes: { 1: null, 2: { class_type: "Src", inputs: "x", ui: "bad" }, 3: { inputs: {} }, 4: [1] },
+    external: [1],
+    ui: { notes: [{ text: "no pos" }, "n", { pos: [5, "6"], text: null }], groups: "x", reroutes: 5 },
+  });
+  assert.deepEqual(Object.keys(frag.nodes), ["2"]);
+  assert.deepEqual(frag.nodes["2"], { class_type: "Src", inputs: {}, ui: {} });
+  assert.deepEqual(frag.ui.notes, [{ pos: [5, 6], text: "" }]);
+  assert.deepEqual(frag.external, {});
+  const size = g.nodes.size;
+  const added = pasteAt(g, frag, [10, 10], true);
+  assert.equal(g.nodes.size, size + 1);
+  assert.deepEqual(g.nodes.get(added.nodes[0]).ui, undefined);
+  assert.deepEqual(g.notes.map((m) => m.text), [""]);
+  assert.equal(cleanFragment("text"), null);
+  assert.deepEqual(cleanFragment({ nodes: [1, 2] }).nodes, {});
 });

@@ -10,6 +10,7 @@
  */
 import { groupBox, inside, nestedIn } from "./group_model.js";
 import { linkPath, loadReroutes, nextRerouteId, rerouteOf, setLinkReroute } from "./reroutes.js";
+import { pasteFragment } from "./convert.js";
 
 /** @typedef {import("./graph.js").Graph} Graph */
 /** @typedef {import("./graph.js").Group} Group */
@@ -147,4 +148,53 @@ export function pasteExtras(graph, frag, remap, delta) {
     groups.push(graph.groups.length - 1);
   }
   return { points: [...fresh.values()], groups };
+}
+
+/** A plain object (not null, not an array). @param {any} v */
+const isObject = (v) => !!v && typeof v === "object" && !Array.isArray(v);
+
+/**
+ * Fragment `frag` (pasted text: ours, a document, a rebuilt API prompt) with what a paste cannot
+ * take dropped, so a paste never throws half-way: node entries that are not objects with a string
+ * `class_type`, an `inputs` or `ui` that is not an object (emptied), notes without a finite
+ * position. Groups and points are checked where they are pasted (pasteExtras). Returns a new
+ * fragment, or null when `frag` is not an object. @param {any} frag
+ */
+export function cleanFragment(frag) {
+  if (!isObject(frag)) return null;
+  /** @type {Record<string, any>} */
+  const nodes = {};
+  for (const [id, e] of Object.entries(isObject(frag.nodes) ? frag.nodes : {})) {
+    if (!isObject(e) || typeof e.class_type !== "string") continue;
+    nodes[id] = { ...e, inputs: isObject(e.inputs) ? e.inputs : {}, ui: isObject(e.ui) ? e.ui : {} };
+  }
+  const ui = isObject(frag.ui) ? frag.ui : {};
+  const finite = (/** @type {any} */ p) => Array.isArray(p) && Number.isFinite(Number(p[0])) && Number.isFinite(Number(p[1]));
+  const notes = (Array.isArray(ui.notes) ? ui.notes : []).filter((/** @type {any} */ m) => isObject(m) && finite(m.pos))
+    .map((/** @type {any} */ m) => ({ ...m, pos: [Number(m.pos[0]), Number(m.pos[1])], text: String(m.text ?? "") }));
+  return { ...frag, nodes, external: isObject(frag.external) ? frag.external : {}, ui: { ...ui, notes } };
+}
+
+/**
+ * Paste fragment `frag` (cleaned: cleanFragment) into `graph` so that the top-left corner of what
+ * the paste really adds (nodes, notes, groups, points) lands at `at` (graph units). A point of a
+ * link the paste drops (from outside, without `keepLinks`) is not added, so it does not count:
+ * counting it would put the nodes away from the pointer by as far as that point lies.
+ * @param {Graph} graph @param {any} frag @param {[number, number]} at @param {boolean} keepLinks
+ * @returns {{nodes: string[], notes: string[], points: string[], groups: number[]}}
+ */
+export function pasteAt(graph, frag, at, keepLinks) {
+  const added = pasteFragment(graph, frag, [0, 0], keepLinks);
+  const extras = pasteExtras(graph, frag, added.remap, [0, 0]);
+  const nodes = added.nodes.map((id) => /** @type {import("./graph.js").GNode} */ (graph.nodes.get(id)));
+  const notes = graph.notes.filter((m) => added.notes.includes(m.id));
+  const points = extras.points.map((id) => /** @type {Reroute} */ (rerouteOf(graph, id)));
+  const groups = extras.groups.map((i) => graph.groups[i]);
+  const corners = [...nodes.map((n) => n.pos), ...notes.map((m) => m.pos), ...points.map((r) => r.pos), ...groups.map((g) => g.bounding)];
+  if (corners.length) {
+    const dx = Math.round(at[0] - Math.min(...corners.map((p) => p[0]))), dy = Math.round(at[1] - Math.min(...corners.map((p) => p[1])));
+    for (const o of [...nodes, ...notes, ...points]) o.pos = [o.pos[0] + dx, o.pos[1] + dy];
+    for (const g of groups) g.bounding = [g.bounding[0] + dx, g.bounding[1] + dy, g.bounding[2], g.bounding[3]];
+  }
+  return { nodes: added.nodes, notes: added.notes, points: extras.points, groups: extras.groups };
 }

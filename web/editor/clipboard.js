@@ -5,8 +5,8 @@
  * A copy carries the groups selected with their nodes and the reroute points of the copied links
  * (clip_model.js); a paste is one undo step.
  */
-import { fragment, pasteFragment, toDocument } from "./convert.js";
-import { addExtras, copySet, fragmentCorner, pasteExtras } from "./clip_model.js";
+import { fragment, toDocument } from "./convert.js";
+import { addExtras, cleanFragment, copySet, fragmentCorner, pasteAt } from "./clip_model.js";
 import { itemBoxes } from "./groups.js";
 
 const STORAGE_KEY = "cascade-studio.clipboard";
@@ -59,23 +59,21 @@ export function installClipboard(/** @type {import("./editor.js").Editor} */ edi
   };
 
   /**
-   * Paste fragment text (ours, a whole document or an API prompt) at `editor.pointer`; repeated
+   * Paste fragment text (ours, a whole document or an API prompt) at `editor.pointer` (the top-left
+   * corner of what it adds lands there: clip_model.js pasteAt); repeated
    * pastes without a pointer move are offset by 30 px each. Returns true when it was ours.
    */
   const paste = (/** @type {string} */ text, withLinks = false) => {
     let obj;
     try { obj = JSON.parse(text); } catch { return false; }
-    const frag = obj && obj.kind === KIND ? obj : toDocument(obj);
-    if (!frag) return false;
-    const corner = fragmentCorner(frag);
-    if (!corner) return false;
+    // Malformed entries are dropped first, so a paste never stops half-way through the graph.
+    const frag = cleanFragment(obj && obj.kind === KIND ? obj : toDocument(obj));
+    if (!frag || !fragmentCorner(frag)) return false;
     const at = editor.pointer;
     last = at[0] === last.at[0] && at[1] === last.at[1] ? { at, count: last.count + 1 } : { at: [...at], count: 0 };
     const step = 30 * last.count;
-    const delta = /** @type {[number, number]} */ ([Math.round(at[0] - corner[0] + step), Math.round(at[1] - corner[1] + step)]);
     editor.commit(() => {
-      const added = pasteFragment(editor.graph, frag, delta, withLinks);
-      pasteExtras(editor.graph, frag, added.remap, delta);
+      const added = pasteAt(editor.graph, frag, [at[0] + step, at[1] + step], withLinks);
       editor.selection = new Set([...added.nodes, ...added.notes]);
       editor.selectedGroup = -1;
     });

@@ -83,11 +83,18 @@ export class Editor extends EventTarget {
 
   /**
    * Apply an edit, record it for undo, and re-render (skip the re-render for edits made by a widget
-   * in place, so its focus and caret survive).
+   * in place, so its focus and caret survive). An edit that throws is undone at once: the graph
+   * goes back to the last recorded state (else it would keep half an edit that no undo step holds
+   * and the canvas does not show), and the error is thrown on.
    * @param {() => void} mutate @param {boolean} rerender
    */
   commit(mutate, rerender = true) {
-    mutate();
+    try {
+      mutate();
+    } catch (err) {
+      if (this.history.index >= 0) this.restore(JSON.parse(this.history.stack[this.history.index]));
+      throw err;
+    }
     if (rerender) this.view.render();
     if (this.history.push(this.snapshot())) this.emit("change");
   }

@@ -140,11 +140,18 @@ export class Library {
     return e;
   }
 
-  /** Add a node of class `type` centred in the visible canvas (one undo step). @param {string} type */
+  /**
+   * Add a node of class `type` centred in the visible canvas (one undo step). Where a node already
+   * sits at that spot (Enter pressed again, as the search box invites) it steps 30 px down-right,
+   * as repeated pastes do, instead of hiding the one before. @param {string} type
+   */
   addAtCentre(type) {
     const r = this.editor.root.getBoundingClientRect();
     const [x, y] = this.editor.view.toGraph(r.left + r.width / 2, r.top + r.height / 2);
-    return this.add(type, [Math.round(x - 130), Math.round(y - 40)]);
+    let pos = /** @type {[number, number]} */ ([Math.round(x - 130), Math.round(y - 40)]);
+    const taken = () => [...this.editor.graph.nodes.values()].some((n) => n.pos[0] === pos[0] && n.pos[1] === pos[1]);
+    for (let i = 0; i < 1000 && taken(); i++) pos = [pos[0] + 30, pos[1] + 30];
+    return this.add(type, pos);
   }
 
   /** Add a node of class `type` at `pos` (one undo step). @param {string} type @param {[number, number]} pos */
