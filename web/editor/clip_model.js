@@ -11,6 +11,7 @@
 import { groupBox, inside, nestedIn } from "./group_model.js";
 import { linkPath, loadReroutes, nextRerouteId, rerouteOf, setLinkReroute } from "./reroutes.js";
 import { pasteFragment } from "./convert.js";
+import { isObject } from "./graph.js";
 
 /** @typedef {import("./graph.js").Graph} Graph */
 /** @typedef {import("./graph.js").Group} Group */
@@ -149,9 +150,6 @@ export function pasteExtras(graph, frag, remap, delta) {
   }
   return { points: [...fresh.values()], groups };
 }
-
-/** A plain object (not null, not an array). @param {any} v */
-const isObject = (v) => !!v && typeof v === "object" && !Array.isArray(v);
 
 /**
  * Fragment `frag` (pasted text: ours, a document, a rebuilt API prompt) with what a paste cannot

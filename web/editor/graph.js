@@ -20,6 +20,9 @@ export { WIDGET_KINDS, SEED_CONTROLS, parseObjectInfo, isSeedInput, defaultValue
 /** @typedef {{id: string, pos: [number, number], size: [number, number], text: string}} Note */
 
 /** A finite [x, y] pair from loose JSON (missing parts fall back to `dflt`). @returns {[number, number]} */
+/** A plain object (not null, not an array). @param {any} v @returns {boolean} */
+export const isObject = (v) => !!v && typeof v === "object" && !Array.isArray(v);
+
 export function pair(/** @type {any} */ v, /** @type {[number, number]} */ dflt = [0, 0]) {
   const a = Array.isArray(v) ? v : [];
   const x = Number(a[0]), y = Number(a[1]);
@@ -194,12 +197,19 @@ export class Graph {
 
   /** Replace the graph's content with a document's (unknown classes are kept as-is). @param {any} doc */
   load(doc) {
-    this.nodes.clear();
-    for (const [id, e] of Object.entries(doc.nodes || {})) this.nodes.set(String(id), this.nodeFromEntry(String(id), e));
-    const ui = doc.ui || {};
-    this.notes = (ui.notes || []).map((/** @type {any} */ m, /** @type {number} */ i) => ({
+    // Everything is read before anything is replaced: a bad entry throws with the old graph intact.
+    const nodes = new Map();
+    for (const [id, e] of Object.entries(isObject(doc.nodes) ? doc.nodes : {})) {
+      if (!isObject(e) || typeof e.class_type !== "string") throw new Error(`node ${id} has no class_type: not a workflow node`);
+      nodes.set(String(id), this.nodeFromEntry(String(id), e));
+    }
+    const ui = isObject(doc.ui) ? doc.ui : {};
+    const notes = (Array.isArray(ui.notes) ? ui.notes : []).filter(isObject).map((/** @type {any} */ m, /** @type {number} */ i) => ({
       id: String(m.id ?? `note${i + 1}`), pos: pair(m.pos), size: pair(m.size, [260, 120]), text: String(m.text ?? ""),
     }));
+    this.nodes.clear();
+    for (const [id, n] of nodes) this.nodes.set(id, n);
+    this.notes = notes;
     this.groups = (Array.isArray(ui.groups) ? ui.groups : []).filter((/** @type {any} */ g) => g && Array.isArray(g.bounding))
       .map((/** @type {any} */ g) => {
         const [x, y] = pair(g.bounding), [w, h] = pair(g.bounding.slice(2), [200, 100]);
@@ -213,12 +223,12 @@ export class Graph {
 
   /** @param {string} id @param {any} e @returns {GNode} */
   nodeFromEntry(id, e) {
-    const ui = e.ui || {};
+    const ui = isObject(e.ui) ? e.ui : {};
     /** @type {GNode} */
     const n = { id, type: String(e.class_type), values: {}, links: {}, pos: pair(ui.pos) };
     const d = this.defs[n.type];
     if (d) for (const inp of d.inputs) if (inp.widget) n.values[inp.name] = defaultValue(inp);
-    for (const [name, v] of Object.entries(e.inputs || {})) {
+    for (const [name, v] of Object.entries(isObject(e.inputs) ? e.inputs : {})) {
       if (isLink(v)) n.links[name] = [v[0], v[1]];
       else n.values[name] = v;
     }
