@@ -1,5 +1,6 @@
-"""Panning touches only two transforms: the node layer's and the dot grid's (a moving background on the
-canvas itself repainted the whole canvas on every pan frame; bench/editor_big_graph.py has the figures)."""
+"""Panning touches only two transforms: the pan wrapper's (around the node layer) and the dot grid's (a moving
+background on the canvas itself repainted the whole canvas on every pan frame; a transform on the layer, the
+containing block of every node, re-placed every node on each move; bench/editor_big_graph.py has the figures)."""
 from __future__ import annotations
 
 import pytest
@@ -10,7 +11,10 @@ pytestmark = pytest.mark.browser
 
 STATE = """() => ({canvas: document.getElementById('canvas').getAttribute('style'),
     grid: document.querySelector('#canvas > .grid')?.style.transform ?? null,
-    layer: document.querySelector('#canvas > .layer').style.transform,
+    pan: document.querySelector('#canvas > .pan').style.transform,
+    // The layer (where the nodes are placed) is the wrapper's only child and is never transformed itself.
+    layer: [document.querySelector('#canvas > .pan').children.length, document.querySelector('#canvas > .pan > .layer').style.transform,
+            getComputedStyle(document.querySelector('#canvas > .pan > .layer')).transform],
     view: cascade.editor.graph.view})"""
 
 
@@ -23,7 +27,8 @@ def test_pan_moves_the_grid_by_transform_modulo_one_cell(server, browser):  # no
     drag(page, start, (start[0] + 37, start[1] - 23), steps=5)
     after = page.evaluate(STATE)
     assert after["view"]["offset"] == [37, -23]
-    assert after["layer"] == "translate(37px, -23px) scale(0.5)"
+    assert after["pan"] == "translate(37px, -23px) scale(0.5)"
+    assert before["layer"] == after["layer"] == [1, "", "none"]
     # The grid lands on the graph's own cells: 37 mod 10 = 7 → -3; -23 mod 10 = 7 → -3.
     assert after["grid"] == "translate(-3px, -3px)"
     assert after["canvas"] == before["canvas"]  # nothing on the canvas element itself changes on a pan
