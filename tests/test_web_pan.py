@@ -39,3 +39,29 @@ def test_pan_moves_the_grid_by_transform_modulo_one_cell(server, browser):  # no
                 getComputedStyle(document.querySelector('#canvas > .grid')).pointerEvents]; }""")
     assert cover == [True, True, True, True, "none"]
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_a_pan_redraws_the_minimap_from_its_cached_boxes(server, browser):  # noqa: F811
+    """A pan frame copies the minimap's cached boxes (gathering and drawing 500 of them per frame cost ~1 ms a
+    move); an edit or a selection change still shows on the next drawing."""
+    from tests.big_graph import big_document
+    from tests.test_web_minimap import FRAMES, PIXEL, is_node, node_centre
+
+    page = open_editor(browser, server["base"], big_document(40))
+    page.evaluate("() => { cascade.editor.select([]); const m = cascade.minimap, b = m.boxes.bind(m); window.__boxes = 0;"
+                  " m.boxes = () => { window.__boxes++; return b(); }; }")
+    page.evaluate(FRAMES)
+    redraws = page.evaluate("() => cascade.minimap.redraws")
+    start = empty_spot(page)
+    drag(page, start, (start[0] + 40, start[1] + 20), steps=5)
+    page.evaluate(FRAMES)
+    assert page.evaluate("() => cascade.minimap.redraws") > redraws
+    assert page.evaluate("() => window.__boxes") == 0  # the pan did not gather the graph's boxes again
+    assert is_node(page.evaluate(PIXEL, node_centre(page, "6")))
+    # Selecting shows in blue on the next pan frame, though no graph event fired.
+    page.evaluate("() => cascade.editor.select(['6'])")
+    drag(page, start, (start[0] - 10, start[1]), steps=2)
+    page.evaluate(FRAMES)
+    px = page.evaluate(PIXEL, node_centre(page, "6"))
+    assert px[2] > px[0] + 100 and px[3] == 255  # #5b9cff
+    assert page.errors == []  # type: ignore[attr-defined]
