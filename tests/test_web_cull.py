@@ -1,7 +1,7 @@
 """Off-screen culling (web/editor/cull.js): in a big graph, nodes far from the view skip layout and paint
 (`content-visibility: hidden`), nodes in view never do, and culling changes no node's size nor any link's
-shape. A pan of a 500-node graph otherwise re-laid out ~17,000 layout objects and repainted every node on
-every pointer move (bench/editor_big_graph.py --trace, README)."""
+shape. A pan of a 500-node graph otherwise ran a layout over ~17,000 layout objects and recomputed every
+paint layer's cull rect on every pointer move (bench/editor_big_graph.py --trace, README)."""
 from __future__ import annotations
 
 import pytest

@@ -1,6 +1,6 @@
 """Panning touches only two transforms: the pan wrapper's (around the node layer) and the dot grid's (a moving
 background on the canvas itself repainted the whole canvas on every pan frame; a transform on the layer, the
-containing block of every node, re-placed every node on each move; bench/editor_big_graph.py has the figures)."""
+parent of every node, made each move's layout twice as long; bench/editor_big_graph.py has the figures)."""
 from __future__ import annotations
 
 import pytest
@@ -42,8 +42,8 @@ def test_pan_moves_the_grid_by_transform_modulo_one_cell(server, browser):  # no
 
 
 def test_a_pan_redraws_the_minimap_from_its_cached_boxes(server, browser):  # noqa: F811
-    """A pan frame copies the minimap's cached boxes (gathering and drawing 500 of them per frame cost ~1 ms a
-    move); an edit or a selection change still shows on the next drawing."""
+    """A pan frame copies the minimap's cached boxes (gathering and drawing 500 of them took 0.15 ms a frame,
+    the copy 0.02 ms); an edit or a selection change still shows on the next drawing."""
     from tests.big_graph import big_document
     from tests.test_web_minimap import FRAMES, PIXEL, is_node, node_centre
 

@@ -6,8 +6,8 @@
  * render (a pan reuses them), so a pan costs one small canvas redraw. A node being dragged shows in
  * its new place when the drag ends (the edit): redrawing on every move doubled the compositor's work
  * per move in the bench. The boxes are drawn into a cached bitmap, redrawn only when the graph, the
- * selection or the map's scale changes: a pan frame copies it and strokes the outline (drawing 500
- * boxes on every pan frame cost ~1 ms of main thread per move).
+ * selection or the map's scale changes: a pan frame copies it and strokes the outline (gathering and
+ * drawing 500 boxes took 0.15 ms a frame with the 500-node bench graph; the copy takes 0.02 ms).
  */
 
 /** @typedef {[number, number, number, number]} Box x0, y0, x1, y1 in graph units */
