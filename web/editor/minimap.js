@@ -70,6 +70,8 @@ export class Minimap {
     /** The boxes drawn at `cacheKey` (frame and selection), copied on each redraw that only moves the view. */
     this.cache = document.createElement("canvas");
     this.cacheKey = "";
+    /** @type {{box: Box, kind: string, id?: string}[] | null} the items the cache was drawn from */
+    this.cacheItems = null;
     editor.addEventListener("drawn", (e) => {
       const detail = /** @type {CustomEvent} */ (e).detail;
       this.schedule(detail === "render", detail !== "transform");
