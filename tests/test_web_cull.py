@@ -67,3 +67,36 @@ def test_a_culled_node_dragged_with_the_selection_is_rendered(server, browser): 
     drag(page, grab, (grab[0] + 40, grab[1] + 20), steps=4)
     assert not page.evaluate("id => cascade.editor.view.nodeEls.get(id).classList.contains('far')", far[0])
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_the_node_being_typed_in_is_never_culled(server, browser):  # noqa: F811
+    """A prompt keeps the focus when the view jumps far away (wheel zoom, minimap): culling its node dropped
+    the focus to the page, and the next Backspace deleted the selected node instead of a character."""
+    page = open_editor(browser, server["base"], big_document(500))
+    page.evaluate(SET_VIEW)
+    page.locator('.node[data-node-id="4"] textarea').click()
+    page.evaluate("() => { const v = cascade.editor.graph.view; v.offset = [-9000, -4000]; cascade.editor.view.applyTransform(); }")
+    far = check_seen(page)
+    assert len(far) > 300 and "4" not in far
+    assert page.evaluate("() => document.activeElement.closest('.node')?.dataset.nodeId") == "4"
+    page.keyboard.press("End")
+    page.keyboard.press("Backspace")
+    assert page.evaluate("() => cascade.editor.graph.nodes.get('4')?.values.text") is not None
+    assert page.locator('.node[data-node-id="4"] textarea').input_value() == "a glass bottl"
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_a_culled_node_that_grows_keeps_its_new_size(server, browser):  # noqa: F811
+    """Run results (text outputs, errors, images) reaching a culled node: it is measured again, so culling,
+    the minimap and the box it shows as never use the size it had before it grew."""
+    page = open_editor(browser, server["base"], big_document(500))
+    page.evaluate(SET_VIEW)
+    far = sorted(check_seen(page), key=int)
+    grown = far[-1], far[-2]
+    page.evaluate("""([a, b]) => { const v = cascade.editor.view; v.status.texts[a] = Array(30).fill('a line of text');
+        v.status.errors[b] = {message: 'Weights folder missing: '.repeat(12), inputs: {}}; v.applyStatus(); }""", grown)
+    culled = page.evaluate(SIZES)
+    assert check_seen(page) >= set(far) - set(grown)
+    page.evaluate(UNCULL)
+    assert page.evaluate(SIZES) == culled
+    assert page.errors == []  # type: ignore[attr-defined]

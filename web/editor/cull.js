@@ -59,7 +59,9 @@ export class Culler {
       if (n) boxes.push({ e, x: n.pos[0], y: n.pos[1], w: e.offsetWidth, h: e.offsetHeight, cw: e.clientWidth, ch: e.clientHeight });
     }
     for (const { e, x, y, w, h, cw, ch } of boxes) {
-      const far = x > area[2] || x + w < area[0] || y > area[3] || y + h < area[1];
+      // The node holding the focus stays rendered wherever it is: hiding it dropped the focus to the page,
+      // so the next Backspace meant for a prompt (after a wheel zoom or a minimap jump) deleted the node.
+      const far = (x > area[2] || x + w < area[0] || y > area[3] || y + h < area[1]) && !e.contains(document.activeElement);
       if (far === e.classList.contains("far")) continue;
       // Keeps its drawn size while skipped: the intrinsic size is the content box (a node has borders, no padding).
       if (far) e.style.containIntrinsicSize = `${cw}px ${ch}px`;
@@ -69,4 +71,16 @@ export class Culler {
 
   /** Render these nodes again now (they were moved, maybe into view). @param {Iterable<HTMLElement>} els */
   show(els) { for (const e of els) e.classList.remove("far"); }
+
+  /**
+   * These nodes' contents changed (run images, text outputs, errors): a culled one keeps the size it was
+   * culled at, so it is rendered and culled again with its new size (else a node grown while culled
+   * could reach into the view as an empty box of its old size, and the minimap and culling used the old one).
+   * @param {Iterable<HTMLElement>} els
+   */
+  remeasure(els) {
+    let any = false;
+    for (const e of els) if (e.classList.contains("far")) { e.classList.remove("far"); any = true; }
+    if (any && this.area) this.update();
+  }
 }

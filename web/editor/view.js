@@ -258,6 +258,7 @@ export class View {
   /** Re-apply run decorations (running node, progress, previews, results, errors) to the elements. */
   applyStatus() {
     const s = this.status;
+    const changed = []; // culled nodes whose contents changed (cull.js measures them again)
     for (const [id, e] of this.nodeEls) {
       e.classList.toggle("running", s.running === id);
       const bar = /** @type {HTMLElement} */ (e.querySelector(".node-progress .bar"));
@@ -271,12 +272,14 @@ export class View {
         imgs.replaceChildren(...urls.map((u) => {
           const img = /** @type {HTMLImageElement} */ (el("img", s.previews[id] ? "preview" : "result"));
           img.src = u;
-          img.addEventListener("load", () => this.drawLinks(), { once: true });
+          img.addEventListener("load", () => { this.culler.remeasure([e]); this.drawLinks(); }, { once: true });
           return img;
         }));
       }
-      showNodeText(e, s.texts[id]);
       const err = s.errors[id];
+      const sig = `${urls.join(" ")}\n${(s.texts[id] || []).join("\n")}\n${err ? err.message + JSON.stringify(err.inputs) : ""}`;
+      if (e.dataset.status !== sig) { e.dataset.status = sig; changed.push(e); }
+      showNodeText(e, s.texts[id]);
       e.classList.toggle("error", !!err);
       const text = e.querySelector(".node-error-text");
       if (text) text.textContent = err ? err.message : "";
@@ -287,6 +290,7 @@ export class View {
         if (msg) row.title = msg;
       }
     }
+    this.culler.remeasure(changed);
     this.drawLinks();
   }
 }
