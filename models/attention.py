@@ -93,7 +93,8 @@ def chunked_bf16_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) ->
 
     q [B,H,Lq,d], k [B,H,Lk,d], v [B,H,Lk,dv] (Lk >= 1), any layout -> [B,H,Lq,dv]. Logits are
     accumulated in fp32 by oneDNN and rounded once, after the shift by an estimate m of each row's maximum
-    (see the module docstring); softmax in fp32 inside torch.softmax; probabilities rounded to q's dtype for the product with v, as the flash kernel does.
+    (see the module docstring); softmax in fp32 inside torch.softmax; probabilities rounded to q's dtype
+    for the product with v, as the flash kernel does.
     """
     b, h, lq, d = q.shape
     lk = k.shape[2]
