@@ -21,13 +21,16 @@ could overflow); everything else goes to
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 
 KERNELS = ("auto", "sdpa", "chunked")
-_kernel = "auto"
+# A context variable, not a global: a bench or test forcing a kernel in one thread (or task) must not
+# switch the kernel under another executor running at the same time.
+_kernel: contextvars.ContextVar[str] = contextvars.ContextVar("cascade_attention_kernel", default="auto")
 
 # Elements of one block of logits (batch*heads x rows x keys): 4M bf16 = 8 MiB, measured best on the 2-core
 # dev machine between 1M and 16M (flat from 2M to 8M).
@@ -36,27 +39,51 @@ _BLOCK_ELEMENTS = 1 << 22
 
 @contextlib.contextmanager
 def use_kernel(name: str) -> Iterator[None]:
-    """Within the block, `attention` uses kernel `name` ("auto", "sdpa" or "chunked"); ValueError otherwise."""
-    global _kernel
+    """Within the block (this thread / context only), `attention` uses kernel `name` ("auto", "sdpa" or
+    "chunked"); ValueError otherwise."""
     if name not in KERNELS:
         raise ValueError(f"attention kernel {name!r} is not one of {', '.join(KERNELS)}")
-    old, _kernel = _kernel, name
+    token = _kernel.set(name)
     try:
         yield
     finally:
-        _kernel = old
+        _kernel.reset(token)
 
 
-def _chunked_ok(q: torch.Tensor, dropout_p: float) -> bool:
+def _chunked_unsupported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str | None:
+    """Why the chunked kernel cannot take these inputs (None when it can). SDPA takes all of them."""
+    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+        return "it has no autograd (its out= products refuse inputs that need a gradient)"
+    if not q.ndim == k.ndim == v.ndim == 4:
+        return "it takes 4-d [B,H,L,d] inputs only"
+    if not q.shape[:2] == k.shape[:2] == v.shape[:2] or k.shape[2] != v.shape[2] or k.shape[3] != q.shape[3]:
+        return ("it does not broadcast: q, k, v need the same B and H, k and v the same length, "
+                "q and k the same d")
+    if k.shape[2] == 0:
+        return "it needs at least one key (a row maximum)"
+    if not q.dtype == k.dtype == v.dtype or not q.device == k.device == v.device:
+        return "q, k and v need one dtype and one device"
+    return None
+
+
+def _chunked_ok(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float) -> bool:
     return (q.device.type == "cpu" and q.dtype == torch.bfloat16 and dropout_p == 0.0
-            and not (torch.is_grad_enabled() and q.requires_grad))
+            and _chunked_unsupported(q, k, v) is None)
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0) -> torch.Tensor:
-    """softmax(q k^T / sqrt(d)) v for q [B,H,Lq,d], k and v [B,H,Lk,d] -> [B,H,Lq,d] in q's dtype."""
-    if _kernel == "chunked" or (_kernel == "auto" and _chunked_ok(q, dropout_p)):
+    """softmax(q k^T / sqrt(d)) v for q [B,H,Lq,d], k [B,H,Lk,d], v [B,H,Lk,dv] -> [B,H,Lq,dv] in q's dtype.
+
+    Inputs the chunked kernel does not take (gradients, broadcasting, other ranks, no keys) go to SDPA;
+    under a forced `use_kernel("chunked")` they raise ValueError naming why.
+    """
+    kernel = _kernel.get()
+    if kernel == "chunked" or (kernel == "auto" and _chunked_ok(q, k, v, dropout_p)):
         if dropout_p:
             raise ValueError("the chunked attention kernel has no dropout")
+        why = _chunked_unsupported(q, k, v)
+        if why:
+            raise ValueError(f"the chunked attention kernel cannot take these inputs: {why}")
         return chunked_bf16_attention(q, k, v)
     return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
 
@@ -64,17 +91,19 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: floa
 def chunked_bf16_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Row-max-shifted attention in blocks of queries; same shapes and result class as `attention`.
 
-    q [B,H,Lq,d], k/v [B,H,Lk,d], any layout. Logits are accumulated in fp32 by oneDNN and rounded once,
-    after the shift by an estimate m of each row's maximum (see the module docstring); softmax in fp32
-    inside torch.softmax; probabilities rounded to q's dtype for the product with v, as the flash kernel does.
+    q [B,H,Lq,d], k [B,H,Lk,d], v [B,H,Lk,dv] (Lk >= 1), any layout -> [B,H,Lq,dv]. Logits are
+    accumulated in fp32 by oneDNN and rounded once, after the shift by an estimate m of each row's maximum
+    (see the module docstring); softmax in fp32 inside torch.softmax; probabilities rounded to q's dtype
+    for the product with v, as the flash kernel does.
     """
     b, h, lq, d = q.shape
     lk = k.shape[2]
     scale = d ** -0.5
     qf = q.reshape(b * h, lq, d)
     kt = k.reshape(b * h, lk, d).transpose(1, 2)
-    vf = v.reshape(b * h, lk, d)
-    out = torch.empty(b * h, lq, d, dtype=q.dtype, device=q.device)
+    dv = v.shape[3]
+    vf = v.reshape(b * h, lk, dv)
+    out = torch.empty(b * h, lq, dv, dtype=q.dtype, device=q.device)
     rows = max(16, min(lq, _BLOCK_ELEMENTS // max(1, b * h * lk)))
     for i in range(0, lq, rows):
         qc = qf[:, i:i + rows]
@@ -82,4 +111,4 @@ def chunked_bf16_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) ->
         m = s.amax(dim=-1, keepdim=True).mul_(-scale)  # -scale * (row max), rounded: only near the max
         s = torch.baddbmm(m, qc, kt, alpha=scale, out=s)
         torch.bmm(torch.softmax(s, dim=-1), vf, out=out[:, i:i + rows])
-    return out.view(b, h, lq, d)
+    return out.view(b, h, lq, dv)

@@ -32,12 +32,17 @@ def _has_onednn_linear() -> bool:
 _ONEDNN_LINEAR = _has_onednn_linear()
 
 
-def _onednn_ok(x: torch.Tensor, weight: torch.Tensor, allow_fp32: bool = False) -> bool:
-    # The raw oneDNN op has no autograd: use it only when nothing here needs a gradient. An int8 weight
-    # (models/quant.py) is no tensor: it goes through F.linear, which hands it to its own kernel.
-    if not isinstance(weight, torch.Tensor):
+def _onednn_ok(x: torch.Tensor, weight: torch.Tensor, *others: torch.Tensor | None,
+               allow_fp32: bool = False) -> bool:
+    # The raw oneDNN op has no autograd: use it only when no input (x, weight, bias, the added tensor)
+    # needs a gradient, or that input's gradient is silently dropped. An int8 weight (models/quant.py)
+    # is no tensor: it goes through F.linear, which hands it to its own kernel. Under torch.compile a bf16
+    # model traces the plain ops instead: inductor cannot lower the raw bf16 op (LoweringException) and
+    # fuses by itself. fp32 keeps the raw op there: it lowers, and the eager backend stays bit-exact.
+    if not isinstance(weight, torch.Tensor) or (x.dtype == torch.bfloat16 and torch.compiler.is_compiling()):
         return False
-    needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+    needs_grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (x, weight, *others))
     dtype_ok = x.dtype == torch.bfloat16 or (allow_fp32 and x.dtype == torch.float32)
     return _ONEDNN_LINEAR and dtype_ok and x.device.type == "cpu" and not needs_grad
 
@@ -45,7 +50,7 @@ def _onednn_ok(x: torch.Tensor, weight: torch.Tensor, allow_fp32: bool = False) 
 def linear_gelu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """GELU(F.linear(x, weight, bias)); fused by oneDNN for CPU inference (bf16, and fp32 where it
     also wins by 15-25%), plain ops otherwise."""
-    if _onednn_ok(x, weight, allow_fp32=True):
+    if _onednn_ok(x, weight, bias, allow_fp32=True):
         y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), weight, bias, "gelu", [], "none")
         return y.view(*x.shape[:-1], y.shape[-1])
     return F.gelu(F.linear(x, weight, bias))
@@ -53,7 +58,7 @@ def linear_gelu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """F.linear; for bf16 CPU inference through oneDNN directly (bit-identical, 5-15% faster than addmm)."""
-    if _onednn_ok(x, weight):
+    if _onednn_ok(x, weight, bias):
         y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), weight, bias, "none", [], "")
         return y.view(*x.shape[:-1], y.shape[-1])
     return F.linear(x, weight, bias)
@@ -65,7 +70,7 @@ def linear_add(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
 
     In fp32 too: oneDNN's fp32 matmul is ~2x addmm's at Stage A's 1024² MLP shapes on the dev machine
     (bench/components.py --part stage_a), with fp32 rounding (rel. 2.6e-7 vs 1.4e-7 for addmm against float64)."""
-    if _onednn_ok(x, weight, allow_fp32=True) and other.dtype == x.dtype:
+    if _onednn_ok(x, weight, bias, other, allow_fp32=True) and other.dtype == x.dtype:
         x2 = x.reshape(-1, x.shape[-1])
         o2 = other.reshape(x2.shape[0], weight.shape[0]).contiguous()
         y = torch.ops.mkldnn._linear_pointwise.binary(x2, o2, weight, bias, "add")

@@ -79,3 +79,69 @@ def test_dispatch():
     with pytest.raises(ValueError, match="not one of"):
         with use_kernel("flash3"):
             pass
+
+
+def _odd_inputs(name):
+    q, k, v = qkv(2, 3, 9, 11, 16, logit_std=1.0)
+    if name == "k needs grad":
+        return q, k.detach().requires_grad_(), v
+    if name == "v needs grad":
+        return q, k, v.detach().requires_grad_()
+    if name == "no keys":
+        return q, k[:, :, :0], v[:, :, :0]
+    if name == "k, v broadcast over the batch":
+        return q, k[:1], v[:1]
+    if name == "3-d":
+        return q[0], k[0], v[0]
+    raise AssertionError(name)
+
+
+ODD = ["k needs grad", "v needs grad", "no keys", "k, v broadcast over the batch", "3-d"]
+
+
+@pytest.mark.parametrize("name", ODD)
+def test_inputs_the_chunked_kernel_cannot_take_go_to_sdpa(name):
+    """SDPA takes all of these; `attention` must too, with SDPA's result (it raised for each before)."""
+    q, k, v = _odd_inputs(name)
+    out = attention(q, k, v)
+    want = F.scaled_dot_product_attention(q.detach(), k.detach(), v.detach())
+    assert out.shape == want.shape and torch.equal(out.detach(), want)
+    if out.requires_grad:
+        out.float().sum().backward()
+        assert (k.grad if k.requires_grad else v.grad).abs().sum() > 0
+    with use_kernel("chunked"), pytest.raises(ValueError, match="cannot take these inputs"):
+        attention(q, k, v)
+
+
+def test_chunked_kernel_with_a_narrower_v():
+    q, k, v = qkv(2, 3, 9, 11, 16, logit_std=2.0)
+    v = v[..., :5]
+    out = chunked_bf16_attention(q, k, v)
+    assert out.shape == (2, 3, 9, 5) and rel(out, reference(q, k, v)) < 4e-3
+
+
+def test_use_kernel_holds_for_its_own_thread_only():
+    """A bench forcing SDPA in one thread must not switch the kernel of an executor in another."""
+    import threading
+
+    q, k, v = qkv(1, 2, 20, 24, 32, logit_std=1.0)
+    inside, release, calls = threading.Event(), threading.Event(), []
+
+    def forcing():
+        with use_kernel("sdpa"):
+            inside.set()
+            release.wait(10)
+
+    real = attn.chunked_bf16_attention
+    t = threading.Thread(target=forcing)
+    t.start()
+    try:
+        assert inside.wait(10)
+        attn.chunked_bf16_attention = lambda *a: calls.append(1) or real(*a)
+        with torch.inference_mode():
+            attention(q, k, v)
+    finally:
+        attn.chunked_bf16_attention = real
+        release.set()
+        t.join()
+    assert calls == [1]
