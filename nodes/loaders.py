@@ -11,7 +11,7 @@ from runtime.env import dtype_choices
 from runtime.weights import DEFAULT_FILES, KIND_FOLDERS, file_stamp, missing_file_message
 
 _DTYPE_TIP = ("auto: bf16 for Stage C/B and the text encoder, fp32 for Stage A, EffNet and the previewer "
-              "(the official inference dtypes; Stage A bf16 on CUDA, within a measured error bound). Stage C offers no fp16: it overflows.")
+              "(the official inference dtypes; Stage A bf16 where the GPU or CPU does bf16 natively, within a measured error bound). Stage C offers no fp16: it overflows.")
 
 
 def _loader_inputs(kind: str, what: str) -> tuple[Input, ...]:

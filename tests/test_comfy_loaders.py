@@ -17,10 +17,13 @@ from nodes.comfy.loaders import NODES, CheckpointLoaderSimple, CLIPLoader, UNETL
 from runtime.env import Env
 from tests.comfy_folders_helpers import tiny_models, write_comfy_layout
 from tests.loading_helpers import file_state, save
+from runtime.env import native_bf16
 from tests.nodes_helpers import demo_env, tmp_config
 
+# Stage A's auto is bf16 where this CPU does bf16 natively (runtime/env.py native_bf16; tests/test_gpu_path.py).
 AUTO = {"stage_c": torch.bfloat16, "stage_b": torch.bfloat16, "text_encoder": torch.bfloat16,
-        "stage_a": torch.float32, "effnet": torch.float32, "previewer": torch.float32}
+        "stage_a": torch.bfloat16 if native_bf16("cpu") else torch.float32, "effnet": torch.float32,
+        "previewer": torch.float32}
 
 
 def ctx_for(env):
@@ -185,7 +188,7 @@ def test_fingerprint_and_weights_used(built):
     assert used == [(files["aio_c"].resolve(), torch.bfloat16), (files["aio_c"].resolve(), torch.bfloat16),
                     (files["aio_c"].resolve(), torch.float32), (files["aio_c"].resolve(), torch.float32)]
     assert VAELoader.weights_used(env, {"vae_name": "stage_a.safetensors"}) == [(files["vae_a"].resolve(),
-                                                                                 torch.float32)]
+                                                                                 AUTO["stage_a"])]
     before = CheckpointLoaderSimple.fingerprint(env, inputs)
     os.utime(files["aio_c"], ns=(1, 1))
     assert CheckpointLoaderSimple.fingerprint(env, inputs) != before

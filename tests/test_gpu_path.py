@@ -14,11 +14,14 @@ from runtime.env import Env
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-@pytest.mark.parametrize("device", ["cpu", "cuda"])
-def test_stage_a_auto_dtype_is_bf16_on_cuda_only(tmp_path, device):
+@pytest.mark.parametrize("device,cpu_bf16,want", [("cuda", False, torch.bfloat16), ("cpu", True, torch.bfloat16),
+                                                   ("cpu", False, torch.float32)])
+def test_stage_a_auto_dtype_is_bf16_where_bf16_is_native(tmp_path, monkeypatch, device, cpu_bf16, want):
+    import runtime.env as env_module
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: cpu_bf16, raising=False)
+    assert env_module.native_bf16(device) == (device == "cuda" or cpu_bf16)
     env = Env(tmp_config(tmp_path, demo=False, extra={"device": device}))
     assert env.device == device
-    want = torch.bfloat16 if device == "cuda" else torch.float32
     assert env.resolve_dtype("stage_a", "auto") == want
     assert env.resolve_dtype("stage_a", "fp32") == torch.float32  # fp32 stays selectable
     for kind, dtype in (("stage_c", torch.bfloat16), ("effnet", torch.float32), ("previewer", torch.float32)):

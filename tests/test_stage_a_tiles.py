@@ -88,6 +88,8 @@ def test_auto_tiles_only_above_2048_squared():
 
 def test_decode_node_takes_the_tiled_option(tmp_path, monkeypatch):
     import models.stage_a_tiles as tiles
+    import runtime.env
+    monkeypatch.setattr(runtime.env, "native_bf16", lambda device: False)  # fp32 Stage A: the bound below is fp32's
     from nodes.registry import NODES
     from nodes.types import StageBLatent
     from tests.nodes_helpers import loaded_nodes
