@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.web_helpers import browser, document, empty_spot, open_editor, server  # noqa: F401
+from tests.web_helpers import grouped_document as shared_grouped_document, browser, document, empty_spot, open_editor, server  # noqa: F401
 from tests.web_stub_nodes import pipeline_document
 
 pytestmark = pytest.mark.browser
@@ -103,14 +103,8 @@ def test_ctrl_shift_v_keeps_the_points_of_links_from_outside(server, browser):  
 
 def grouped_document() -> dict:
     """Nodes 1 and 2 and a note in group "Loaders" (nested "Inner" around node 1); the rest outside."""
-    doc = pipeline_document(delay=0.0)
-    for nid, pos in {"1": [40, 110], "2": [40, 330], "3": [700, 600], "4": [700, 20], "5": [700, 300],
-                     "6": [1000, 20], "7": [1300, 20], "8": [1600, 20]}.items():
-        doc["nodes"][nid]["ui"]["pos"] = pos
-    doc["ui"]["notes"] = [{"id": "note1", "pos": [40, 560], "size": [260, 100], "text": "inside"}]
-    doc["ui"]["groups"] = [{"title": "Loaders", "bounding": [0, 0, 420, 720], "color": "#8a8"},
-                           {"title": "Inner", "bounding": [20, 50, 340, 240]}]
-    return doc
+    return shared_grouped_document([{"title": "Loaders", "bounding": [0, 0, 420, 720], "color": "#8a8"},
+                                   {"title": "Inner", "bounding": [20, 50, 340, 240]}])
 
 
 def title_point(page, index: int) -> tuple[float, float]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.web_helpers import browser, document, drag, open_editor, server  # noqa: F401
+from tests.web_helpers import grouped_document as shared_grouped_document, browser, document, drag, open_editor, server  # noqa: F401
 from tests.web_stub_nodes import pipeline_document
 
 pytestmark = pytest.mark.browser
@@ -15,14 +15,8 @@ INNER = [20, 50, 340, 240]
 
 def grouped_document() -> dict:
     """Nodes 1 (in the inner group), 2 and a note (in the outer one only), the rest outside both."""
-    doc = pipeline_document(delay=0.0)
-    for nid, pos in {"1": [40, 110], "2": [40, 330], "3": [700, 600], "4": [700, 20], "5": [700, 300],
-                     "6": [1000, 20], "7": [1300, 20], "8": [1600, 20]}.items():
-        doc["nodes"][nid]["ui"]["pos"] = pos
-    doc["ui"]["notes"] = [{"id": "note1", "pos": [40, 560], "size": [260, 100], "text": "inside"}]
-    doc["ui"]["groups"] = [{"title": "Outer", "bounding": list(OUTER)},
-                           {"title": "Inner", "bounding": list(INNER), "color": "#88a"}]
-    return doc
+    return shared_grouped_document([{"title": "Outer", "bounding": list(OUTER)},
+                                   {"title": "Inner", "bounding": list(INNER), "color": "#88a"}])
 
 
 def open_at_scale_1(browser, base: str, doc: dict):

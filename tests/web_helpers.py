@@ -9,7 +9,7 @@ from typing import Any, Iterator
 import pytest
 
 from tests.server_harness import make_config, running_server
-from tests.web_stub_nodes import WEB_STUB_NODES, WebStubEnv
+from tests.web_stub_nodes import WEB_STUB_NODES, WebStubEnv, pipeline_document
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -116,3 +116,15 @@ def strip_view(doc: dict) -> dict:
 
 __all__ = ["server", "browser", "open_editor", "document", "socket_center", "drag", "out_socket",
            "in_socket", "empty_spot", "drop_file", "strip_view"]
+
+
+def grouped_document(groups: list[dict]) -> dict:
+    """The stub pipeline with nodes 1 and 2 and a note at the left (inside [0, 0, 420, 720], node 1 inside
+    [20, 50, 340, 240]), the other nodes to the right, and `groups` as its groups."""
+    doc = pipeline_document(delay=0.0)
+    for nid, pos in {"1": [40, 110], "2": [40, 330], "3": [700, 600], "4": [700, 20], "5": [700, 300],
+                     "6": [1000, 20], "7": [1300, 20], "8": [1600, 20]}.items():
+        doc["nodes"][nid]["ui"]["pos"] = pos
+    doc["ui"]["notes"] = [{"id": "note1", "pos": [40, 560], "size": [260, 100], "text": "inside"}]
+    doc["ui"]["groups"] = groups
+    return doc

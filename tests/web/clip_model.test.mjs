@@ -3,23 +3,16 @@
 // them with the nodes (run with `node --test tests/web/`).
 import test from "node:test";
 import assert from "node:assert/strict";
-import { Graph, parseObjectInfo } from "../../web/editor/graph.js";
+import { srcSink } from "./src_sink.mjs";
 import { fragment, pasteFragment } from "../../web/editor/convert.js";
 import { addReroute, linkPath, rerouteOf } from "../../web/editor/reroutes.js";
 import { addExtras, cleanFragment, copySet, fragmentCorner, pasteAt, pasteExtras } from "../../web/editor/clip_model.js";
 
-const INFO = {
-  Src: { input: { required: {} }, output: ["NUM"], name: "Src" },
-  Sink: { input: { required: { x: ["NUM"], y: ["NUM"] } }, input_order: { required: ["x", "y"] }, output: [], name: "Sink", output_node: true },
-};
 
 /** Src 1 → Sink 2.x through points a, b; Src 3 (outside the copy) → Sink 2.y through point c. */
 function graph() {
-  const g = new Graph(parseObjectInfo(INFO));
-  g.addNode("Src", [0, 0]); // 1
-  g.addNode("Sink", [400, 0]); // 2
+  const g = srcSink();
   g.addNode("Src", [0, 300]); // 3
-  g.connect("1", 0, "2", "x");
   g.connect("3", 0, "2", "y");
   const a = addReroute(g, "2", "x", [100, 20], [0, 0], [400, 0]);
   const b = addReroute(g, "2", "x", [300, 20], [0, 0], [400, 0]);

@@ -2,22 +2,11 @@
 // the document form (run with `node --test tests/web/`).
 import test from "node:test";
 import assert from "node:assert/strict";
-import { Graph, parseObjectInfo } from "../../web/editor/graph.js";
+import { srcSink } from "./src_sink.mjs";
 import { fragment, pasteFragment } from "../../web/editor/convert.js";
 import { addReroute, connectFrom, linkPath, removeReroute } from "../../web/editor/reroutes.js";
 
-const INFO = {
-  Src: { input: { required: {} }, output: ["NUM"], name: "Src" },
-  Sink: { input: { required: { x: ["NUM"], y: ["NUM"] } }, input_order: { required: ["x", "y"] }, output: [], name: "Sink", output_node: true },
-};
-
-function graph() {
-  const g = new Graph(parseObjectInfo(INFO));
-  g.addNode("Src", [0, 0]); // 1
-  g.addNode("Sink", [400, 0]); // 2
-  g.connect("1", 0, "2", "x");
-  return g;
-}
+const graph = srcSink;
 const FROM = [0, 0], TO = [400, 0];
 
 test("a point is inserted on the nearest segment, so points chain in order", () => {
