@@ -1,22 +1,22 @@
 """Scaled dot-product attention for the UNets' AttnBlocks, with a faster exact-class kernel for bf16 on CPU.
 
 PyTorch's CPU flash-attention kernel is the slow part of a bf16 step on CPU: at Stage C lite's 576 image
-tokens it reaches ~150 GFLOP/s where the Linear layers reach ~900 (27 % of a Stage C step, 30 % of a Stage B
-step at 1024², bench/attention.py). `chunked_bf16_attention` runs the same maths as a few large oneDNN batched
-matmuls over blocks of queries, ~1.5x faster there, at the same accuracy as the flash kernel:
+tokens it reaches ~150 GFLOP/s where the Linear layers reach ~900 (27 % of a Stage C step, 31 % of a Stage B
+step at 1024², measured with torch.profiler on the 2-core dev machine). `chunked_bf16_attention` runs the same
+maths as a few large oneDNN batched matmuls over blocks of queries: 0.71x the flash kernel's time there once
+warm (bench/attention.py, bench/results/attention_cpu.json), in the flash kernel's accuracy class:
 
 - bf16 logits are the catch: a matmul with bf16 output rounds each logit s to 2^-9 * |s|, and softmax turns an
   absolute logit error into a relative probability error, so for large logits (peaked attention) the error
-  grows with |s| (1.4e-2 relative at logits of std 6, against 1.7e-3 for the flash kernel, which keeps fp32
-  logits).
+  grows with |s| (1.4e-2 relative at logits of std 6 unshifted, against 1.7e-3 for the flash kernel, which keeps fp32
+  logits, and 2.3e-3 shifted as below).
 - Each row is therefore shifted by its maximum inside the matmul: `baddbmm(-m, q, k^T)` adds -m to the fp32
   accumulator before the one rounding to bf16, so the logits that carry the probability mass (those near
   the maximum) are small and nearly exact. m comes from a first, plain bf16 matmul; it need not be exact,
   only near the maximum. Softmax is shift-invariant, so nothing else changes.
 
 `attention()` picks it for bf16 on CPU without dropout (fp16 keeps SDPA: its unshifted first-pass logits
-could overflow); everything else goes to
-`F.scaled_dot_product_attention`. `use_kernel("sdpa")` forces SDPA (benches, tests).
+could overflow); everything else goes to `F.scaled_dot_product_attention`. `use_kernel("sdpa")` forces SDPA (benches, tests).
 """
 from __future__ import annotations
 
