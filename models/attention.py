@@ -66,11 +66,6 @@ def _chunked_unsupported(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> s
     return None
 
 
-def _chunked_ok(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float) -> bool:
-    return (q.device.type == "cpu" and q.dtype == torch.bfloat16 and dropout_p == 0.0
-            and _chunked_unsupported(q, k, v) is None)
-
-
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: float = 0.0) -> torch.Tensor:
     """softmax(q k^T / sqrt(d)) v for q [B,H,Lq,d], k [B,H,Lk,d], v [B,H,Lk,dv] -> [B,H,Lq,dv] in q's dtype.
 
@@ -78,12 +73,14 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, dropout_p: floa
     under a forced `use_kernel("chunked")` they raise ValueError naming why.
     """
     kernel = _kernel.get()
-    if kernel == "chunked" or (kernel == "auto" and _chunked_ok(q, k, v, dropout_p)):
-        if dropout_p:
-            raise ValueError("the chunked attention kernel has no dropout")
-        why = _chunked_unsupported(q, k, v)
+    if kernel == "auto":
+        eligible = q.device.type == "cpu" and q.dtype == torch.bfloat16 and dropout_p == 0.0
+        kernel = "chunked" if eligible and _chunked_unsupported(q, k, v) is None else "sdpa"
+    elif kernel == "chunked":
+        why = "it has no dropout" if dropout_p else _chunked_unsupported(q, k, v)
         if why:
             raise ValueError(f"the chunked attention kernel cannot take these inputs: {why}")
+    if kernel == "chunked":
         return chunked_bf16_attention(q, k, v)
     return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
 
