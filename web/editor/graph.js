@@ -19,10 +19,10 @@ export { WIDGET_KINDS, SEED_CONTROLS, parseObjectInfo, isSeedInput, defaultValue
 /** @typedef {{title: string, bounding: [number, number, number, number], color?: string, font_size?: number}} Group */
 /** @typedef {{id: string, pos: [number, number], size: [number, number], text: string}} Note */
 
-/** A finite [x, y] pair from loose JSON (missing parts fall back to `dflt`). @returns {[number, number]} */
 /** A plain object (not null, not an array). @param {any} v @returns {boolean} */
 export const isObject = (v) => !!v && typeof v === "object" && !Array.isArray(v);
 
+/** A finite [x, y] pair from loose JSON (missing parts fall back to `dflt`). @returns {[number, number]} */
 export function pair(/** @type {any} */ v, /** @type {[number, number]} */ dflt = [0, 0]) {
   const a = Array.isArray(v) ? v : [];
   const x = Number(a[0]), y = Number(a[1]);
