@@ -176,9 +176,12 @@ def run_workflow(workflow: dict, config: Config, env: Any, registry: dict, *, st
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point for `python cli.py ...` and `python server.py --run ...`."""
+    from runtime import allocator
     from runtime.env import Env
     from nodes.registry import NODES
     from runtime.workflows import default_workflow, fit_to_weights
+
+    allocator.tune()  # as the server does: large tensors from the heap (runtime/allocator.py)
 
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     config = Config.from_namespace(args, os.environ)

@@ -113,7 +113,12 @@ async def _on_shutdown(app: web.Application) -> None:
 
 
 def load_nodes(config: Config) -> tuple[Mapping[str, type[Node]], Any]:
-    """Import the real node registry and environment lazily, with a clear message if absent."""
+    """Import the real node registry and environment lazily, with a clear message if absent.
+
+    Tunes the host allocator first (runtime/allocator.py): before the models load and threads allocate."""
+    from runtime import allocator
+
+    allocator.tune()
     try:
         from nodes.registry import NODES
         from runtime.env import Env

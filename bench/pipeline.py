@@ -117,11 +117,13 @@ def run_ours(args: argparse.Namespace) -> dict:
 
     from config import Config
     from engine.executor import Executor
+    from runtime import allocator
     from engine.workflow import document_to_prompt
     from runtime.env import Env
     from nodes.registry import NODES
     from runtime.workflows import load_default
 
+    allocator.tune()  # as server.py's load_nodes does, before anything loads (runtime/allocator.py)
     import models.loading  # noqa: F401  (imports outside the timed region, as on the diffusers side)
     import models.text_encoder  # noqa: F401
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from models.quant import int8_bytes_ratio, quantize_model
+from runtime import allocator
 from runtime.stamps import stamp
 
 LoadFn = Callable[[Path, str, torch.dtype, str], nn.Module]  # (path, kind, dtype, device) -> module
@@ -216,6 +217,7 @@ class ModelManager:
 
     def _evict(self, entry: _Entry) -> None:
         entry.module.to_empty(device="meta")  # frees the storage; shapes stay for the reload
+        allocator.release()  # a tuned heap keeps freed memory; an evicted model's goes back to the system
         entry.resident = False
         self.evictions += 1
         if self.device.startswith("cuda"):

@@ -1,0 +1,82 @@
+"""Host memory allocator settings for CPU inference: serve large tensors from the heap, not fresh mappings.
+
+PyTorch's CPU allocator calls malloc. glibc's malloc hands every block above its mmap threshold (at most
+32 MiB) to a fresh anonymous mapping and unmaps it on free, so each large activation of a step (a Stage B
+level-0 tensor at 1024² is 84 MiB) is page-faulted and zeroed by the kernel again, every time it is
+allocated. PyTorch's own CPU launcher (`python -m torch.backends.xeon.run_cpu`) avoids this by preloading
+jemalloc or tcmalloc; we reach the same effect with glibc's documented `mallopt` switches, set once at
+start-up, before the models load and the worker threads start:
+
+- `M_MMAP_MAX = 0`: no block is served by its own mapping; large ones come from the heap and are reused;
+- `M_TRIM_THRESHOLD`: freed memory at the heap's top is kept up to this size instead of being returned
+  and faulted in again at the next step (`release()` gives it back: after a model is evicted);
+- `M_ARENA_MAX = 1`: the executor runs in a worker thread, and a non-main arena's heaps are capped at
+  64 MiB, above which glibc maps blocks again whatever M_MMAP_MAX says.
+
+Measured on the 2-core dev machine (bench/results/README_pipeline.md): a Stage B lite step at 1024² went from
+7.4-8.0 s to 6.7-7.3 s and a Stage C lite step from 3.5-3.9 s to 3.3-3.4 s, at +3 % peak RSS. The cost: memory
+freed by a step stays with the process for the next one. `CASCADE_MALLOC=default` leaves glibc as it is.
+Elsewhere (musl, macOS, Windows) there is no `mallopt` of this kind and nothing changes.
+Source: mallopt(3), glibc's malloc/malloc.c and malloc/arena.c.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import platform
+
+log = logging.getLogger("cascade.allocator")
+
+# mallopt(3) parameter numbers, from glibc's malloc.h.
+M_TRIM_THRESHOLD = -1
+M_MMAP_MAX = -4
+M_ARENA_MAX = -8
+TRIM_THRESHOLD = 1 << 30  # keep up to 1 GiB of freed heap top: more than one step's activations at 1024²
+
+_applied = False
+
+
+def _glibc() -> ctypes.CDLL | None:
+    """The process's C library when it is glibc (the only one whose mallopt takes these switches)."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+
+
+def tune(environ: dict[str, str] | None = None) -> bool:
+    """Apply the settings above once per process; True when they are in force (now or before).
+
+    Call it at start-up, before any thread but the main one allocates: glibc fixes the number of
+    arenas when a second thread first allocates. `CASCADE_MALLOC=default` in `environ` (default:
+    os.environ) skips it.
+    """
+    global _applied
+    env = os.environ if environ is None else environ
+    if _applied:
+        return True
+    if env.get("CASCADE_MALLOC", "").strip().lower() == "default":
+        return False
+    libc = _glibc()
+    if libc is None:
+        return False
+    ok = all(libc.mallopt(param, value) == 1 for param, value in
+             ((M_ARENA_MAX, 1), (M_TRIM_THRESHOLD, TRIM_THRESHOLD), (M_MMAP_MAX, 0)))
+    if not ok:  # mallopt returns 1 on success; a libc refusing one switch is left as it was
+        log.warning("glibc refused a mallopt setting; large tensors keep their own mappings")
+        return False
+    _applied = True
+    return True
+
+
+def release() -> None:
+    """Give freed heap memory back to the system (after a model is evicted); a no-op when not tuned."""
+    if _applied:
+        libc = _glibc()
+        if libc is not None:
+            libc.malloc_trim(0)
