@@ -51,7 +51,20 @@ class Executor:
 
     def execute(self, prompt: Prompt, outputs: list[str], *, prompt_id: str, cancel: Any,
                 report: Report | None = None, extra_data: dict | None = None) -> Execution:
-        """Run `outputs` of a validated `prompt`; never raises for node failures."""
+        """Run `outputs` of a validated `prompt`; never raises for node failures.
+
+        Then calls the env's optional `after_job()` hook, once the job's intermediate values are
+        dropped (runtime/env.py hands the freed host memory back to the system there)."""
+        try:
+            return self._execute(prompt, outputs, prompt_id=prompt_id, cancel=cancel,
+                                 report=report, extra_data=extra_data)
+        finally:
+            hook = getattr(self.env, "after_job", None)
+            if callable(hook):
+                hook()
+
+    def _execute(self, prompt: Prompt, outputs: list[str], *, prompt_id: str, cancel: Any,
+                 report: Report | None, extra_data: dict | None) -> Execution:
         report = report or (lambda event, data: None)
         run = Execution(status="success")
 

@@ -12,11 +12,17 @@ start-up, before the models load and the worker threads start:
   and faulted in again at the next step (`release()` gives it back: after a model is evicted);
 - `M_ARENA_MAX = 1`: the executor runs in a worker thread, and a non-main arena's heaps are capped at
   64 MiB, above which glibc maps blocks again whatever M_MMAP_MAX says.
+  It only takes before a second thread first allocates: in a Ray worker, `load_nodes` (and so tune())
+  runs after Ray's own threads have, and the job thread's arena still maps each block above 64 MiB.
 
 Measured on the 2-core dev machine: a Stage B lite step at 1024² took about 500,000 page faults and 7.5 s
 before, none and 7.1 s after its first step; the whole lite pipeline went from 0.761 to 0.670 of diffusers
 (README, bench/results/allocator_ab_cpu.log). The cost: memory a step frees stays with the process for the
-next one (peak RSS 5.6 -> 5.9 GiB there). `CASCADE_MALLOC=default` leaves glibc as it is.
+next one (peak RSS 5.6 -> 5.9 GiB there), and glibc 2.36's posix_memalign (PyTorch aligns to 64 bytes)
+over-asks by the alignment, so a freed block of the same size is not always reused: a loop of one
+96 MiB tensor grows the heap by about 8 of them before it settles. So each job's end gives the freed
+memory back too (Env.after_job, called by the executor), and the next job's first step faults it in.
+`CASCADE_MALLOC=default` leaves glibc as it is.
 Elsewhere (musl, macOS, Windows) there is no `mallopt` of this kind and nothing changes.
 Source: mallopt(3), glibc's malloc/malloc.c and malloc/arena.c.
 """

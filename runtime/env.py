@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from runtime import catalogue, comfy_folders, hf_cache, model_roots, weights
+from runtime import allocator, catalogue, comfy_folders, hf_cache, model_roots, weights
 from runtime.weights import KIND_FOLDERS
 from runtime.residency import ModelManager
 
@@ -216,8 +216,15 @@ class Env:
 
         return admit(self, prompt)
 
+    def after_job(self) -> None:
+        """Executor hook at each job's end: the tuned heap keeps what a job freed (its activations,
+        up to about twice its peak once fragmented); an idle process gives it back. The next job's
+        first step faults it in again (runtime/allocator.py)."""
+        allocator.release()
+
     def free_memory(self, unload_models: bool) -> None:
         """POST /free hook (called by the worker between jobs): unload every model when asked."""
         if unload_models:
             self.models.unload_all()
         gc.collect()
+        allocator.release()  # the cache's tensors, dropped by the executor's reset, go back too
