@@ -27,6 +27,7 @@ from engine.dbfile import DatabaseUnavailable
 from engine.executor import Executor
 from engine.schema import Node
 from engine.store import Store
+from runtime import allocator
 from runtime.compiled import compile_mode
 from engine.worker import Worker
 from runtime.temp_files import wipe_temp
@@ -77,7 +78,8 @@ def create_app(config: Config, registry: Mapping[str, type[Node]], env: Any,
         worker: Worker = Dispatcher(store, executor, hub.publish_threadsafe, on_free,
                                     nodes=nodes or load_nodes, config=config,
                                     workers=config.workers, address=config.ray_address,
-                                    job_models=weights_of(registry, env))
+                                    job_models=weights_of(registry, env),
+                                    worker_env=allocator.child_env())
     else:
         worker = Worker(store, executor, hub.publish_threadsafe, on_free=on_free)
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=MIDDLEWARES)
@@ -116,8 +118,6 @@ def load_nodes(config: Config) -> tuple[Mapping[str, type[Node]], Any]:
     """Import the real node registry and environment lazily, with a clear message if absent.
 
     Tunes the host allocator first (runtime/allocator.py): before the models load and threads allocate."""
-    from runtime import allocator
-
     allocator.tune()
     try:
         from nodes.registry import NODES

@@ -72,9 +72,11 @@ class Dispatcher(Worker):
     """Worker's interface over N Ray actors (see the module docstring)."""
 
     def __init__(self, store, executor, publish, on_free=None, *, nodes: Callable, config: Any,
-                 workers: int, address: str | None = None, job_models: Callable | None = None):
+                 workers: int, address: str | None = None, job_models: Callable | None = None,
+                 worker_env: dict[str, str] | None = None):
         super().__init__(store, executor, publish, on_free)
         self.nodes, self.config, self.count, self.address = nodes, config, workers, address
+        self.worker_env = dict(worker_env or {})  # environment variables each actor process starts with
         self.job_models = job_models or (lambda prompt: set())
         self.slots: list[Slot] = []
         self.writer = OutputWriter({"output": config.output_dir, "temp": config.temp_dir})
@@ -113,8 +115,11 @@ class Dispatcher(Worker):
         for i in range(self.count):
             name = f"worker-{i + 1}"
             # max_restarts=-1: Ray restarts a dead worker (its job is not retried: 0 task retries).
+            # worker_env: e.g. the allocator's settings as glibc environment variables, read at the
+            # process's start, before Ray's own threads allocate (runtime/allocator.py child_env).
+            env = {"runtime_env": {"env_vars": self.worker_env}} if self.worker_env else {}
             actor = cls.options(name=f"cascade-{tag}-{name}", max_restarts=-1, max_task_retries=0,
-                                max_concurrency=4, **resources).remote(name, self.nodes, self.config)
+                                max_concurrency=4, **env, **resources).remote(name, self.nodes, self.config)
             self.slots.append(Slot(name, actor))
         for slot in self.slots:
             threading.Thread(target=self._await_ready, args=(slot,), daemon=True).start()

@@ -13,7 +13,8 @@ start-up, before the models load and the worker threads start:
 - `M_ARENA_MAX = 1`: the executor runs in a worker thread, and a non-main arena's heaps are capped at
   64 MiB, above which glibc maps blocks again whatever M_MMAP_MAX says.
   It only takes before a second thread first allocates: in a Ray worker, `load_nodes` (and so tune())
-  runs after Ray's own threads have, and the job thread's arena still maps each block above 64 MiB.
+  runs after Ray's own threads have, so the Ray actors are started with the same settings as glibc's
+  environment variables instead (`child_env`, engine/dispatch.py).
 
 Measured on the 2-core dev machine: a Stage B lite step at 1024² took about 500,000 page faults and 7.5 s
 before, none and 7.1 s after its first step; the whole lite pipeline went from 0.761 to 0.670 of diffusers
@@ -79,6 +80,17 @@ def tune(environ: dict[str, str] | None = None) -> bool:
         return False
     _applied = True
     return True
+
+
+def child_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The same settings as glibc's environment variables, for worker processes we start (Ray actors):
+    glibc reads them at process start, before any thread exists, where tune() in a Ray worker comes
+    after Ray's own threads have allocated. Empty when `CASCADE_MALLOC=default`. Other C libraries
+    ignore them."""
+    env = os.environ if environ is None else environ
+    if env.get("CASCADE_MALLOC", "").strip().lower() == "default":
+        return {}
+    return {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD)}
 
 
 def release() -> None:

@@ -191,3 +191,9 @@ def test_free_memory_releases_the_heap(monkeypatch):
     Env.free_memory(SimpleNamespace(models=SimpleNamespace(unload_all=lambda: 0)), False)
     Env.after_job(None)
     assert calls == [1, 1]
+
+
+def test_child_env_carries_the_settings_unless_turned_off():
+    assert allocator.child_env({}) == {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0",
+                                       "MALLOC_TRIM_THRESHOLD_": str(allocator.TRIM_THRESHOLD)}
+    assert allocator.child_env({"CASCADE_MALLOC": " Default "}) == {}

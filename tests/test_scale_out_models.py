@@ -103,3 +103,15 @@ def test_interrupt_reaches_a_real_job_mid_stage_c(remote):
     entry = http_json("GET", f"{base}/history/{pid}")[1][pid]
     kind, data = entry["status"]["messages"][-1]
     assert kind == "execution_interrupted" and data["node_id"] == c_id
+
+
+def test_workers_start_with_the_allocator_settings(remote):
+    # glibc reads these at a process's start; tune() inside a Ray worker would come after Ray's own
+    # threads had allocated, too late for the arena setting (runtime/allocator.py).
+    from runtime import allocator
+
+    base, _ = remote
+    for worker in http_json("GET", base + "/system_stats")[1]["workers"]:
+        raw = open(f"/proc/{worker['pid']}/environ", "rb").read().split(b"\0")
+        env = dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+        assert {k: env.get(k) for k in allocator.child_env()} == allocator.child_env() != {}
