@@ -105,6 +105,7 @@ def test_evicting_a_model_releases_its_memory(monkeypatch, tmp_path):
     path = tmp_path / "m.safetensors"
     path.write_bytes(b"x" * 64)
     module = mm.load(path, "stage_c", __import__("torch").float32, defer=False)
+    calls.clear()  # the read released once (test below)
     assert mm.unload(module) and calls == [1]
 
 
@@ -197,3 +198,17 @@ def test_child_env_carries_the_settings_unless_turned_off():
     assert allocator.child_env({}) == {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0",
                                        "MALLOC_TRIM_THRESHOLD_": str(allocator.TRIM_THRESHOLD)}
     assert allocator.child_env({"CASCADE_MALLOC": " Default "}) == {}
+
+
+def test_reading_a_model_releases_what_the_load_freed(monkeypatch, tmp_path):
+    from torch import nn
+
+    from runtime.residency import ModelManager
+
+    calls = []
+    monkeypatch.setattr(allocator, "release", lambda: calls.append(1))
+    mm = ModelManager(lambda p, k, d, dev: nn.Linear(4, 4), budget_bytes=1 << 30)
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(b"x" * 64)
+    mm.load(path, "stage_c", __import__("torch").float32, defer=False)
+    assert calls == [1]
