@@ -29,11 +29,14 @@ Source: mallopt(3), glibc's malloc/malloc.c and malloc/arena.c.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import logging
 import os
 import platform
+import threading
+from collections.abc import Iterator
 
 log = logging.getLogger("cascade.allocator")
 
@@ -43,7 +46,11 @@ M_MMAP_MAX = -4
 M_ARENA_MAX = -8
 TRIM_THRESHOLD = 1 << 30  # keep up to 1 GiB of freed heap top: more than one step's activations at 1024²
 
+GLIBC_MMAP_MAX = 65536  # glibc's own default for M_MMAP_MAX
+
 _applied = False
+_loads_lock = threading.Lock()
+_loads = 0  # loads in progress (loading() nests and may run in several threads)
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -91,6 +98,34 @@ def child_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     if env.get("CASCADE_MALLOC", "").strip().lower() == "default":
         return {}
     return {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD)}
+
+
+@contextlib.contextmanager
+def loading() -> Iterator[None]:
+    """Around a model load: large blocks get mappings of their own again while it runs, then release().
+
+    A load allocates each weight once and frees its file-dtype or bf16 copy (int8 replaces it): in a
+    tuned heap those freed blocks are not reused by the next weight of the same size (glibc 2.36's
+    posix_memalign over-asks by the alignment), so the int8 lite pair peaked at 7.9 GiB instead of 6.6.
+    Mapped, each freed copy goes back at once, and the weights keep their own mappings, as untuned.
+    A no-op when tune() is not in force."""
+    global _loads
+    libc = _glibc() if _applied else None
+    if libc is None:
+        yield
+        return
+    with _loads_lock:
+        _loads += 1
+        if _loads == 1:
+            libc.mallopt(M_MMAP_MAX, GLIBC_MMAP_MAX)
+    try:
+        yield
+    finally:
+        with _loads_lock:
+            _loads -= 1
+            if _loads == 0:
+                libc.mallopt(M_MMAP_MAX, 0)
+        release()
 
 
 def release() -> None:

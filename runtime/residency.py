@@ -188,18 +188,16 @@ class ModelManager:
         entry.tick = self._tick
 
     def _read(self, path: Path, kind: str, dtype: torch.dtype, quantize: str = "none") -> nn.Module:
-        if quantize == "none" or torch.device(self.device).type == "cpu":
-            module = quantize_model(self._load_fn(path, kind, dtype, self.device), quantize, self.device)
-        else:
-            # Quantised in host memory, then moved: the card never holds the unquantised copy (the full
-            # Stage C would peak at 6.7 GiB in bf16 before dropping to 3.4 GiB in int8). The scales are
-            # float64 maths, so they are the same wherever they are computed.
-            module = quantize_model(self._load_fn(path, kind, dtype, "cpu"), quantize, self.device).to(self.device)
+        with allocator.loading():  # the load's freed copies go back at once (runtime/allocator.py)
+            if quantize == "none" or torch.device(self.device).type == "cpu":
+                module = quantize_model(self._load_fn(path, kind, dtype, self.device), quantize, self.device)
+            else:
+                # Quantised in host memory, then moved: the card never holds the unquantised copy (the
+                # full Stage C would peak at 6.7 GiB in bf16 before dropping to 3.4 GiB in int8). The
+                # scales are float64 maths, so they are the same wherever they are computed.
+                module = quantize_model(self._load_fn(path, kind, dtype, "cpu"), quantize,
+                                        self.device).to(self.device)
         self.loads += 1
-        # A tuned heap keeps what the load freed (a bf16 copy replaced by int8, a file-dtype buffer cast
-        # to the model's dtype): glibc 2.36 cannot reuse it for the next weight of the same size (its
-        # posix_memalign over-asks), so without this the int8 lite pair peaked at 10.2 GiB instead of 6.6.
-        allocator.release()
         return module.eval().requires_grad_(False)
 
     def _rematerialise(self, entry: _Entry) -> None:
