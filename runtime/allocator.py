@@ -22,8 +22,9 @@ before, none and 7.1 s after its first step; the whole lite pipeline went from 0
 next one (peak RSS 5.6 -> 5.9 GiB there), and glibc 2.36's posix_memalign (PyTorch aligns to 64 bytes)
 over-asks by the alignment, so a freed block of the same size is not always reused: a loop of one
 96 MiB tensor grows the heap by about 8 of them before it settles. So each job's end gives the freed
-memory back too (Env.after_job, called by the executor), and the next job's first step faults it in.
-`CASCADE_MALLOC=default` leaves glibc as it is.
+memory back too (Env.after_job, called by the executor), and the next job's first step faults it in;
+and a model load runs with glibc's own mmap switch (`loading()`), where the same quirk had kept every
+freed bf16 copy that int8 replaced. `CASCADE_MALLOC=default` leaves glibc as it is.
 Elsewhere (musl, macOS, Windows) there is no `mallopt` of this kind and nothing changes.
 Source: mallopt(3), glibc's malloc/malloc.c and malloc/arena.c.
 """
