@@ -17,7 +17,7 @@ start-up, before the models load and the worker threads start:
   environment variables instead (`child_env`, engine/dispatch.py).
 
 Measured on the 2-core dev machine: a Stage B lite step at 1024² took about 500,000 page faults and 7.5 s
-before, none and 7.1 s after its first step; the whole lite pipeline went from 0.761 to 0.670 of diffusers
+before, none and 7.1 s after its first step; the whole lite pipeline went from 0.761 to 0.685 of diffusers
 (README, bench/results/allocator_ab_cpu.log). The cost: memory a step frees stays with the process for the
 next one (peak RSS 5.6 -> 5.9 GiB there), and glibc 2.36's posix_memalign (PyTorch aligns to 64 bytes)
 over-asks by the alignment, so a freed block of the same size is not always reused: a loop of one
