@@ -93,12 +93,17 @@ def tune(environ: dict[str, str] | None = None) -> bool:
 def child_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     """The same settings as glibc's environment variables, for worker processes we start (Ray actors):
     glibc reads them at process start, before any thread exists, where tune() in a Ray worker comes
-    after Ray's own threads have allocated. Empty when `CASCADE_MALLOC=default`. Other C libraries
-    ignore them."""
+    after Ray's own threads have allocated. Other C libraries ignore them.
+
+    `CASCADE_MALLOC` always goes with them, as this process decided it: a worker on a remote Ray node
+    has that node's environment, not ours, and its own tune() reads it (without it, a server started
+    with `CASCADE_MALLOC=default` still had its remote workers tune themselves; and a node's own
+    `default` beside our glibc variables left a tuned heap whose release()/loading() were no-ops)."""
     env = os.environ if environ is None else environ
     if env.get("CASCADE_MALLOC", "").strip().lower() == "default":
-        return {}
-    return {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD)}
+        return {"CASCADE_MALLOC": "default"}
+    return {"CASCADE_MALLOC": "tuned", "MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0",
+            "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD)}
 
 
 @contextlib.contextmanager

@@ -204,9 +204,44 @@ def test_free_memory_releases_the_heap(monkeypatch):
 
 
 def test_child_env_carries_the_settings_unless_turned_off():
-    assert allocator.child_env({}) == {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0",
+    assert allocator.child_env({}) == {"CASCADE_MALLOC": "tuned", "MALLOC_ARENA_MAX": "1",
+                                       "MALLOC_MMAP_MAX_": "0",
                                        "MALLOC_TRIM_THRESHOLD_": str(allocator.TRIM_THRESHOLD)}
-    assert allocator.child_env({"CASCADE_MALLOC": " Default "}) == {}
+    assert allocator.child_env({"CASCADE_MALLOC": " Default "}) == {"CASCADE_MALLOC": "default"}
+
+
+# A worker process as a remote Ray node starts it: that node's environment (not the server's) plus the
+# server's child_env(); it tunes as load_nodes does, then mallocs 96 MiB: its own mapping or the heap?
+WORKER = r"""
+import ctypes, json, sys
+sys.path.insert(0, sys.argv[1])
+from runtime import allocator
+tuned = allocator.tune()
+def big():
+    return sum(1 for line in open("/proc/self/maps") if len(line.split()) < 6 and
+               (lambda lo, hi: int(hi, 16) - int(lo, 16))(*line.split()[0].split("-")) >= 48 << 20)
+before = big()
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+block = libc.malloc(96 << 20)
+print(json.dumps({"tuned": tuned, "applied": allocator._applied, "mapped": big() > before}))
+"""
+
+
+@pytest.mark.parametrize("server, node", [({"CASCADE_MALLOC": "default"}, {}),
+                                          ({}, {"CASCADE_MALLOC": "default"})])
+def test_a_remote_worker_follows_the_servers_choice_not_its_nodes(server, node):
+    import os
+
+    base = {k: os.environ[k] for k in ("PATH", "HOME", "LANG") if k in os.environ}
+    env = {**base, **node, **allocator.child_env(server)}  # Ray: runtime_env env_vars over the node's
+    proc = subprocess.run([sys.executable, "-c", WORKER, str(ROOT)], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    wanted = server.get("CASCADE_MALLOC") != "default"
+    # tuned: large blocks from the heap, and release()/loading() in force; default: glibc as it ships
+    assert got == {"tuned": wanted, "applied": wanted, "mapped": not wanted}, got
 
 
 def test_reading_a_model_runs_inside_loading(monkeypatch, tmp_path):
