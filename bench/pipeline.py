@@ -117,8 +117,8 @@ def run_ours(args: argparse.Namespace) -> dict:
 
     from config import Config
     from engine.executor import Executor
-    from runtime import allocator
     from engine.workflow import document_to_prompt
+    from runtime import allocator
     from runtime.env import Env
     from nodes.registry import NODES
     from runtime.workflows import load_default

@@ -35,6 +35,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import functools
 import platform
 import threading
 from collections.abc import Iterator
@@ -54,6 +55,7 @@ _loads_lock = threading.Lock()
 _loads = 0  # loads in progress (loading() nests and may run in several threads)
 
 
+@functools.cache  # platform.libc_ver() reads the interpreter's binary; release() runs at every job's end
 def _glibc() -> ctypes.CDLL | None:
     """The process's C library when it is glibc (the only one whose mallopt takes these switches)."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
@@ -73,10 +75,9 @@ def tune(environ: dict[str, str] | None = None) -> bool:
     os.environ) skips it.
     """
     global _applied
-    env = os.environ if environ is None else environ
     if _applied:
         return True
-    if env.get("CASCADE_MALLOC", "").strip().lower() == "default":
+    if _turned_off(environ):
         return False
     libc = _glibc()
     if libc is None:
@@ -90,6 +91,12 @@ def tune(environ: dict[str, str] | None = None) -> bool:
     return True
 
 
+def _turned_off(environ: dict[str, str] | None) -> bool:
+    """`CASCADE_MALLOC=default` (any case, spaces around) in `environ` (default: os.environ)."""
+    env = os.environ if environ is None else environ
+    return env.get("CASCADE_MALLOC", "").strip().lower() == "default"
+
+
 def child_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     """The same settings as glibc's environment variables, for worker processes we start (Ray actors):
     glibc reads them at process start, before any thread exists, where tune() in a Ray worker comes
@@ -99,8 +106,7 @@ def child_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     has that node's environment, not ours, and its own tune() reads it (without it, a server started
     with `CASCADE_MALLOC=default` still had its remote workers tune themselves; and a node's own
     `default` beside our glibc variables left a tuned heap whose release()/loading() were no-ops)."""
-    env = os.environ if environ is None else environ
-    if env.get("CASCADE_MALLOC", "").strip().lower() == "default":
+    if _turned_off(environ):
         return {"CASCADE_MALLOC": "default"}
     return {"CASCADE_MALLOC": "tuned", "MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0",
             "MALLOC_TRIM_THRESHOLD_": str(TRIM_THRESHOLD)}
@@ -140,7 +146,8 @@ def loading() -> Iterator[None]:
 
 
 def release() -> None:
-    """Give freed heap memory back to the system (after a model is evicted); a no-op when not tuned."""
+    """Give freed heap memory back to the system (at a job's end, on POST /free, after a model load or
+    eviction); a no-op when not tuned."""
     if _applied:
         libc = _glibc()
         if libc is not None:
